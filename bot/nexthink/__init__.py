@@ -1,0 +1,1 @@
+"""The Nexthink Workflows API: models, token, client and errors."""

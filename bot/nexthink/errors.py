@@ -1,0 +1,96 @@
+"""Everything that can go wrong when talking to Nexthink, as one small tree.
+
+    NexthinkError
+    ├── ConfigurationError     the bot is not set up to reach Nexthink (no URL, no credentials)
+    ├── AuthenticationError    the token endpoint refused the credentials, or 401 persisted after a refresh
+    ├── PermissionDenied       403: the credential lacks the "Workflows API" permission (code, details)
+    ├── BadRequest             400: Nexthink refused the request as invalid (code, details)
+    ├── Throttled              429 that outlasted the retries (retry_after)
+    ├── Unavailable            Nexthink could not be reached or answered 5xx; nothing was processed
+    ├── OutcomeUnknown         an execute or trigger was sent but no answer came back: it may have run
+    └── UnexpectedResponse     Nexthink answered something the reference does not allow
+
+Lower-level errors (httpx's, pydantic's) are translated into these in one place, the client's
+``_translate`` context manager, always with ``raise ... from exc``. Every error carries the
+endpoint it concerns, so a person can be told what to check in Nexthink.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequest",
+    "ConfigurationError",
+    "NexthinkError",
+    "OutcomeUnknown",
+    "PermissionDenied",
+    "Throttled",
+    "Unavailable",
+    "UnexpectedResponse",
+]
+
+
+class NexthinkError(Exception):
+    """Base of every error raised by the Nexthink client."""
+
+    #: a short phrase a person can read, e.g. "Nexthink refused the request"
+    summary = "Nexthink call failed"
+
+    def __init__(self, message: str, *, endpoint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.endpoint = endpoint
+
+
+class ConfigurationError(NexthinkError):
+    summary = "the bot is not configured to reach Nexthink"
+
+
+class AuthenticationError(NexthinkError):
+    summary = "Nexthink did not accept the bot's API credentials"
+
+
+class _CodedError(NexthinkError):
+    """An error answer that carries Nexthink's ``ErrorResponse`` (``code`` and ``details``)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: str | None = None,
+        endpoint: str | None = None,
+    ) -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.code = code
+        self.details = details
+
+
+class PermissionDenied(_CodedError):
+    summary = "Nexthink denied permission"
+
+
+class BadRequest(_CodedError):
+    summary = "Nexthink refused the request"
+
+
+class Throttled(NexthinkError):
+    summary = "Nexthink is throttling requests"
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, endpoint: str | None = None
+    ) -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.retry_after = retry_after
+
+
+class Unavailable(NexthinkError):
+    summary = "Nexthink is unavailable"
+
+
+class OutcomeUnknown(NexthinkError):
+    summary = "the request reached Nexthink but no answer came back: it may or may not have run"
+
+
+class UnexpectedResponse(NexthinkError):
+    summary = "Nexthink answered unexpectedly"

@@ -1,0 +1,217 @@
+"""The one place configuration is read: environment variables and an optional ``.env`` file.
+
+Nothing else in the bot reads ``os.environ``. Secrets are ``SecretStr`` so that they never show
+up in a repr, a log line or an error message. ``Settings.load()`` turns every problem into a
+``SettingsError`` whose message is one line naming the variable; the CLI prints it and exits.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Mode", "Settings", "SettingsError", "derive_token_url"]
+
+Mode = Literal["serve", "console", "check", "sandbox"]
+
+_TOKEN_PATH = "/oauth2/default/v1/token"
+_API_HOST = re.compile(r"^(?P<instance>[^.]+)\.api\.(?P<region>[^.]+)\.nexthink\.cloud$")
+_QUERY_ID = re.compile(r"^#[a-z0-9_]{2,255}$")
+
+
+class SettingsError(Exception):
+    """A missing or malformed setting; ``str()`` is one line that names the variable."""
+
+
+def derive_token_url(base_url: str) -> str:
+    """``https://acme.api.eu.nexthink.cloud`` → ``https://acme-login.eu.nexthink.cloud/oauth2/...``.
+
+    Any other host (a sandbox, a proxy) is taken to serve the token endpoint itself.
+    """
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    match = _API_HOST.match(host)
+    if match:
+        return f"{parts.scheme}://{match['instance']}-login.{match['region']}.nexthink.cloud{_TOKEN_PATH}"
+    return f"{parts.scheme}://{parts.netloc}{_TOKEN_PATH}"
+
+
+def _check_http_url(value: str | None, name: str) -> str | None:
+    if value is None or value == "":
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError(f"must be an http(s) URL such as https://host/, got {value!r}")
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        hide_input_in_errors=True,
+    )
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+
+    nexthink_base_url: str | None = None
+    nexthink_token_url: str | None = None
+    nexthink_client_id: str | None = None
+    nexthink_client_secret: SecretStr | None = None
+    nexthink_source: str = "slack-chatops"
+    nexthink_status_query_id: str | None = None
+    nexthink_webhook_token: SecretStr | None = None
+    nexthink_connect_timeout: float = Field(default=5.0, gt=0, le=120)
+    nexthink_read_timeout: float = Field(default=30.0, gt=0, le=600)
+
+    port: int = Field(default=3000, ge=0, le=65535)
+    database_url: str = "sqlite:///./nexthink-bot.db"
+    policy_file: Path | None = None
+    log_format: Literal["json", "console"] | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    profile_cache_seconds: float = Field(default=900.0, ge=0)
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _slack_url(cls, value: str) -> str:
+        checked = _check_http_url(value, "SLACK_API_URL") or "https://slack.com/api/"
+        return checked if checked.endswith("/") else checked + "/"
+
+    @field_validator("nexthink_base_url", "nexthink_token_url")
+    @classmethod
+    def _nexthink_url(cls, value: str | None) -> str | None:
+        checked = _check_http_url(value, "")
+        return checked.rstrip("/") if checked else None
+
+    @field_validator("nexthink_status_query_id")
+    @classmethod
+    def _query_id(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not _QUERY_ID.match(value):
+            raise ValueError(f"must look like #my_query (^#[a-z0-9_]{{2,255}}$), got {value!r}")
+        return value
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _lower_upper(cls, value: object, info: object) -> object:
+        if isinstance(value, str):
+            if value == "":
+                return None if getattr(info, "field_name", "") == "log_format" else "INFO"
+            return (
+                value.lower() if getattr(info, "field_name", "") == "log_format" else value.upper()
+            )
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        scheme = value.split(":", 1)[0].split("+", 1)[0]
+        if scheme not in {"sqlite", "postgresql", "postgres"} or "://" not in value:
+            raise ValueError(
+                "must be sqlite:///path.db or postgresql://user@host/db, got " + _redact_url(value)
+            )
+        return value
+
+    # -- derived values -------------------------------------------------------------------
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.slack_app_token is not None
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return self.nexthink_base_url is None
+
+    @property
+    def token_url(self) -> str | None:
+        if self.nexthink_token_url:
+            return self.nexthink_token_url
+        return derive_token_url(self.nexthink_base_url) if self.nexthink_base_url else None
+
+    # -- loading and per-mode validation ---------------------------------------------------
+
+    @classmethod
+    def load(cls, mode: Mode = "serve", **overrides: object) -> Settings:
+        """Read and validate the configuration for ``mode``; raise ``SettingsError`` if unusable."""
+        try:
+            settings = cls(**overrides)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            raise SettingsError(_one_line(exc)) from None
+        settings.check(mode)
+        return settings
+
+    def check(self, mode: Mode) -> None:
+        if mode == "sandbox":
+            return
+        self._check_nexthink(required=mode in {"serve", "check"})
+        if mode == "console":
+            return
+        token = self.slack_bot_token
+        if token is None or not token.get_secret_value():
+            raise SettingsError(
+                "SLACK_BOT_TOKEN is required: the bot token (xoxb-...) of the Slack app"
+            )
+        if not token.get_secret_value().startswith("xoxb-"):
+            raise SettingsError("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
+        if mode != "serve":
+            return
+        if self.slack_app_token is not None:
+            if not self.slack_app_token.get_secret_value().startswith("xapp-"):
+                raise SettingsError(
+                    "SLACK_APP_TOKEN must be an app-level token starting with xapp- (Socket Mode)"
+                )
+        elif self.slack_signing_secret is None or not self.slack_signing_secret.get_secret_value():
+            raise SettingsError(
+                "SLACK_SIGNING_SECRET is required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)"
+            )
+
+    def _check_nexthink(self, *, required: bool) -> None:
+        if self.nexthink_base_url is None:
+            if required:
+                raise SettingsError(
+                    "NEXTHINK_BASE_URL is required, e.g. https://acme.api.eu.nexthink.cloud "
+                    "(or run `nexthink-bot sandbox` and point it there)"
+                )
+            if self.nexthink_client_id or self.nexthink_client_secret:
+                raise SettingsError("NEXTHINK_BASE_URL is required when NEXTHINK_CLIENT_ID is set")
+            return
+        if not self.nexthink_client_id:
+            raise SettingsError("NEXTHINK_CLIENT_ID is required with NEXTHINK_BASE_URL")
+        secret = self.nexthink_client_secret
+        if secret is None or not secret.get_secret_value():
+            raise SettingsError("NEXTHINK_CLIENT_SECRET is required with NEXTHINK_BASE_URL")
+
+    def secrets(self) -> list[str]:
+        """Every secret value configured, for the log redactor."""
+        values = [
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.slack_app_token,
+            self.nexthink_client_secret,
+            self.nexthink_webhook_token,
+        ]
+        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+
+
+def _redact_url(url: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@/]*@", r"://\1:***@", url)
+
+
+def _one_line(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    name = "_".join(str(p) for p in error.get("loc", ()) if p != "__root__").upper() or "SETTINGS"
+    message = str(error.get("msg", "is invalid"))
+    message = message.removeprefix("Value error, ")
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{name}: {message}{more}"

@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: OpenAPI validation, fakes of Slack, request signing."""
