@@ -1,0 +1,183 @@
+"""Build the bot: one object holding the Bolt app and everything the handlers need.
+
+``Bot.create`` wires settings → Nexthink client, store, policy, Slack identity, runner, and
+registers the handlers. ``serve``, ``console`` and the tests all build the bot this way, so
+they run the same code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.catalogue import Catalogue
+from bot.identity import Identity
+from bot.logging import get_logger
+from bot.metrics import PENDING
+from bot.nexthink.client import NexthinkClient
+from bot.policy import Policy, PolicyError
+from bot.ratelimit import RateLimiter
+from bot.runs import Runner
+from bot.settings import Settings
+from bot.store import Store, StoreError
+from bot.tasks import Tasks
+
+__all__ = ["Bot", "StartupError"]
+
+
+class StartupError(Exception):
+    """The bot cannot start: a bad policy file or an unusable database; one clear line."""
+
+
+log = get_logger(__name__)
+
+
+def slack_client(settings: Settings) -> AsyncWebClient:
+    """One Web API client with one pooled HTTP session (slack_sdk opens one per call otherwise)."""
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+    client = AsyncWebClient(
+        token=token, base_url=settings.slack_api_url, timeout=10, session=session
+    )
+    # Slack's 429s are waited out (Retry-After) and connection errors retried by slack_sdk
+    client.retry_handlers.extend(
+        [AsyncRateLimitErrorRetryHandler(max_retry_count=2), AsyncConnectionErrorRetryHandler()]
+    )
+    return client
+
+
+@dataclass
+class Bot:
+    settings: Settings
+    app: AsyncApp
+    slack: AsyncWebClient
+    nexthink: NexthinkClient
+    store: Store
+    policy: Policy
+    identity: Identity
+    catalogue: Catalogue
+    runner: Runner
+    tasks: Tasks = field(default_factory=Tasks)
+    bot_user_id: str | None = None
+    slack_ok_at: float | None = None
+    _sweeper: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @classmethod
+    async def create(
+        cls,
+        settings: Settings,
+        *,
+        nexthink: NexthinkClient | None = None,
+        policy: Policy | None = None,
+    ) -> Bot:
+        """Everything that can fail on bad configuration fails here, before serving."""
+        try:
+            policy = policy or (
+                Policy.load(settings.policy_file) if settings.policy_file else Policy.default()
+            )
+        except PolicyError as exc:
+            raise StartupError(f"POLICY_FILE: {exc}") from None
+        try:
+            store = await Store.open(settings.database_url)
+        except StoreError as exc:
+            raise StartupError(f"DATABASE_URL: {exc}") from None
+        slack = slack_client(settings)
+        nexthink = nexthink or NexthinkClient.from_settings(settings)
+        identity = Identity(
+            slack, rewrite_upn=policy.rewrite_upn, ttl=settings.profile_cache_seconds
+        )
+        catalogue = Catalogue(nexthink)
+        limiter = RateLimiter(policy.runs_per_user_per_minute)
+        runner = Runner(
+            nexthink=nexthink,
+            catalogue=catalogue,
+            identity=identity,
+            policy=policy,
+            store=store,
+            limiter=limiter,
+        )
+        app = AsyncApp(
+            client=slack,
+            signing_secret=(
+                settings.slack_signing_secret.get_secret_value()
+                if settings.slack_signing_secret
+                else None
+            ),
+            request_verification_enabled=not settings.socket_mode,
+            process_before_response=False,
+            raise_error_for_unhandled_request=False,
+        )
+        bot = cls(
+            settings=settings,
+            app=app,
+            slack=slack,
+            nexthink=nexthink,
+            store=store,
+            policy=policy,
+            identity=identity,
+            catalogue=catalogue,
+            runner=runner,
+        )
+        from handlers import register_all
+
+        register_all(bot)
+        log.info("bot_built", policy=policy.summary(), socket_mode=settings.socket_mode)
+        return bot
+
+    async def check_slack(self) -> dict[str, Any]:
+        """``auth.test``: the token works and who the bot is."""
+        response = await self.slack.auth_test()
+        self.bot_user_id = response.get("user_id")
+        self.slack_ok_at = time.monotonic()
+        return dict(response.data) if isinstance(response.data, dict) else {}
+
+    # -- background work: expiry sweeps ---------------------------------------------------
+
+    def start_background(self, interval: float = 30.0) -> None:
+        """Sweep expired waits and approvals every ``interval`` seconds (any replica may)."""
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever(interval))
+
+    async def _sweep_forever(self, interval: float) -> None:
+        from bot import approvals, waits
+
+        while True:
+            try:
+                await waits.sweep_expired(self)
+                await approvals.sweep_expired(self)
+            except Exception:
+                log.exception("sweep_failed")
+            await asyncio.sleep(interval)
+
+    async def stop_background(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+
+    async def refresh_gauges(self) -> None:
+        try:
+            PENDING.labels("waits").set(len(await self.store.pending_waits(limit=10_000)))
+            PENDING.labels("approvals").set(len(await self.store.pending_approvals(limit=10_000)))
+        except Exception as exc:
+            log.warning("gauges_unavailable", error=type(exc).__name__)
+
+    async def close(self) -> None:
+        await self.stop_background()
+        await self.nexthink.aclose()
+        await self.store.close()
+        session = getattr(self.slack, "session", None)
+        if session is not None and not session.closed:
+            await session.close()

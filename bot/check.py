@@ -1,0 +1,97 @@
+"""``nexthink-bot check``: what works and what does not, in plain lines; exit 0 only if all is well."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TextIO
+
+from bot.settings import Settings, SettingsError
+
+__all__ = ["run_check"]
+
+
+async def run_check(out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    failures = 0
+
+    def line(ok: bool, what: str, detail: str) -> None:
+        nonlocal failures
+        failures += 0 if ok else 1
+        out.write(f"{'ok  ' if ok else 'FAIL'} {what}: {detail}\n")
+
+    try:
+        settings = Settings.load("check")
+    except SettingsError as exc:
+        line(False, "configuration", str(exc))
+        return 1
+    line(True, "configuration", "all required settings are present")
+
+    from bot.nexthink.client import NexthinkClient
+    from bot.policy import Policy, PolicyError
+    from bot.store import Store
+
+    try:
+        policy = Policy.load(settings.policy_file) if settings.policy_file else Policy.default()
+        line(
+            True,
+            "policy",
+            f"{settings.policy_file or 'no POLICY_FILE: the safe default'} ({policy.summary()})",
+        )
+    except PolicyError as exc:
+        line(False, "policy", str(exc))
+
+    async def step(what: str, action: Callable[[], Awaitable[str]]) -> None:
+        try:
+            line(True, what, await action())
+        except Exception as exc:
+            line(False, what, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+
+    async with NexthinkClient.from_settings(settings) as nexthink:
+
+        async def token() -> str:
+            await nexthink.token()
+            return f"token obtained from {settings.token_url}"
+
+        async def workflows() -> str:
+            listed = await nexthink.list_api_workflows()
+            names = ", ".join(w.id for w in listed[:5]) + (" …" if len(listed) > 5 else "")
+            return f"{len(listed)} active API-triggerable workflows ({names})"
+
+        await step("nexthink token", token)
+        await step("nexthink workflows", workflows)
+
+    async def store() -> str:
+        opened = await Store.open(settings.database_url)
+        try:
+            await opened.ping()
+        finally:
+            await opened.close()
+        return f"{opened.backend} reachable, schema up to date"
+
+    await step("store", store)
+
+    from bot.app import slack_client
+
+    slack = slack_client(settings)
+
+    async def auth() -> str:
+        response = await slack.auth_test()
+        return f"bot {response.get('user')} in workspace {response.get('team')} ({settings.slack_api_url})"
+
+    try:
+        await step("slack auth.test", auth)
+    finally:
+        session = getattr(slack, "session", None)
+        if session is not None:
+            await session.close()
+    if settings.nexthink_webhook_token is None:
+        line(
+            True,
+            "waits webhook",
+            "disabled (no NEXTHINK_WEBHOOK_TOKEN): POST /nexthink/waits answers 503",
+        )
+    else:
+        line(True, "waits webhook", "enabled: POST /nexthink/waits requires the bearer token")
+    out.write("all good\n" if failures == 0 else f"{failures} problem(s)\n")
+    return 0 if failures == 0 else 1

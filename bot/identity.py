@@ -1,0 +1,167 @@
+"""Who is asking: Slack user → UPN (from the profile email) and user-group handles, cached.
+
+A burst of commands from one person costs one ``users.info`` call: lookups are cached for
+``ttl`` seconds and concurrent lookups of the same user share one call (single flight).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.logging import get_logger
+
+__all__ = ["Identity", "IdentityError", "Profile"]
+
+log = get_logger(__name__)
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class IdentityError(Exception):
+    """A Slack user whose UPN cannot be known; ``str()`` is a sentence for that person."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    user_id: str
+    name: str
+    email: str | None
+    upn: str | None
+    deleted: bool = False
+    is_bot: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.name or self.user_id
+
+
+class _TTLCache(Generic[K, V]):
+    """Values cached for ``ttl`` seconds; concurrent misses of one key share one load."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float]) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._values: dict[K, tuple[float, V]] = {}
+        self._loading: dict[K, asyncio.Future[V]] = {}
+
+    async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+        hit = self._values.get(key)
+        if hit is not None and hit[0] > self._clock():
+            return hit[1]
+        pending = self._loading.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            value = await load()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters (if any) re-raise it themselves
+            raise
+        else:
+            future.set_result(value)
+            if self._ttl > 0:
+                self._values[key] = (self._clock() + self._ttl, value)
+            return value
+        finally:
+            del self._loading[key]
+
+
+class Identity:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        *,
+        rewrite_upn: Callable[[str], str] = lambda email: email,
+        ttl: float = 900.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._rewrite = rewrite_upn
+        self._profiles: _TTLCache[str, Profile] = _TTLCache(ttl, clock)
+        self._by_email: _TTLCache[str, str | None] = _TTLCache(ttl, clock)
+        self._groups: _TTLCache[str, dict[str, frozenset[str]]] = _TTLCache(ttl, clock)
+
+    async def profile(self, user_id: str) -> Profile:
+        """The user's profile; raises ``IdentityError`` for an unknown user."""
+        return await self._profiles.get(user_id, lambda: self._load_profile(user_id))
+
+    async def upn(self, user_id: str) -> str:
+        """The user's UPN: their profile email with the policy's domain rewrite applied."""
+        profile = await self.profile(user_id)
+        if profile.upn is None:
+            who = "Your" if profile.user_id else "This user's"
+            raise IdentityError(
+                f"{who} Slack profile has no email address, so the bot cannot tell Nexthink who "
+                f"<@{user_id}> is. Ask a Slack admin to allow the bot to read emails "
+                "(scope users:read.email) or to add an email to the profile."
+            )
+        return profile.upn
+
+    async def user_for_email(self, email: str) -> str | None:
+        """The Slack user id with this email (``users.lookupByEmail``), or None."""
+        key = email.lower()
+        return await self._by_email.get(key, lambda: self._lookup_email(key))
+
+    async def groups_of(self, user_id: str) -> frozenset[str]:
+        """Handles (without ``@``) of the user groups this user belongs to."""
+        members = await self._groups.get("all", self._load_groups)
+        return frozenset(handle for handle, ids in members.items() if user_id in ids)
+
+    async def members_of(self, handle: str) -> frozenset[str]:
+        members = await self._groups.get("all", self._load_groups)
+        return members.get(handle.lstrip("@").lower(), frozenset())
+
+    async def _load_profile(self, user_id: str) -> Profile:
+        try:
+            response = await self._client.users_info(user=user_id)
+        except SlackApiError as exc:
+            error = exc.response.get("error") if exc.response is not None else "unknown"
+            if error == "user_not_found":
+                raise IdentityError(f"Slack does not know the user <@{user_id}>.") from None
+            raise
+        user: dict[str, Any] = response.get("user") or {}
+        profile: dict[str, Any] = user.get("profile") or {}
+        email = profile.get("email") or None
+        name = profile.get("display_name") or profile.get("real_name") or user.get("name") or ""
+        return Profile(
+            user_id=user_id,
+            name=str(name),
+            email=email,
+            upn=self._rewrite(email) if email else None,
+            deleted=bool(user.get("deleted")),
+            is_bot=bool(user.get("is_bot")),
+        )
+
+    async def _lookup_email(self, email: str) -> str | None:
+        try:
+            response = await self._client.users_lookupByEmail(email=email)
+        except SlackApiError as exc:
+            if exc.response is not None and exc.response.get("error") == "users_not_found":
+                return None
+            raise
+        user = response.get("user") or {}
+        user_id = user.get("id")
+        return str(user_id) if user_id else None
+
+    async def _load_groups(self) -> dict[str, frozenset[str]]:
+        try:
+            response = await self._client.usergroups_list(include_users=True)
+        except SlackApiError as exc:
+            error = exc.response.get("error") if exc.response is not None else "unknown"
+            log.warning("usergroups_unavailable", error=error, hint="add the usergroups:read scope")
+            return {}
+        groups: dict[str, frozenset[str]] = {}
+        for group in response.get("usergroups") or []:
+            handle = str(group.get("handle") or "").lower()
+            if handle:
+                groups[handle] = frozenset(str(u) for u in group.get("users") or [])
+        return groups

@@ -1,0 +1,379 @@
+"""A run request, from a person to Nexthink: policy → targets → (approval?) → execute → result.
+
+Everything here is plain Python over plain objects; the Slack handlers only translate a payload
+into a ``RunRequest`` and a ``RunResult`` into a message. The same path serves the slash
+command, the run modal, the Home tab and shortcuts, so the policy is enforced in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bot.catalogue import Catalogue, Entry
+from bot.identity import Identity, IdentityError
+from bot.nexthink.client import BulkExecution, NexthinkClient
+from bot.nexthink.errors import NexthinkError
+from bot.nexthink.models import DeviceData, UserData, Workflow, is_uuid
+from bot.policy import ApprovalRule, ParamError, Policy, Principal
+from bot.ratelimit import RateLimiter
+from bot.store import RequestRecord, Store
+from handlers.grammar import DeviceTarget, UserTarget
+
+__all__ = [
+    "Refusal",
+    "Requester",
+    "ResumeResult",
+    "RunRequest",
+    "RunResult",
+    "Runner",
+    "Target",
+]
+
+Source = Literal["command", "modal", "home", "shortcut", "approval"]
+
+
+class Refusal(Exception):
+    """The request is refused before anything is sent; ``str()`` tells the person why."""
+
+    def __init__(self, message: str, *, hint: str | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        #: what the refusal is about, for inline modal errors: workflow, targets, params, param:NAME
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Requester:
+    user_id: str
+    team_id: str | None = None
+    channel_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    workflow: str
+    users: tuple[UserTarget, ...] = ()
+    devices: tuple[DeviceTarget, ...] = ()
+    params: Mapping[str, str] = field(default_factory=dict)
+    source: Source = "command"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One resolved target: what Nexthink receives and how a person reads it."""
+
+    label: str
+    user: UserData | None = None
+    device: DeviceData | None = None
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    requester: Requester
+    principal: Principal
+    entry: Entry
+    targets: tuple[Target, ...]
+    params: Mapping[str, str]
+    approval: ApprovalRule | None
+    visible: bool
+    source: Source
+
+    @property
+    def workflow(self) -> Workflow:
+        return self.entry.workflow
+
+    @property
+    def users(self) -> list[UserData]:
+        return [t.user for t in self.targets if t.user is not None]
+
+    @property
+    def devices(self) -> list[DeviceData]:
+        return [t.device for t in self.targets if t.device is not None]
+
+    def targets_json(self) -> list[dict[str, str]]:
+        out: list[dict[str, str]] = []
+        for t in self.targets:
+            data = t.user.to_json() if t.user else t.device.to_json() if t.device else {}
+            out.append({"kind": "user" if t.user else "device", "label": t.label, **data})
+        return out
+
+
+@dataclass(frozen=True)
+class RunResult:
+    prepared: PreparedRun
+    record: RequestRecord
+    execution: BulkExecution | None = None
+    error: NexthinkError | None = None
+    completed: BulkExecution | None = None  # chunks that ran before a later one failed
+
+    @property
+    def ok(self) -> bool:
+        return self.execution is not None and self.error is None
+
+
+@dataclass(frozen=True)
+class ResumeResult:
+    workflow_uuid: str
+    execution_uuid: str
+    params: Mapping[str, str]
+    record: RequestRecord
+    request_uuids: tuple[str, ...] = ()
+    error: NexthinkError | None = None
+
+
+class Runner:
+    def __init__(
+        self,
+        *,
+        nexthink: NexthinkClient,
+        catalogue: Catalogue,
+        identity: Identity,
+        policy: Policy,
+        store: Store,
+        limiter: RateLimiter,
+    ) -> None:
+        self.nexthink = nexthink
+        self.catalogue = catalogue
+        self.identity = identity
+        self.policy = policy
+        self.store = store
+        self.limiter = limiter
+
+    # -- who ------------------------------------------------------------------------------
+
+    async def principal(self, requester: Requester) -> Principal:
+        """The requester as the policy sees them; raises ``Refusal`` without a usable email."""
+        try:
+            upn = await self.identity.upn(requester.user_id)
+        except IdentityError as exc:
+            raise Refusal(str(exc)) from None
+        groups = (
+            await self.identity.groups_of(requester.user_id)
+            if self.policy.uses_groups
+            else frozenset()
+        )
+        return Principal(user_id=requester.user_id, upn=upn, groups=groups)
+
+    # -- what -----------------------------------------------------------------------------
+
+    async def entries(self, principal: Principal, channel_id: str | None) -> list[Entry]:
+        """The workflows this person may run here, with aliases."""
+        workflows = await self.catalogue.workflows()
+        allowed = set(
+            self.policy.visible_workflows(principal, channel_id, [w.id for w in workflows])
+        )
+        return [Entry(w, self.policy.alias_for(w.id)) for w in workflows if w.id in allowed]
+
+    async def find(self, principal: Principal, channel_id: str | None, name: str) -> Entry:
+        """The workflow called ``name`` (NQL id or alias) if this person may run it here."""
+        nql_id = self.policy.resolve_workflow(name)
+        entries = await self.entries(principal, channel_id)
+        for entry in entries:
+            if entry.id.casefold() == nql_id.casefold():
+                return entry
+        names = [e.id for e in entries] + [e.alias for e in entries if e.alias]
+        near = Catalogue.closest(name, names)
+        message = f"There is no workflow `{name}` that you may run here."
+        if near:
+            message += " Did you mean " + ", ".join(f"`{n}`" for n in near) + "?"
+        raise Refusal(
+            message, hint="`/nexthink list` shows the workflows you may run.", field="workflow"
+        )
+
+    # -- run ------------------------------------------------------------------------------
+
+    async def prepare(self, requester: Requester, request: RunRequest) -> PreparedRun:
+        """Check everything that can be checked without Nexthink running anything."""
+        principal = await self.principal(requester)
+        entry = await self.find(principal, requester.channel_id, request.workflow)
+        decision = self.policy.may_run(principal, requester.channel_id, entry.id)
+        if not decision.allowed:
+            raise Refusal(decision.reason, field="workflow")
+        targets = await self._targets(principal, requester, entry, request)
+        try:
+            params = self.policy.check_params(entry.id, dict(request.params))
+        except ParamError as exc:
+            name = getattr(exc, "name", None)
+            raise Refusal(str(exc), field=f"param:{name}" if name else "params") from None
+        wait = self.limiter.hit(requester.user_id)
+        if wait is not None:
+            limit = self.policy.runs_per_user_per_minute
+            raise Refusal(
+                f"You have started {limit} runs in the last minute, the most allowed. "
+                f"Try again in {max(1, round(wait))} s."
+            )
+        return PreparedRun(
+            requester=requester,
+            principal=principal,
+            entry=entry,
+            targets=targets,
+            params=params,
+            approval=self.policy.approval_for(entry.id),
+            visible=self.policy.run_visible(principal, requester.channel_id, entry.id),
+            source=request.source,
+        )
+
+    async def _targets(
+        self, principal: Principal, requester: Requester, entry: Entry, request: RunRequest
+    ) -> tuple[Target, ...]:
+        own_upn = principal.upn or ""
+        if not request.users and not request.devices:
+            return (Target(label=own_upn, user=UserData(upn=own_upn)),)
+        may_target_others = self.policy.may_target_others(principal, requester.channel_id, entry.id)
+        targets: list[Target] = []
+        for user in request.users:
+            target = await self._user_target(user)
+            is_self = (
+                target.user is not None
+                and target.user.upn is not None
+                and target.user.upn.casefold() == own_upn.casefold()
+            ) or (user.kind == "mention" and user.value == requester.user_id)
+            if not is_self and not may_target_others:
+                raise Refusal(
+                    f"You may only run `{entry.id}` on yourself, not on {target.label}. "
+                    "Leave out `user:` and `device:`: Nexthink then picks your most recent device.",
+                    field="targets",
+                )
+            targets.append(target)
+        for device in request.devices:
+            if not may_target_others:
+                raise Refusal(
+                    f"You may only run `{entry.id}` on yourself, so `device:{device.value}` is not "
+                    "allowed. Leave out `device:`: Nexthink picks your most recent device.",
+                    field="targets",
+                )
+            if device.kind == "collector_uid" or is_uuid(device.value):
+                targets.append(
+                    Target(
+                        label=f"device {device.value}",
+                        device=DeviceData(collector_uid=device.value),
+                    )
+                )
+            else:
+                targets.append(
+                    Target(label=f"device {device.value}", device=DeviceData(name=device.value))
+                )
+        return tuple(_dedupe(targets))
+
+    async def _user_target(self, user: UserTarget) -> Target:
+        if user.kind == "mention":
+            try:
+                upn = await self.identity.upn(user.value)
+            except IdentityError as exc:
+                raise Refusal(str(exc), field="targets") from None
+            return Target(label=upn, user=UserData(upn=upn))
+        if user.kind == "sid":
+            return Target(label=f"SID {user.value}", user=UserData(sid=user.value))
+        return Target(label=user.value, user=UserData(upn=user.value))
+
+    async def run(self, prepared: PreparedRun) -> RunResult:
+        """Send the V2 execute (split by 10,000 targets) and record what happened."""
+        record = await self.store.create_request(
+            kind="run",
+            team_id=prepared.requester.team_id,
+            channel_id=prepared.requester.channel_id,
+            user_id=prepared.requester.user_id,
+            user_upn=prepared.principal.upn,
+            workflow_id=prepared.entry.id,
+            targets=prepared.targets_json(),
+            params=dict(prepared.params),
+            state="pending",
+        )
+        return await self.execute(prepared, record)
+
+    async def execute(self, prepared: PreparedRun, record: RequestRecord) -> RunResult:
+        try:
+            execution = await self.nexthink.execute_many(
+                prepared.entry.id, prepared.users, prepared.devices, prepared.params
+            )
+        except NexthinkError as exc:
+            completed = getattr(exc, "completed", None)
+            state = "unknown" if _maybe_ran(exc, completed) else "failed"
+            record = await self.store.update_request(
+                record.id,
+                state=state,
+                error=_error_text(exc),
+                nexthink_request_uuids=list(completed.request_uuids) if completed else [],
+                executions_uuids=list(completed.executions_uuids) if completed else [],
+            )
+            return RunResult(prepared, record, error=exc, completed=completed)
+        record = await self.store.update_request(
+            record.id,
+            state="sent",
+            nexthink_request_uuids=list(execution.request_uuids),
+            executions_uuids=list(execution.executions_uuids),
+        )
+        return RunResult(prepared, record, execution=execution)
+
+    # -- resume ---------------------------------------------------------------------------
+
+    async def resume(
+        self,
+        requester: Requester,
+        workflow_uuid: str,
+        execution_uuid: str,
+        params: Mapping[str, str],
+    ) -> ResumeResult:
+        principal = await self.principal(requester)
+        decision = self.policy.may_resume(principal, requester.channel_id)
+        if not decision.allowed:
+            raise Refusal(decision.reason)
+        record = await self.store.create_request(
+            kind="resume",
+            team_id=requester.team_id,
+            channel_id=requester.channel_id,
+            user_id=requester.user_id,
+            user_upn=principal.upn,
+            workflow_id=workflow_uuid,
+            targets=[{"kind": "execution", "label": execution_uuid}],
+            params=dict(params),
+            state="pending",
+        )
+        try:
+            answers = await self.nexthink.trigger(workflow_uuid, execution_uuid, params)
+        except NexthinkError as exc:
+            record = await self.store.update_request(
+                record.id,
+                state="unknown" if _maybe_ran(exc, None) else "failed",
+                error=_error_text(exc),
+            )
+            return ResumeResult(workflow_uuid, execution_uuid, params, record, error=exc)
+        uuids = tuple(a.request_uuid for a in answers)
+        record = await self.store.update_request(
+            record.id, state="sent", nexthink_request_uuids=list(uuids)
+        )
+        return ResumeResult(workflow_uuid, execution_uuid, params, record, request_uuids=uuids)
+
+    async def history(self, requester: Requester, limit: int = 10) -> Sequence[RequestRecord]:
+        return await self.store.history(requester.user_id, limit=limit)
+
+
+def _dedupe(targets: list[Target]) -> list[Target]:
+    seen: set[str] = set()
+    out: list[Target] = []
+    for t in targets:
+        key = repr(t.user.to_json() if t.user else t.device.to_json() if t.device else t.label)
+        if key not in seen:
+            seen.add(key)
+            out.append(t)
+    return out
+
+
+def _maybe_ran(exc: NexthinkError, completed: BulkExecution | None) -> bool:
+    from bot.nexthink.errors import OutcomeUnknown
+
+    return isinstance(exc, OutcomeUnknown) or bool(completed and completed.request_uuids)
+
+
+def _error_text(exc: NexthinkError) -> str:
+    code = getattr(exc, "code", None)
+    details = getattr(exc, "details", None)
+    parts = [type(exc).__name__, exc.message]
+    if code:
+        parts.append(f"code={code}")
+    if details:
+        parts.append(f"details={details}")
+    return "; ".join(parts)

@@ -1,0 +1,273 @@
+"""``/nexthink``: parse the text, acknowledge at once, do the work, reply.
+
+The text is parsed before the acknowledgement (it is local and fast), so mistakes and ``help``
+are answered in the acknowledgement itself. Everything that talks to Nexthink or Slack runs
+after it, in a tracked task.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.context.ack.async_ack import AsyncAck
+
+from bot.logging import get_logger
+from bot.metrics import COMMANDS
+from bot.nexthink.errors import NexthinkError
+from bot.runs import Refusal, Requester, RunRequest, RunResult
+from handlers import ids, views
+from handlers.grammar import (
+    HELP,
+    GrammarError,
+    History,
+    Info,
+    ListWorkflows,
+    OpenModal,
+    Resume,
+    Run,
+    parse,
+)
+from handlers.replies import reply
+
+if TYPE_CHECKING:
+    from bot.app import Bot
+
+__all__ = ["register", "run_and_reply"]
+
+log = get_logger(__name__)
+
+
+def register(bot: Bot) -> None:
+    @bot.app.command(ids.COMMAND)
+    async def on_nexthink(ack: AsyncAck, body: dict[str, Any]) -> None:
+        requester = Requester(
+            user_id=str(body.get("user_id", "")),
+            team_id=body.get("team_id"),
+            channel_id=body.get("channel_id"),
+        )
+        response_url = body.get("response_url")
+        try:
+            command = parse(str(body.get("text") or ""))
+        except GrammarError as exc:
+            COMMANDS.labels("invalid", "refused").inc()
+            await ack(response_type="ephemeral", **views.usage_message(exc.problem, exc.usage))
+            return
+        name = type(command).__name__.lower()
+        if bot.tasks.closing:
+            COMMANDS.labels(name, "unavailable").inc()
+            await ack(
+                response_type="ephemeral",
+                **views.text_message(
+                    ":construction: The bot is restarting; please try again in a few seconds."
+                ),
+            )
+            return
+        if name == "help":
+            COMMANDS.labels("help", "ok").inc()
+            await ack(response_type="ephemeral", **views.text_message(HELP))
+            return
+        if isinstance(command, OpenModal):
+            await ack()
+            from handlers.modals import open_run_modal
+
+            bot.tasks.spawn(
+                open_run_modal(bot, str(body.get("trigger_id", "")), requester, response_url),
+                name="open_modal",
+            )
+            return
+        if isinstance(command, (Run, Resume)):
+            what = f"`{command.workflow}`" if isinstance(command, Run) else "the resume"
+            await ack(
+                response_type="ephemeral",
+                **views.text_message(f":hourglass_flowing_sand: Sending {what} to Nexthink…"),
+            )
+        else:
+            await ack()
+        bot.tasks.spawn(_answer(bot, command, requester, response_url), name=name)
+
+
+async def _answer(bot: Bot, command: Any, requester: Requester, response_url: str | None) -> None:
+    name = type(command).__name__.lower()
+    visible = False
+    try:
+        if isinstance(command, ListWorkflows):
+            principal = await bot.runner.principal(requester)
+            entries = await bot.runner.entries(principal, requester.channel_id)
+            if command.filter:
+                entries = [e for e in entries if e.matches(command.filter)]
+            message = views.list_message(entries, command.filter)
+        elif isinstance(command, Info):
+            principal = await bot.runner.principal(requester)
+            entry = await bot.runner.find(principal, requester.channel_id, command.workflow)
+            details = await bot.nexthink.get_workflow(entry.id)
+            if details is not None:
+                entry = type(entry)(
+                    details.model_copy(update={"dependency": entry.workflow.dependency}),
+                    entry.alias,
+                )
+            message = views.info_message(entry)
+        elif isinstance(command, Run):
+            request = RunRequest(
+                workflow=command.workflow,
+                users=tuple(command.users),
+                devices=tuple(command.devices),
+                params=dict(command.params),
+                source="command",
+            )
+            await run_and_reply(bot, requester, request, response_url=response_url)
+            return
+        elif isinstance(command, Resume):
+            result = await bot.runner.resume(
+                requester, command.workflow_uuid, command.execution_uuid, dict(command.params)
+            )
+            if result.error is not None:
+                message = views.error_message(
+                    result.error,
+                    action="Resuming the execution",
+                    details=[
+                        ("Workflow", f"`{result.workflow_uuid}`"),
+                        ("Execution", f"`{result.execution_uuid}`"),
+                    ],
+                    record_id=result.record.id,
+                )
+            else:
+                message = views.resume_message(
+                    workflow_uuid=result.workflow_uuid,
+                    execution_uuid=result.execution_uuid,
+                    params=result.params,
+                    request_uuids=result.request_uuids,
+                )
+        elif isinstance(command, History):
+            message = views.history_message(await bot.runner.history(requester))
+        else:  # pragma: no cover - the grammar has no other commands
+            raise TypeError(f"unhandled command {command!r}")
+        COMMANDS.labels(name, "ok").inc()
+    except Refusal as exc:
+        COMMANDS.labels(name, "refused").inc()
+        message = views.refusal_message(exc.message, exc.hint)
+    except NexthinkError as exc:
+        COMMANDS.labels(name, "nexthink_error").inc()
+        message = views.error_message(exc, action=_ACTIONS.get(name, "The request"))
+    except Exception:
+        COMMANDS.labels(name, "crashed").inc()
+        ref = uuid.uuid4().hex[:8]
+        log.exception("command_failed", ref=ref, command=name)
+        message = views.internal_error_message(ref)
+    await reply(
+        bot,
+        message,
+        user_id=requester.user_id,
+        channel_id=requester.channel_id,
+        response_url=response_url,
+        visible=visible,
+    )
+
+
+_ACTIONS = {
+    "listworkflows": "Listing workflows",
+    "info": "Reading the workflow",
+    "resume": "Resuming the execution",
+}
+
+
+async def run_and_reply(
+    bot: Bot,
+    requester: Requester,
+    request: RunRequest,
+    *,
+    response_url: str | None,
+) -> RunResult | None:
+    """The one run path (command, modal, Home, shortcut): prepare, execute, tell the requester."""
+    kind = request.source
+    try:
+        prepared = await bot.runner.prepare(requester, request)
+    except Refusal as exc:
+        COMMANDS.labels(kind, "refused").inc()
+        await reply(
+            bot,
+            views.refusal_message(exc.message, exc.hint),
+            user_id=requester.user_id,
+            channel_id=requester.channel_id,
+            response_url=response_url,
+        )
+        return None
+    return await execute_and_reply(bot, prepared, response_url=response_url)
+
+
+async def execute_and_reply(
+    bot: Bot, prepared: Any, *, response_url: str | None
+) -> RunResult | None:
+    requester: Requester = prepared.requester
+    kind = prepared.source
+    try:
+        if prepared.approval is not None:
+            from handlers.approvals import request_approval
+
+            await request_approval(bot, prepared, response_url=response_url)
+            COMMANDS.labels(kind, "approval_requested").inc()
+            return None
+        result = await bot.runner.run(prepared)
+    except Exception:
+        COMMANDS.labels(kind, "crashed").inc()
+        ref = uuid.uuid4().hex[:8]
+        log.exception("run_failed", ref=ref)
+        await reply(
+            bot,
+            views.internal_error_message(ref),
+            user_id=requester.user_id,
+            channel_id=requester.channel_id,
+            response_url=response_url,
+        )
+        return None
+    message = run_result_message(result)
+    COMMANDS.labels(kind, "ok" if result.ok else "nexthink_error").inc()
+    await reply(
+        bot,
+        message,
+        user_id=requester.user_id,
+        channel_id=requester.channel_id,
+        response_url=response_url,
+        visible=prepared.visible and result.ok,
+    )
+    return result
+
+
+def run_result_message(result: RunResult) -> dict[str, Any]:
+    prepared = result.prepared
+    labels = [t.label for t in prepared.targets]
+    if result.execution is not None:
+        return views.run_message(
+            workflow_name=prepared.workflow.display_name,
+            workflow_id=prepared.entry.id,
+            targets=labels,
+            params=prepared.params,
+            requester_id=prepared.requester.user_id,
+            request_uuids=result.execution.request_uuids,
+            executions=len(result.execution.executions_uuids),
+            record_id=result.record.id,
+        )
+    assert result.error is not None
+    details = [
+        ("Workflow", f"`{prepared.entry.id}`"),
+        (
+            "Targets",
+            ", ".join(labels[:10]) + (f" and {len(labels) - 10} more" if len(labels) > 10 else ""),
+        ),
+    ]
+    if prepared.params:
+        details.append(("Parameters", ", ".join(f"`{k}={v}`" for k, v in prepared.params.items())))
+    if result.completed is not None and result.completed.request_uuids:
+        details.append(
+            (
+                "Already sent",
+                ", ".join(f"`{u}`" for u in result.completed.request_uuids)
+                + f" ({len(result.completed.executions_uuids)} executions)",
+            )
+        )
+    return views.error_message(
+        result.error,
+        action=f"Running {prepared.workflow.display_name}",
+        details=details,
+        record_id=result.record.id,
+    )

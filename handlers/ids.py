@@ -1,0 +1,37 @@
+"""Every name Slack and the bot share: the command, callback ids, action ids, block ids.
+
+``manifest.yaml``, the handlers and the tests all name things through this module.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+COMMAND: Final = "/nexthink"
+
+# modals (callback_id)
+RUN_MODAL: Final = "nexthink_run_modal"
+DENY_REASON_MODAL: Final = "nexthink_deny_reason"
+
+# shortcuts (callback_id)
+GLOBAL_SHORTCUT: Final = "nexthink_run_workflow"
+MESSAGE_SHORTCUT: Final = "nexthink_run_for_author"
+
+# buttons (action_id)
+WAIT_DECISION: Final = "nexthink_wait_decision"
+APPROVAL_APPROVE: Final = "nexthink_approval_approve"
+APPROVAL_DENY: Final = "nexthink_approval_deny"
+HOME_RUN: Final = "nexthink_home_run"
+
+# run modal: block ids and action ids
+MODAL_WORKFLOW_BLOCK: Final = "workflow"
+MODAL_WORKFLOW: Final = "nexthink_modal_workflow"
+MODAL_USERS_BLOCK: Final = "target_users"
+MODAL_USERS: Final = "nexthink_modal_users"
+MODAL_DEVICES_BLOCK: Final = "target_devices"
+MODAL_DEVICES: Final = "nexthink_modal_devices"
+MODAL_PARAMS_BLOCK: Final = "params"
+MODAL_PARAMS: Final = "nexthink_modal_params"
+MODAL_PARAM_PREFIX: Final = "param:"
+DENY_REASON_BLOCK: Final = "reason"
+DENY_REASON: Final = "nexthink_deny_reason_text"

@@ -1,0 +1,214 @@
+"""The run modal as Block Kit: pure functions from what the person may do to a view dict."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bot.catalogue import Entry
+from handlers import ids
+
+__all__ = ["ModalState", "loading_view", "message_view", "run_view"]
+
+_TITLE = {"type": "plain_text", "text": "Run a Nexthink workflow"}
+_MAX_OPTIONS = 100
+
+
+def _plain(text: str, limit: int = 75) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text if len(text) <= limit else text[: limit - 1] + "…"}
+
+
+class ModalState:
+    """What the modal carries between Slack round trips, in ``private_metadata``."""
+
+    def __init__(
+        self,
+        channel_id: str | None,
+        response_url: str | None,
+        workflow: str | None = None,
+        users: Sequence[str] = (),
+    ) -> None:
+        self.channel_id = channel_id
+        self.response_url = response_url
+        self.workflow = workflow
+        self.users = tuple(users)
+
+    def dump(self) -> str:
+        data = {
+            "c": self.channel_id,
+            "r": self.response_url,
+            "w": self.workflow,
+            "u": list(self.users),
+        }
+        return json.dumps({k: v for k, v in data.items() if v})
+
+    @classmethod
+    def load(cls, text: str | None) -> ModalState:
+        try:
+            data = json.loads(text or "{}")
+        except ValueError:
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        raw_users = data.get("u")
+        users: list[Any] = raw_users if isinstance(raw_users, list) else []
+        return cls(
+            channel_id=data.get("c") if isinstance(data.get("c"), str) else None,
+            response_url=data.get("r") if isinstance(data.get("r"), str) else None,
+            workflow=data.get("w") if isinstance(data.get("w"), str) else None,
+            users=[u for u in users if isinstance(u, str)],
+        )
+
+
+def loading_view(state: ModalState) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": ids.RUN_MODAL,
+        "title": _TITLE,
+        "close": _plain("Cancel"),
+        "private_metadata": state.dump(),
+        "blocks": [
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": ":hourglass_flowing_sand: Loading the workflows you may run…",
+                },
+            }
+        ],
+    }
+
+
+def message_view(text: str) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": ids.RUN_MODAL,
+        "title": _TITLE,
+        "close": _plain("Close"),
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}],
+    }
+
+
+def _option(entry: Entry) -> dict[str, Any]:
+    label = entry.workflow.display_name + (f" ({entry.alias})" if entry.alias else "")
+    return {"text": _plain(label), "value": entry.id[:150]}
+
+
+def run_view(
+    state: ModalState,
+    entries: Sequence[Entry],
+    *,
+    selected: Entry | None,
+    may_target_others: bool,
+    param_choices: Mapping[str, tuple[Sequence[str], str | None]],
+) -> dict[str, Any]:
+    """The form. ``param_choices``: for the selected workflow, parameter → (allowed values, default);
+    an empty tuple of values means free text."""
+    options = [_option(e) for e in entries[:_MAX_OPTIONS]]
+    select: dict[str, Any] = {
+        "type": "static_select",
+        "action_id": ids.MODAL_WORKFLOW,
+        "placeholder": _plain("Choose a workflow"),
+        "options": options,
+    }
+    if selected is not None:
+        select["initial_option"] = _option(selected)
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "input",
+            "block_id": ids.MODAL_WORKFLOW_BLOCK,
+            "dispatch_action": True,
+            "label": _plain("Workflow"),
+            "element": select,
+        }
+    ]
+    if selected is not None and selected.workflow.description:
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [{"type": "plain_text", "text": selected.workflow.description[:2000]}],
+            }
+        )
+    if may_target_others:
+        users: dict[str, Any] = {
+            "type": "multi_users_select",
+            "action_id": ids.MODAL_USERS,
+            "placeholder": _plain("Yourself, unless you pick people"),
+        }
+        if state.users:
+            users["initial_users"] = list(state.users)
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": ids.MODAL_USERS_BLOCK,
+                "optional": True,
+                "label": _plain("Run on these people"),
+                "element": users,
+            }
+        )
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": ids.MODAL_DEVICES_BLOCK,
+                "optional": True,
+                "label": _plain("…or these devices"),
+                "hint": _plain("One device name or Collector UUID per line.", 150),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": ids.MODAL_DEVICES,
+                    "multiline": True,
+                },
+            }
+        )
+    for name, (allowed, default) in param_choices.items():
+        block_id = ids.MODAL_PARAM_PREFIX + name
+        if allowed:
+            choices = [{"text": _plain(v), "value": v[:150]} for v in allowed[:_MAX_OPTIONS]]
+            element: dict[str, Any] = {
+                "type": "static_select",
+                "action_id": ids.MODAL_PARAMS,
+                "options": choices,
+            }
+            if default is not None and default in allowed:
+                element["initial_option"] = {"text": _plain(default), "value": default[:150]}
+        else:
+            element = {"type": "plain_text_input", "action_id": ids.MODAL_PARAMS}
+            if default:
+                element["initial_value"] = default
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": block_id,
+                "optional": default is not None or not allowed,
+                "label": _plain(name),
+                "element": element,
+            }
+        )
+    if selected is not None:
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": ids.MODAL_PARAMS_BLOCK,
+                "optional": True,
+                "label": _plain("Other parameters"),
+                "hint": _plain("One key=value per line.", 150),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": ids.MODAL_PARAMS,
+                    "multiline": True,
+                },
+            }
+        )
+    view: dict[str, Any] = {
+        "type": "modal",
+        "callback_id": ids.RUN_MODAL,
+        "title": _TITLE,
+        "submit": _plain("Run"),
+        "close": _plain("Cancel"),
+        "private_metadata": state.dump(),
+        "blocks": blocks,
+    }
+    if not options:
+        return message_view("There are no workflows that you may run here.")
+    return view

@@ -1,0 +1,303 @@
+"""The run modal: opened by ``/nexthink`` (or a shortcut), refreshed when a workflow is
+chosen, and submitted into exactly the same run path as ``/nexthink run``.
+
+Slack gives a trigger 3 seconds, so the modal opens at once with a loading view and is filled
+in by ``views.update`` once the person's workflows are known. On submit, mistakes are shown
+inline (``response_action: errors``) when the checks finish within 2 seconds; otherwise the
+modal closes and the answer arrives as a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_sdk.errors import SlackApiError
+
+from bot.catalogue import Entry
+from bot.logging import get_logger
+from bot.metrics import COMMANDS
+from bot.nexthink.errors import NexthinkError
+from bot.nexthink.models import is_uuid
+from bot.runs import PreparedRun, Refusal, Requester, RunRequest
+from handlers import ids, views
+from handlers.commands import execute_and_reply
+from handlers.grammar import DeviceTarget, UserTarget
+from handlers.modal_views import ModalState, loading_view, message_view, run_view
+from handlers.replies import reply
+
+if TYPE_CHECKING:
+    from bot.app import Bot
+
+__all__ = ["open_run_modal", "parse_submission", "register"]
+
+log = get_logger(__name__)
+
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+_INLINE_WAIT = 2.0  # seconds to wait for the checks before closing the modal without them
+
+
+async def open_run_modal(
+    bot: Bot,
+    trigger_id: str,
+    requester: Requester,
+    response_url: str | None,
+    *,
+    users: tuple[str, ...] = (),
+) -> None:
+    state = ModalState(requester.channel_id, response_url, users=users)
+    try:
+        opened = await bot.slack.views_open(trigger_id=trigger_id, view=loading_view(state))
+    except SlackApiError as exc:
+        log.warning("modal_open_failed", error=exc.response.get("error"))
+        await reply(
+            bot,
+            views.refusal_message(
+                "Slack did not let the form open in time. Please try `/nexthink` again."
+            ),
+            user_id=requester.user_id,
+            channel_id=requester.channel_id,
+            response_url=response_url,
+        )
+        return
+    view = opened.get("view") or {}
+    await _fill(
+        bot,
+        requester,
+        state,
+        view_id=str(view.get("id")),
+        view_hash=view.get("hash"),
+        selected_id=None,
+    )
+
+
+async def _fill(
+    bot: Bot,
+    requester: Requester,
+    state: ModalState,
+    *,
+    view_id: str,
+    view_hash: str | None,
+    selected_id: str | None,
+) -> None:
+    try:
+        principal = await bot.runner.principal(requester)
+        entries = await bot.runner.entries(principal, requester.channel_id)
+    except Refusal as exc:
+        content = message_view(f":no_entry: {exc.message}")
+    except NexthinkError as exc:
+        content = message_view(views.error_message(exc, action="Listing workflows")["text"])
+    else:
+        selected = next((e for e in entries if e.id == selected_id), None)
+        if selected is None and len(entries) == 1:
+            selected = entries[0]
+        state.workflow = selected.id if selected else None
+        may_target = any(
+            bot.policy.may_target_others(principal, requester.channel_id, e.id)
+            for e in ([selected] if selected else entries)
+        )
+        content = run_view(
+            state,
+            entries,
+            selected=selected,
+            may_target_others=may_target,
+            param_choices=_param_choices(bot, selected),
+        )
+    try:
+        kwargs: dict[str, Any] = {"view_id": view_id, "view": content}
+        if view_hash:
+            kwargs["hash"] = view_hash
+        await bot.slack.views_update(**kwargs)
+    except SlackApiError as exc:  # closed meanwhile, or a newer update won
+        log.info("modal_update_skipped", error=exc.response.get("error"))
+
+
+def _param_choices(bot: Bot, entry: Entry | None) -> dict[str, tuple[tuple[str, ...], str | None]]:
+    if entry is None:
+        return {}
+    choices: dict[str, tuple[tuple[str, ...], str | None]] = {}
+    for name, spec in bot.policy.param_specs(entry.id).items():
+        choices[name] = (tuple(spec.allowed or ()), spec.default)
+    for name in entry.workflow.parameters:
+        choices.setdefault(name, ((), None))
+    return choices
+
+
+def parse_submission(values: dict[str, Any]) -> tuple[RunRequest | None, dict[str, str]]:
+    """``view.state.values`` → a run request, or the inline errors by block id."""
+    errors: dict[str, str] = {}
+
+    def element(block: str) -> dict[str, Any]:
+        found = values.get(block) or {}
+        return next(iter(found.values()), {}) if isinstance(found, dict) else {}
+
+    chosen = (element(ids.MODAL_WORKFLOW_BLOCK).get("selected_option") or {}).get("value")
+    if not chosen:
+        errors[ids.MODAL_WORKFLOW_BLOCK] = "Choose a workflow."
+    users = tuple(
+        UserTarget(kind="mention", value=str(u))
+        for u in element(ids.MODAL_USERS_BLOCK).get("selected_users") or []
+    )
+    devices: list[DeviceTarget] = []
+    for number, line in enumerate(
+        (element(ids.MODAL_DEVICES_BLOCK).get("value") or "").splitlines(), 1
+    ):
+        name = line.strip()
+        if not name:
+            continue
+        if len(name) > 255 or any(ord(c) < 32 for c in name):
+            errors[ids.MODAL_DEVICES_BLOCK] = (
+                f"Line {number}: a device name has at most 255 characters."
+            )
+            break
+        devices.append(DeviceTarget(kind="collector_uid" if is_uuid(name) else "name", value=name))
+    params: dict[str, str] = {}
+    for block, content in values.items():
+        if not block.startswith(ids.MODAL_PARAM_PREFIX):
+            continue
+        item: dict[str, Any] = next(iter(content.values()), {}) if isinstance(content, dict) else {}
+        value = (item.get("selected_option") or {}).get("value") or item.get("value")
+        if value:
+            params[block.removeprefix(ids.MODAL_PARAM_PREFIX)] = str(value)
+    for number, line in enumerate(
+        (element(ids.MODAL_PARAMS_BLOCK).get("value") or "").splitlines(), 1
+    ):
+        if not line.strip():
+            continue
+        key, sep, value = line.strip().partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not _KEY.match(key) or not value:
+            errors[ids.MODAL_PARAMS_BLOCK] = (
+                f"Line {number}: write one key=value per line, e.g. mode=soft."
+            )
+            break
+        if key in params:
+            errors[ids.MODAL_PARAMS_BLOCK] = f"Line {number}: `{key}` is given twice."
+            break
+        params[key] = value
+    if errors or not chosen:
+        return None, errors
+    return RunRequest(
+        workflow=str(chosen), users=users, devices=tuple(devices), params=params, source="modal"
+    ), {}
+
+
+def _error_block(exc: Refusal, values: dict[str, Any]) -> str:
+    field = exc.field
+    if field == "targets":
+        for block in (ids.MODAL_USERS_BLOCK, ids.MODAL_DEVICES_BLOCK):
+            if block in values:
+                return block
+    if field and field.startswith("param:") and field in values:
+        return field
+    if field in {"params", "param"} or (field and field.startswith("param:")):
+        return (
+            ids.MODAL_PARAMS_BLOCK if ids.MODAL_PARAMS_BLOCK in values else ids.MODAL_WORKFLOW_BLOCK
+        )
+    return ids.MODAL_WORKFLOW_BLOCK
+
+
+def register(bot: Bot) -> None:
+    app = bot.app
+
+    @app.action(ids.MODAL_WORKFLOW)
+    async def on_workflow_chosen(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        view = body.get("view") or {}
+        state = ModalState.load(view.get("private_metadata"))
+        action = (body.get("actions") or [{}])[0]
+        selected = (action.get("selected_option") or {}).get("value")
+        requester = Requester(
+            user_id=str((body.get("user") or {}).get("id", "")),
+            team_id=(body.get("team") or {}).get("id"),
+            channel_id=state.channel_id,
+        )
+        bot.tasks.spawn(
+            _fill(
+                bot,
+                requester,
+                state,
+                view_id=str(view.get("id")),
+                view_hash=view.get("hash"),
+                selected_id=selected,
+            ),
+            name="modal_refresh",
+        )
+
+    @app.action(ids.MODAL_USERS)
+    @app.action(ids.MODAL_PARAMS)
+    async def on_field_changed(ack: AsyncAck) -> None:
+        await ack()
+
+    @app.view(ids.RUN_MODAL)
+    async def on_submit(ack: AsyncAck, body: dict[str, Any]) -> None:
+        view = body.get("view") or {}
+        values = (view.get("state") or {}).get("values") or {}
+        state = ModalState.load(view.get("private_metadata"))
+        requester = Requester(
+            user_id=str((body.get("user") or {}).get("id", "")),
+            team_id=(body.get("team") or {}).get("id"),
+            channel_id=state.channel_id,
+        )
+        request, errors = parse_submission(values)
+        if request is None:
+            COMMANDS.labels("modal", "invalid").inc()
+            await ack(response_action="errors", errors=errors)
+            return
+        preparing = bot.tasks.spawn(bot.runner.prepare(requester, request), name="modal_prepare")
+        done, _ = await asyncio.wait({preparing}, timeout=_INLINE_WAIT)
+        if not done:
+            await ack()
+            bot.tasks.spawn(_finish_late(bot, preparing, requester, state), name="modal_run")
+            return
+        try:
+            prepared: PreparedRun = preparing.result()
+        except Refusal as exc:
+            COMMANDS.labels("modal", "refused").inc()
+            await ack(
+                response_action="errors", errors={_error_block(exc, values): exc.message[:300]}
+            )
+            return
+        except NexthinkError as exc:
+            COMMANDS.labels("modal", "nexthink_error").inc()
+            await ack(
+                response_action="errors",
+                errors={
+                    ids.MODAL_WORKFLOW_BLOCK: views.error_message(
+                        exc, action="Checking the workflow"
+                    )["text"][:300]
+                },
+            )
+            return
+        await ack()
+        bot.tasks.spawn(
+            execute_and_reply(bot, prepared, response_url=state.response_url), name="modal_run"
+        )
+
+
+async def _finish_late(
+    bot: Bot, preparing: asyncio.Task[PreparedRun], requester: Requester, state: ModalState
+) -> None:
+    try:
+        prepared = await preparing
+    except Refusal as exc:
+        await reply(
+            bot,
+            views.refusal_message(exc.message, exc.hint),
+            user_id=requester.user_id,
+            channel_id=requester.channel_id,
+            response_url=state.response_url,
+        )
+        return
+    except NexthinkError as exc:
+        await reply(
+            bot,
+            views.error_message(exc, action="Checking the workflow"),
+            user_id=requester.user_id,
+            channel_id=requester.channel_id,
+            response_url=state.response_url,
+        )
+        return
+    await execute_and_reply(bot, prepared, response_url=state.response_url)

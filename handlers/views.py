@@ -1,0 +1,299 @@
+"""Block Kit messages and texts, as pure functions returning dicts.
+
+Every word the bot says to a person is written here, so it can be read (and asserted on) in
+one place. Messages are ``{"text": ..., "blocks": [...]}``: ``text`` is the notification and
+screen-reader fallback, ``blocks`` the layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.catalogue import Entry
+from bot.nexthink.errors import (
+    AuthenticationError,
+    BadRequest,
+    NexthinkError,
+    OutcomeUnknown,
+    PermissionDenied,
+    Throttled,
+)
+
+__all__ = [
+    "Message",
+    "error_message",
+    "history_message",
+    "info_message",
+    "list_message",
+    "mrkdwn_escape",
+    "refusal_message",
+    "resume_message",
+    "run_message",
+    "text_message",
+    "usage_message",
+]
+
+Message = dict[str, Any]
+
+_SECTION_LIMIT = 2900  # Slack refuses section text over 3,000 characters
+_MAX_BLOCKS = 48  # Slack refuses more than 50 blocks in a message
+
+
+def mrkdwn_escape(text: str) -> str:
+    """Text from outside (Nexthink, users) shown verbatim: Slack's three escapes."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _clip(text: str, limit: int = _SECTION_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text)}}
+
+
+def _context(*texts: str) -> dict[str, Any]:
+    return {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": _clip(t, 2000)} for t in texts if t][:10],
+    }
+
+
+def _fields(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    return {
+        "type": "section",
+        "fields": [{"type": "mrkdwn", "text": _clip(f"*{k}*\n{v}", 2000)} for k, v in pairs][:10],
+    }
+
+
+def text_message(text: str) -> Message:
+    return {"text": _clip(text, 3000), "blocks": [_section(text)]}
+
+
+def usage_message(problem: str, usage: str) -> Message:
+    return {"text": f"{problem}", "blocks": [_section(f":warning: {problem}"), _section(usage)]}
+
+
+def refusal_message(message: str, hint: str | None = None) -> Message:
+    blocks = [_section(f":no_entry: {message}")]
+    if hint:
+        blocks.append(_context(hint))
+    return {"text": message, "blocks": blocks}
+
+
+def _workflow_line(entry: Entry) -> str:
+    wf = entry.workflow
+    line = f"*{mrkdwn_escape(wf.display_name)}*  `{wf.id}`"
+    if entry.alias:
+        line += f"  (alias `{entry.alias}`)"
+    if wf.description:
+        line += f"\n{mrkdwn_escape(wf.description)}"
+    return line
+
+
+def list_message(entries: Sequence[Entry], filter_text: str | None) -> Message:
+    if not entries:
+        what = f" matching “{filter_text}”" if filter_text else ""
+        text = f"There are no workflows{what} that you may run here."
+        return {"text": text, "blocks": [_section(text)]}
+    title = f"Workflows you may run{f' matching “{filter_text}”' if filter_text else ''}: {len(entries)}"
+    blocks: list[dict[str, Any]] = [_section(f"*{title}*")]
+    if len(entries) <= _MAX_BLOCKS - 2:
+        blocks += [_section(_workflow_line(e)) for e in entries]
+    else:  # compact: many workflows per section
+        chunk: list[str] = []
+        for e in entries:
+            line = (
+                f"`{e.id}`"
+                + (f" ({e.alias})" if e.alias else "")
+                + f" {mrkdwn_escape(e.workflow.display_name)}"
+            )
+            if sum(len(c) + 1 for c in chunk) + len(line) > _SECTION_LIMIT:
+                blocks.append(_section("\n".join(chunk)))
+                chunk = []
+            chunk.append(line)
+        if chunk:
+            blocks.append(_section("\n".join(chunk)))
+        blocks = blocks[:_MAX_BLOCKS]
+    blocks.append(_context("Run one with `/nexthink run <workflow>`, or `/nexthink` for a form."))
+    return {"text": title, "blocks": blocks}
+
+
+def info_message(entry: Entry) -> Message:
+    wf = entry.workflow
+    pairs = [("NQL ID", f"`{wf.id}`"), ("Status", wf.status.title())]
+    if entry.alias:
+        pairs.append(("Alias", f"`{entry.alias}`"))
+    if wf.dependency:
+        pairs.append(("Targets", _dependency_text(wf.dependency)))
+    if wf.trigger_methods:
+        pairs.append(("Trigger methods", ", ".join(sorted(wf.trigger_methods))))
+    if wf.parameters:
+        pairs.append(("Parameters", ", ".join(f"`{p}`" for p in wf.parameters)))
+    if wf.last_update_time:
+        pairs.append(("Last updated", _when(wf.last_update_time)))
+    if wf.uuid:
+        pairs.append(("UUID", f"`{wf.uuid}`"))
+    blocks = [
+        _section(f"*{mrkdwn_escape(wf.display_name)}*\n{mrkdwn_escape(wf.description)}".rstrip()),
+        _fields(pairs),
+    ]
+    usage = f"/nexthink run {entry.alias or wf.id}"
+    if wf.parameters:
+        usage += " " + " ".join(f"{p}=…" for p in wf.parameters)
+    blocks.append(_context(f"Run it: `{usage}`"))
+    return {"text": f"{wf.display_name} ({wf.id})", "blocks": blocks}
+
+
+def _dependency_text(dependency: str) -> str:
+    return {
+        "USER": "a user",
+        "DEVICE": "a device",
+        "USER_AND_DEVICE": "a user and their device",
+        "NONE": "no target",
+    }.get(dependency, dependency)
+
+
+def _when(moment: datetime) -> str:
+    stamp = int(moment.timestamp())
+    fallback = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{stamp}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def _params_text(params: Mapping[str, str]) -> str:
+    if not params:
+        return "none"
+    return ", ".join(f"`{k}={mrkdwn_escape(v)}`" for k, v in sorted(params.items()))
+
+
+def _targets_text(labels: Sequence[str], limit: int = 10) -> str:
+    shown = [mrkdwn_escape(label) for label in labels[:limit]]
+    more = len(labels) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def run_message(
+    *,
+    workflow_name: str,
+    workflow_id: str,
+    targets: Sequence[str],
+    params: Mapping[str, str],
+    requester_id: str,
+    request_uuids: Sequence[str],
+    executions: int,
+    record_id: str,
+) -> Message:
+    head = f":white_check_mark: *{mrkdwn_escape(workflow_name)}* (`{workflow_id}`) was sent to Nexthink."
+    request_text = ", ".join(f"`{u}`" for u in request_uuids)
+    pairs = [
+        ("Targets", _targets_text(targets)),
+        ("Parameters", _params_text(params)),
+        ("Nexthink request" + ("s" if len(request_uuids) > 1 else ""), request_text),
+        ("Executions", str(executions)),
+    ]
+    text = f"{workflow_name} sent to Nexthink: request {request_text}, {executions} execution(s)"
+    return {
+        "text": text,
+        "blocks": [
+            _section(head),
+            _fields(pairs),
+            _context(f"Requested by <@{requester_id}> · bot record `{record_id}`"),
+        ],
+    }
+
+
+def error_message(
+    exc: NexthinkError,
+    *,
+    action: str,
+    details: Sequence[tuple[str, str]] = (),
+    record_id: str | None = None,
+) -> Message:
+    """A Nexthink failure in plain words: what happened, what it means, what to do."""
+    if isinstance(exc, OutcomeUnknown):
+        head = (
+            f":warning: {action}: the request reached Nexthink but no answer came back, so it "
+            "*may or may not have run*. Check in Nexthink before trying again."
+        )
+    elif isinstance(exc, (BadRequest, PermissionDenied)):
+        what = "refused" if isinstance(exc, BadRequest) else "denied permission for"
+        head = f":x: Nexthink {what} {action.lower()}."
+        if exc.code or exc.details:
+            code = f"`{mrkdwn_escape(exc.code)}`" if exc.code else ""
+            head += f"\n>{code} {mrkdwn_escape(exc.details or '')}".rstrip()
+    elif isinstance(exc, Throttled):
+        wait = (
+            f" Try again in {round(exc.retry_after)} s."
+            if exc.retry_after
+            else " Try again shortly."
+        )
+        head = f":hourglass: Nexthink is busy and asked the bot to slow down; {action.lower()} was not sent.{wait}"
+    elif isinstance(exc, AuthenticationError):
+        head = f":x: {action}: the bot's Nexthink API credentials were not accepted; nothing was sent. Tell the bot's operator."
+    else:
+        head = f":x: {action}: {exc.summary}. Nothing was run."
+        if exc.message and exc.message != exc.summary:
+            head += f"\n>{mrkdwn_escape(exc.message)}"
+    blocks: list[dict[str, Any]] = [_section(head)]
+    if details:
+        blocks.append(_fields(details))
+    if record_id:
+        blocks.append(_context(f"bot record `{record_id}`"))
+    return {"text": head.split("\n")[0].replace("*", ""), "blocks": blocks}
+
+
+def resume_message(
+    *,
+    workflow_uuid: str,
+    execution_uuid: str,
+    params: Mapping[str, str],
+    request_uuids: Sequence[str],
+) -> Message:
+    head = ":arrow_forward: The waiting execution was resumed."
+    pairs = [
+        ("Workflow", f"`{workflow_uuid}`"),
+        ("Execution", f"`{execution_uuid}`"),
+        ("Parameters", _params_text(params)),
+        ("Nexthink request", ", ".join(f"`{u}`" for u in request_uuids) or "none"),
+    ]
+    return {
+        "text": f"Execution {execution_uuid} resumed",
+        "blocks": [_section(head), _fields(pairs)],
+    }
+
+
+_STATE_EMOJI = {
+    "sent": ":white_check_mark:",
+    "succeeded": ":white_check_mark:",
+    "failed": ":x:",
+    "unknown": ":warning:",
+    "denied": ":no_entry:",
+    "expired": ":hourglass:",
+    "approval_pending": ":raised_hand:",
+    "pending": ":hourglass_flowing_sand:",
+}
+
+
+def history_message(records: Sequence[Any]) -> Message:
+    if not records:
+        text = "You have no requests yet. `/nexthink run <workflow>` starts one."
+        return {"text": text, "blocks": [_section(text)]}
+    lines = []
+    for r in records:
+        emoji = _STATE_EMOJI.get(r.state, "•")
+        uuids = ", ".join(f"`{u}`" for u in r.nexthink_request_uuids) or "no Nexthink request"
+        lines.append(
+            f"{emoji} {_when(r.created_at)} *{r.kind}* `{r.workflow_id}` — {r.state.replace('_', ' ')} · {uuids}"
+        )
+    title = f"Your last {len(records)} request{'s' if len(records) != 1 else ''}"
+    return {"text": title, "blocks": [_section(f"*{title}*"), _section("\n".join(lines))]}
+
+
+def internal_error_message(ref: str) -> Message:
+    text = (
+        ":boom: Something went wrong on the bot's side and your request was not completed. "
+        f"The bot's operator can find the details in its log under reference `{ref}`."
+    )
+    return {"text": text, "blocks": [_section(text)]}
