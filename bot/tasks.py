@@ -22,6 +22,8 @@ class Tasks:
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.closing = False
+        #: background tasks that ended with an exception (a bug: they should answer, not raise)
+        self.failures = 0
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -36,6 +38,7 @@ class Tasks:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
+            self.failures += 1
             log.error("background_task_failed", task=task.get_name(), exc_info=exc)
 
     async def drain(self, seconds: float) -> int:

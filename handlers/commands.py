@@ -76,14 +76,8 @@ def register(bot: Bot) -> None:
                 name="open_modal",
             )
             return
-        if isinstance(command, (Run, Resume)):
-            what = f"`{command.workflow}`" if isinstance(command, Run) else "the resume"
-            await ack(
-                response_type="ephemeral",
-                **views.text_message(f":hourglass_flowing_sand: Sending {what} to Nexthink…"),
-            )
-        else:
-            await ack()
+        # the answer follows through the response_url as soon as Nexthink has answered
+        await ack()
         bot.tasks.spawn(_answer(bot, command, requester, response_url), name=name)
 
 

@@ -1,0 +1,133 @@
+"""``nexthink-bot console``: the whole bot in a terminal, like Hubot's shell adapter."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bot.settings import Settings
+
+__all__ = ["add_console_parser", "run_console"]
+
+DEMO_POLICY = Path(__file__).with_name("demo-policy.yaml")
+
+_DESCRIPTION = """\
+The whole bot in a terminal: the same Bolt app and handlers as `serve`, talking to a local Slack
+workspace whose messages are printed here. With no NEXTHINK_BASE_URL it runs on the built-in
+Nexthink sandbox, so it works with no configuration at all. Without POLICY_FILE it uses a demo
+policy (bot/console/demo-policy.yaml) with an end user, a support engineer and two approvers.
+
+The sandbox's workflow `request_software` pauses and posts its question through the real
+POST /nexthink/waits webhook (see below). When standard input is not a terminal, commands are
+read line by line and the console exits at the end of input (status 0; 1 if the bot failed).
+"""
+
+
+def add_console_parser(sub: Any) -> None:
+    from bot.console.session import IN_SESSION_HELP
+
+    parser = sub.add_parser(
+        "console",
+        help="the bot in a terminal, on the built-in sandbox",
+        description=_DESCRIPTION,
+        epilog=IN_SESSION_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--user", default="alice", help="who you are at start (default: alice)")
+    parser.add_argument(
+        "--channel", default="#general", help="where you type at start (default: #general)"
+    )
+
+
+def run_console(args: argparse.Namespace) -> int:
+    settings = Settings.load("console")
+    from bot.logging import configure
+
+    # the terminal is for the conversation: the bot's own log goes to stderr, warnings and up
+    configure(
+        level="DEBUG" if settings.log_level == "DEBUG" else "WARNING",
+        fmt="console",
+        secrets=settings.secrets(),
+        stream=sys.stderr,
+    )
+    return asyncio.run(_main(settings, args))
+
+
+async def _main(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.console.session import Console
+    from bot.console.world import World
+
+    with tempfile.TemporaryDirectory(prefix="nexthink-console-") as scratch:
+        database_url = (
+            os.environ.get("DATABASE_URL") and settings.database_url
+        ) or f"sqlite:///{scratch}/console.db"
+        policy = settings.policy_file or DEMO_POLICY
+        world = World(
+            database_url=database_url,
+            policy_file=policy,
+            nexthink_base_url=settings.nexthink_base_url,
+            nexthink_client_id=settings.nexthink_client_id,
+            nexthink_client_secret=(
+                settings.nexthink_client_secret.get_secret_value()
+                if settings.nexthink_client_secret
+                else None
+            ),
+        )
+        async with world:
+            where = (
+                f"the built-in Nexthink sandbox at {world.sandbox.url if world.sandbox else '?'} (no NEXTHINK_BASE_URL set)"
+                if settings.nexthink_base_url is None
+                else f"Nexthink at {settings.nexthink_base_url}"
+            )
+            policy_text = (
+                "the demo policy"
+                if settings.policy_file is None
+                else f"policy {settings.policy_file}"
+            )
+            out = sys.stdout
+            out.write(
+                f"nexthink-bot console on {where}, with {policy_text}. Type /help for help.\n"
+            )
+            console = Console(world, read=_reader(out), out=out)
+            console.switch_user(args.user)
+            console.switch_channel(args.channel)
+            code = await console.run()
+            await world.settle()
+            console.show_events()
+            assert world.bot is not None
+            failures = world.bot.tasks.failures
+        if failures:
+            sys.stderr.write(
+                f"nexthink-bot console: {failures} background task(s) failed; see the log above\n"
+            )
+            return 1
+        return code
+
+
+def _reader(out: Any) -> Any:
+    interactive = sys.stdin.isatty()
+    if interactive:
+        try:
+            import readline  # noqa: F401 - line editing and history for input()
+        except ImportError:  # pragma: no cover - Windows
+            pass
+
+    async def read(prompt: str) -> str | None:
+        if interactive:
+            try:
+                return await asyncio.to_thread(input, prompt)
+            except EOFError:
+                out.write("\n")
+                return None
+        line = await asyncio.to_thread(sys.stdin.readline)
+        if not line:
+            return None
+        out.write(prompt + line if line.endswith("\n") else prompt + line + "\n")
+        return line.rstrip("\n")
+
+    return read
