@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
@@ -112,15 +113,14 @@ async def _main(settings: Settings, args: argparse.Namespace) -> int:
 def _reader(out: Any) -> Any:
     interactive = sys.stdin.isatty()
     if interactive:
-        try:
+        with contextlib.suppress(ImportError):  # no readline on Windows
             import readline  # noqa: F401 - line editing and history for input()
-        except ImportError:  # pragma: no cover - Windows
-            pass
 
     async def read(prompt: str) -> str | None:
         if interactive:
             try:
-                return await asyncio.to_thread(input, prompt)
+                typed: str = await asyncio.to_thread(input, prompt)
+                return typed
             except EOFError:
                 out.write("\n")
                 return None
