@@ -20,6 +20,7 @@ from handlers import ids, views
 from handlers.grammar import (
     HELP,
     GrammarError,
+    Help,
     History,
     Info,
     ListWorkflows,
@@ -27,6 +28,7 @@ from handlers.grammar import (
     Resume,
     Run,
     parse,
+    usage,
 )
 from handlers.replies import reply
 
@@ -63,9 +65,10 @@ def register(bot: Bot) -> None:
                 ),
             )
             return
-        if name == "help":
+        if isinstance(command, Help):
             COMMANDS.labels("help", "ok").inc()
-            await ack(response_type="ephemeral", **views.text_message(HELP))
+            text = usage(command.topic) if command.topic else HELP
+            await ack(response_type="ephemeral", **views.text_message(text))
             return
         if isinstance(command, OpenModal):
             await ack()

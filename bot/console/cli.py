@@ -8,8 +8,9 @@ import contextlib
 import os
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from bot.settings import Settings
 
@@ -110,7 +111,7 @@ async def _main(settings: Settings, args: argparse.Namespace) -> int:
         return code
 
 
-def _reader(out: Any) -> Any:
+def _reader(out: TextIO) -> Callable[[str], Awaitable[str | None]]:
     interactive = sys.stdin.isatty()
     if interactive:
         with contextlib.suppress(ImportError):  # no readline on Windows
@@ -124,7 +125,7 @@ def _reader(out: Any) -> Any:
             except EOFError:
                 out.write("\n")
                 return None
-        line = await asyncio.to_thread(sys.stdin.readline)
+        line: str = await asyncio.to_thread(sys.stdin.readline)
         if not line:
             return None
         out.write(prompt + line if line.endswith("\n") else prompt + line + "\n")
