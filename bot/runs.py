@@ -174,6 +174,10 @@ class Runner:
         for entry in entries:
             if entry.id.casefold() == nql_id.casefold():
                 return entry
+        if await self._allowed_elsewhere(principal, nql_id):
+            # the policy's own reason names the channels where this person may run it
+            decision = self.policy.may_run(principal, channel_id, nql_id)
+            raise Refusal(decision.reason, field="workflow")
         names = [e.id for e in entries] + [e.alias for e in entries if e.alias]
         near = Catalogue.closest(name, names)
         message = f"There is no workflow `{name}` that you may run here."
@@ -182,6 +186,16 @@ class Runner:
         raise Refusal(
             message, hint="`/nexthink list` shows the workflows you may run.", field="workflow"
         )
+
+    async def _allowed_elsewhere(self, principal: Principal, nql_id: str) -> bool:
+        """Whether ``nql_id`` is a workflow that a channel-limited role lets this person run in
+        another channel."""
+        known = {w.id.casefold(): w.id for w in await self.catalogue.workflows()}
+        workflow_id = known.get(nql_id.casefold())
+        if workflow_id is None:
+            return False
+        channels = {c for role in self.policy.roles if role.channels for c in role.channels}
+        return any(self.policy.visible_workflows(principal, c, [workflow_id]) for c in channels)
 
     # -- run ------------------------------------------------------------------------------
 
@@ -261,7 +275,7 @@ class Runner:
     async def _user_target(self, user: UserTarget) -> Target:
         if user.kind == "mention":
             try:
-                upn = await self.identity.upn(user.value)
+                upn = await self.identity.upn(user.value, own=False)
             except IdentityError as exc:
                 raise Refusal(str(exc), field="targets") from None
             return Target(label=upn, user=UserData(upn=upn))
@@ -290,7 +304,7 @@ class Runner:
                 prepared.entry.id, prepared.users, prepared.devices, prepared.params
             )
         except NexthinkError as exc:
-            completed = getattr(exc, "completed", None)
+            completed = exc.completed
             state = "unknown" if _maybe_ran(exc, completed) else "failed"
             record = await self.store.update_request(
                 record.id,

@@ -446,9 +446,9 @@ def _local_call(endpoint: str, what: str) -> Call:
 
 def _attach(exc: NexthinkError, completed: BulkExecution, chunk: int, chunks: int) -> None:
     """Tell the caller what ran before ``exc``: attributes, and a note for tracebacks."""
-    exc.completed = completed  # type: ignore[attr-defined]
-    exc.chunk = chunk  # type: ignore[attr-defined]
-    exc.chunks = chunks  # type: ignore[attr-defined]
+    exc.completed = completed
+    exc.chunk = chunk
+    exc.chunks = chunks
     if chunks > 1:
         ran = ", ".join(completed.request_uuids) or "none"
         exc.add_note(f"chunk {chunk} of {chunks} failed; requests that ran before it: {ran}")

@@ -10,12 +10,14 @@
     ├── OutcomeUnknown         an execute or trigger was sent but no answer came back: it may have run
     └── UnexpectedResponse     Nexthink answered something the reference does not allow
 
-Lower-level errors (httpx's, pydantic's) are translated into these in one place, the client's
-``_translate`` context manager, always with ``raise ... from exc``. Every error carries the
+Lower-level errors (httpx's, pydantic's) are translated into these in one place,
+``bot.nexthink._http.translate``, always with ``raise ... from exc``. Every error carries the
 endpoint it concerns, so a person can be told what to check in Nexthink.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 __all__ = [
     "AuthenticationError",
@@ -35,6 +37,12 @@ class NexthinkError(Exception):
 
     #: a short phrase a person can read, e.g. "Nexthink refused the request"
     summary = "Nexthink call failed"
+
+    #: for a chunked execute that failed part-way: the chunks that did run (a ``BulkExecution``),
+    #: and which chunk of how many failed; None otherwise
+    completed: Any = None
+    chunk: int | None = None
+    chunks: int | None = None
 
     def __init__(self, message: str, *, endpoint: str | None = None) -> None:
         super().__init__(message)

@@ -201,20 +201,25 @@ class TokenResponse(_Answer):
     scope: str | None = None
 
 
+def _method_name(key: Any) -> str:
+    """``manualMultiple``, ``manual_multiple`` and ``MANUAL_MULTIPLE`` are one method."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", str(key)).upper()
+
+
 def _names_from(value: Any) -> frozenset[str]:
     """Trigger methods as seen in the wild: a list of names, a dict of booleans, or nested."""
     if value is None:
         return frozenset()
     if isinstance(value, str):
-        return frozenset({value.upper()})
+        return frozenset({_method_name(value)})
     if isinstance(value, dict):
         names: set[str] = set()
         for key, flag in value.items():
             if isinstance(flag, bool):
                 if flag:
-                    names.add(str(key).upper())
+                    names.add(_method_name(key))
             elif isinstance(flag, str) and key in {"name", "method", "type", "triggerMethod"}:
-                names.add(flag.upper())
+                names.add(_method_name(flag))
             elif isinstance(flag, (dict, list)):
                 names |= _names_from(flag)
         return frozenset(names)
