@@ -17,6 +17,7 @@ import base64
 import copy
 import json
 import warnings
+from collections.abc import Callable
 from functools import cache
 from types import TracebackType
 from typing import Any, Self
@@ -88,7 +89,8 @@ def check_answer(method: str, path: str, response: httpx.Response, *, query: str
     if path == NQL:
         if response.status_code == 200:
             check_nql_answer(body)
-        else:
+        elif response.status_code != 401:
+            assert isinstance(body, dict)
             assert set(body) == {"code", "details"}
     elif path in _WORKFLOW_PATHS and response.status_code == 200:
         validate_listing_response(path, 200, body, query=query)
@@ -131,6 +133,7 @@ class Caller:
         check: bool = True,
         headers: dict[str, str] | None = None,
         raw: bytes | None = None,
+        time_limit: float | None = None,
     ) -> httpx.Response:
         """Send (``raw`` bytes as JSON, else ``body`` as JSON); ``valid``: the request must satisfy the reference; ``check``: so must the answer."""
         sent = headers if headers is not None else self.headers()
@@ -141,7 +144,8 @@ class Caller:
             raw = json.dumps(body).encode()
         if raw is not None:
             sent = {"Content-Type": "application/json"} | sent
-        response = await self.client.request(method, url, headers=sent, content=raw)
+        extra: dict[str, Any] = {} if time_limit is None else {"timeout": time_limit}
+        response = await self.client.request(method, url, headers=sent, content=raw, **extra)
         if check:
             check_answer(method, path, response, query=query)
         return response
@@ -206,6 +210,15 @@ class WebhookReceiver:
     ) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+async def eventually(predicate: Callable[[], object], within: float = 2.0) -> None:
+    """Until ``predicate()`` is true, checking every 10 ms; AssertionError after ``within`` s."""
+    for _ in range(max(1, int(within / 0.01))):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"not true within {within:g} s: {predicate}")
 
 
 class FakeClock:
