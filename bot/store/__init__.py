@@ -1,0 +1,63 @@
+"""The bot's database: the request audit, paused executions, approvals and follow-ups.
+
+One code path (SQLAlchemy 2 async Core) for SQLite (``sqlite:///path.db``, one process) and
+PostgreSQL (``postgresql://...``, several replicas)::
+
+    store = await Store.open(settings.database_url)   # migrates
+    await store.ping()                                 # for /readyz
+    await store.close()
+
+Decisions that must have one winner (claiming a wait, the vote that reaches an approval's count,
+denying, expiring, leasing follow-ups) are made inside the database, atomically, so they hold
+across processes as well as coroutines. See ``waits.py`` and ``approvals.py``.
+
+Modules: ``engine`` (URLs, connections, error translation), ``migrations``, ``schema``,
+``records``, ``errors``, and one module per record kind.
+"""
+
+from __future__ import annotations
+
+from .errors import RecordNotFound, StoreConfigError, StoreError, StoreUnavailable
+from .migrations import LATEST_VERSION
+from .records import (
+    ApprovalRecord,
+    ApprovalState,
+    ApprovalVote,
+    ClaimRefusal,
+    ClaimRefusalReason,
+    DenyResult,
+    FollowupRecord,
+    RequestKind,
+    RequestRecord,
+    RequestState,
+    VoteRefusalReason,
+    VoteResult,
+    WaitOption,
+    WaitRecord,
+    WaitState,
+)
+from .store import Store
+
+__all__ = [
+    "LATEST_VERSION",
+    "ApprovalRecord",
+    "ApprovalState",
+    "ApprovalVote",
+    "ClaimRefusal",
+    "ClaimRefusalReason",
+    "DenyResult",
+    "FollowupRecord",
+    "RecordNotFound",
+    "RequestKind",
+    "RequestRecord",
+    "RequestState",
+    "Store",
+    "StoreConfigError",
+    "StoreError",
+    "StoreUnavailable",
+    "VoteRefusalReason",
+    "VoteResult",
+    "WaitOption",
+    "WaitRecord",
+    "WaitState",
+]

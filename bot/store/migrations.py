@@ -1,0 +1,210 @@
+"""Numbered schema migrations, applied when the store opens.
+
+``schema_version`` holds one row per applied step. ``migrate`` runs the missing steps in order,
+each with its version row, in one transaction that holds a database-wide lock:
+
+* PostgreSQL: ``pg_advisory_xact_lock`` (released at commit or rollback); DDL is transactional, so
+  a failed step leaves nothing behind.
+* SQLite: the engine's ``BEGIN IMMEDIATE`` takes the write lock; the other opener waits
+  (``busy_timeout``) and then finds the steps applied.
+
+Two processes starting at once therefore apply each step exactly once. A database migrated by a
+newer release (a higher version than this code knows) is left alone.
+
+To change the schema, append a ``Migration`` whose ``apply`` issues the DDL (written out here, not
+taken from ``schema.py``, so that old steps never change), then update ``schema.py`` to match.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .schema import JSONText, UTCDateTime, schema_version
+
+__all__ = ["LATEST_VERSION", "MIGRATIONS", "Migration", "current_version", "migrate"]
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+def _v1_initial(conn: Connection) -> None:
+    md = MetaData()
+    Table(
+        "requests",
+        md,
+        Column("id", String(36), primary_key=True),
+        Column("kind", String(16), nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+        Column("team_id", Text),
+        Column("channel_id", Text),
+        Column("user_id", Text, nullable=False),
+        Column("user_upn", Text),
+        Column("workflow_id", Text),
+        Column("targets", JSONText, nullable=False),
+        Column("params", JSONText, nullable=False),
+        Column("state", String(24), nullable=False),
+        Column("nexthink_request_uuids", JSONText, nullable=False),
+        Column("executions_uuids", JSONText, nullable=False),
+        Column("error", Text),
+        Column("approved_by", JSONText, nullable=False),
+        Column("response_url", Text),
+        Column("message_channel", Text),
+        Column("message_ts", Text),
+        Index("ix_requests_user_created", "user_id", "created_at"),
+    )
+    waits = Table(
+        "waits",
+        md,
+        Column("id", String(36), primary_key=True),
+        Column("workflow_uuid", Text, nullable=False),
+        Column("execution_uuid", Text, nullable=False),
+        Column("channel_id", Text),
+        Column("dm_user_upn", Text),
+        Column("text", Text, nullable=False),
+        Column("options", JSONText, nullable=False),
+        Column("approvers", JSONText, nullable=False),
+        Column("approver_parameter", Text),
+        Column("requester_upn", Text),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("expires_at", UTCDateTime, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+        Column("state", String(16), nullable=False),
+        Column("decided_by", Text),
+        Column("decided_upn", Text),
+        Column("decision", Integer),
+        Column("claimed_at", UTCDateTime),
+        Column("decided_at", UTCDateTime),
+        Column("outcome", Text),
+        Column("message_channel", Text),
+        Column("message_ts", Text),
+        Column("claim_token", String(36)),
+        Index("ix_waits_state_expires", "state", "expires_at"),
+    )
+    active = waits.c.state.in_(["pending", "claimed"])
+    Index(
+        "uq_waits_active_execution",
+        waits.c.workflow_uuid,
+        waits.c.execution_uuid,
+        unique=True,
+        sqlite_where=active,
+        postgresql_where=active,
+    )
+    Table(
+        "approvals",
+        md,
+        Column("id", String(36), primary_key=True),
+        Column("request_id", String(36), ForeignKey("requests.id"), nullable=False),
+        Column("channel_id", Text),
+        Column("approvers", JSONText, nullable=False),
+        Column("required_count", Integer, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("expires_at", UTCDateTime, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+        Column("state", String(16), nullable=False),
+        Column("message_channel", Text),
+        Column("message_ts", Text),
+        Column("denied_by", Text),
+        Column("deny_reason", Text),
+        Column("decided_at", UTCDateTime),
+        Index("ix_approvals_state_expires", "state", "expires_at"),
+        Index("ix_approvals_request", "request_id"),
+    )
+    Table(
+        "approval_votes",
+        md,
+        Column("approval_id", String(36), ForeignKey("approvals.id"), primary_key=True),
+        Column("user_id", Text, primary_key=True),
+        Column("upn", Text),
+        Column("voted_at", UTCDateTime, nullable=False),
+    )
+    Table(
+        "followups",
+        md,
+        Column("id", String(36), primary_key=True),
+        Column("request_id", String(36), ForeignKey("requests.id"), nullable=False),
+        Column("nexthink_request_uuid", Text, nullable=False),
+        Column("next_poll_at", UTCDateTime, nullable=False),
+        Column("attempts", Integer, nullable=False),
+        Column("deadline", UTCDateTime, nullable=False),
+        Column("done", Boolean, nullable=False),
+        Column("last_status", Text),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+        Index("ix_followups_due", "done", "next_poll_at"),
+    )
+    md.create_all(conn)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "requests, waits, approvals, approval_votes, followups", _v1_initial),
+)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def _lock_key(schema: str | None) -> int:
+    """A stable signed 64-bit advisory lock key, distinct per PostgreSQL schema."""
+    return zlib.crc32(f"nexthink-bot:migrations:{schema or ''}".encode()) - 2**31
+
+
+async def current_version(conn: AsyncConnection) -> int | None:
+    """The highest applied step, or None if ``schema_version`` is missing or empty."""
+
+    def _has_table(sync: Connection) -> bool:
+        return sync.dialect.has_table(sync, "schema_version")
+
+    if not await conn.run_sync(_has_table):
+        return None
+    result = await conn.execute(select(func.max(schema_version.c.version)))
+    value = result.scalar()
+    return int(value) if value is not None else None
+
+
+async def migrate(conn: AsyncConnection, *, schema: str | None = None) -> list[int]:
+    """Apply the missing steps inside the caller's transaction; return the versions applied.
+
+    ``conn`` must be in a write transaction (``engine.begin()``); on PostgreSQL ``schema`` (if
+    given) is created here, under the lock, and must already be on the connection's search_path.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(schema)})
+        if schema is not None:
+            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    await conn.run_sync(lambda sync: schema_version.create(sync, checkfirst=True))
+    done = await current_version(conn) or 0
+    applied: list[int] = []
+    for step in MIGRATIONS:
+        if step.version <= done:
+            continue
+        await conn.run_sync(step.apply)
+        await conn.execute(
+            schema_version.insert().values(
+                version=step.version, description=step.description, applied_at=datetime.now(UTC)
+            )
+        )
+        applied.append(step.version)
+    return applied

@@ -1,0 +1,218 @@
+"""The records the store hands out: frozen dataclasses with typed fields.
+
+Datetimes are timezone-aware UTC. JSON lists come back as tuples so that a record can be shared
+without being changed behind the store's back; JSON objects (targets, parameters) come back as
+plain dicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, get_args
+
+__all__ = [
+    "APPROVAL_STATES",
+    "REQUEST_KINDS",
+    "REQUEST_STATES",
+    "WAIT_STATES",
+    "ApprovalRecord",
+    "ApprovalState",
+    "ApprovalVote",
+    "ClaimRefusal",
+    "ClaimRefusalReason",
+    "DenyResult",
+    "FollowupRecord",
+    "RequestKind",
+    "RequestRecord",
+    "RequestState",
+    "VoteRefusalReason",
+    "VoteResult",
+    "WaitOption",
+    "WaitRecord",
+    "WaitState",
+]
+
+RequestKind = Literal["run", "resume", "decision", "approval"]
+RequestState = Literal[
+    "pending", "approval_pending", "sent", "succeeded", "failed", "unknown", "denied", "expired"
+]
+WaitState = Literal["pending", "claimed", "decided", "failed", "expired"]
+ApprovalState = Literal["pending", "approved", "denied", "expired", "executing", "executed"]
+
+#: why ``claim_wait`` refused: nobody knows the id; it expired; someone else is deciding it right
+#: now; it was decided (or failed) already; the clicker is the person who asked for it.
+ClaimRefusalReason = Literal[
+    "not_found", "expired", "in_progress", "decided", "failed", "own_request"
+]
+#: why ``vote_approval`` / ``deny_approval`` refused.
+VoteRefusalReason = Literal["not_found", "expired", "not_pending", "already_voted", "own_request"]
+
+REQUEST_KINDS: frozenset[str] = frozenset(get_args(RequestKind))
+REQUEST_STATES: frozenset[str] = frozenset(get_args(RequestState))
+WAIT_STATES: frozenset[str] = frozenset(get_args(WaitState))
+APPROVAL_STATES: frozenset[str] = frozenset(get_args(ApprovalState))
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One audited request: a run, a resume, a decision on a wait, or a bot-side approval.
+
+    ``targets`` is a list of JSON objects, one per target, in the caller's own shape.
+    """
+
+    id: str
+    kind: RequestKind
+    created_at: datetime
+    updated_at: datetime
+    team_id: str | None
+    channel_id: str | None
+    user_id: str
+    user_upn: str | None
+    workflow_id: str | None
+    targets: tuple[dict[str, Any], ...]
+    params: dict[str, Any]
+    state: RequestState
+    nexthink_request_uuids: tuple[str, ...]
+    executions_uuids: tuple[str, ...]
+    error: str | None
+    approved_by: tuple[str, ...]
+    response_url: str | None
+    message_channel: str | None
+    message_ts: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WaitOption:
+    """One button of a paused execution: its label, Block Kit style and the trigger parameters."""
+
+    label: str
+    style: str | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"label": self.label, "style": self.style, "parameters": dict(self.parameters)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WaitOption:
+        return cls(
+            label=str(data["label"]),
+            style=data.get("style"),
+            parameters={str(k): str(v) for k, v in (data.get("parameters") or {}).items()},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WaitRecord:
+    """A paused Nexthink execution waiting for someone to click one of its options.
+
+    ``decided_by`` / ``decided_upn`` / ``decision`` name the person and option index as soon as the
+    wait is claimed; ``decided_at`` is set when the decision is finished (decided or failed).
+    ``claim_token`` is only set while claimed and proves ownership to ``finish_wait``.
+    ``outcome`` accumulates notes, one per line: those of released attempts (e.g. "outcome
+    unknown, may have resumed"), then Nexthink's final answer.
+    """
+
+    id: str
+    workflow_uuid: str
+    execution_uuid: str
+    channel_id: str | None
+    dm_user_upn: str | None
+    text: str
+    options: tuple[WaitOption, ...]
+    approvers: tuple[str, ...]
+    approver_parameter: str | None
+    requester_upn: str | None
+    created_at: datetime
+    expires_at: datetime
+    updated_at: datetime
+    state: WaitState
+    decided_by: str | None
+    decided_upn: str | None
+    decision: int | None
+    claimed_at: datetime | None
+    decided_at: datetime | None
+    outcome: str | None
+    message_channel: str | None
+    message_ts: str | None
+    claim_token: str | None
+
+    @property
+    def decision_label(self) -> str | None:
+        if self.decision is None or not 0 <= self.decision < len(self.options):
+            return None
+        return self.options[self.decision].label
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRefusal:
+    """``claim_wait`` did not hand the wait to the caller; ``wait`` (if any) says who and when."""
+
+    reason: ClaimRefusalReason
+    wait: WaitRecord | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalVote:
+    user_id: str
+    upn: str | None
+    voted_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRecord:
+    """A bot-side approval guarding one request; ``votes`` in the order they were cast."""
+
+    id: str
+    request_id: str
+    requester_id: str
+    channel_id: str | None
+    approvers: tuple[str, ...]
+    count: int
+    created_at: datetime
+    expires_at: datetime
+    updated_at: datetime
+    state: ApprovalState
+    message_channel: str | None
+    message_ts: str | None
+    denied_by: str | None
+    deny_reason: str | None
+    decided_at: datetime | None
+    votes: tuple[ApprovalVote, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class VoteResult:
+    """The answer to a vote: whether it counted, and whether it was the one that reached the count.
+
+    Exactly one accepted vote per approval has ``reached=True``; that voter triggers the run.
+    """
+
+    accepted: bool
+    reason: VoteRefusalReason | None
+    votes: int
+    reached: bool
+    approval: ApprovalRecord | None
+
+
+@dataclass(frozen=True, slots=True)
+class DenyResult:
+    accepted: bool
+    reason: VoteRefusalReason | None
+    approval: ApprovalRecord | None
+
+
+@dataclass(frozen=True, slots=True)
+class FollowupRecord:
+    """A Nexthink request whose outcome the bot still has to look up (status query)."""
+
+    id: str
+    request_id: str
+    nexthink_request_uuid: str
+    next_poll_at: datetime
+    attempts: int
+    deadline: datetime
+    done: bool
+    last_status: str | None
+    created_at: datetime
+    updated_at: datetime
