@@ -169,8 +169,8 @@ class Bot:
 
     async def refresh_gauges(self) -> None:
         try:
-            PENDING.labels("waits").set(len(await self.store.pending_waits(limit=10_000)))
-            PENDING.labels("approvals").set(len(await self.store.pending_approvals(limit=10_000)))
+            PENDING.labels("waits").set(await self.store.count_pending_waits())
+            PENDING.labels("approvals").set(await self.store.count_pending_approvals())
         except Exception as exc:
             log.warning("gauges_unavailable", error=type(exc).__name__)
 

@@ -817,3 +817,39 @@ async def test_concurrent_pollers_share_due_followups(store: Store, other: Store
     )
     ids = [f.id for batch in batches for f in batch]
     assert len(ids) == len(set(ids)) == 20
+
+
+async def test_stale_claims_go_back_to_pending_with_a_note(store: Store) -> None:
+    """A claim older than the bound (its process died mid-decision) returns to pending, once."""
+    stale = await _wait(store, "exec-stale")
+    fresh = await _wait(store, "exec-fresh")
+    claimed = await store.claim_wait(stale.id, "U_A", "a@example.com", 0, now=T0)
+    assert isinstance(claimed, WaitRecord)
+    held = await store.claim_wait(
+        fresh.id, "U_B", "b@example.com", 0, now=T0 + timedelta(minutes=9)
+    )
+    assert isinstance(held, WaitRecord)
+    released = await store.release_stale_claims(
+        timedelta(minutes=5), now=T0 + timedelta(minutes=10)
+    )
+    assert [w.id for w in released] == [stale.id]
+    assert released[0].state == "pending" and released[0].decided_by is None
+    assert "may or may not have reached Nexthink" in (released[0].outcome or "")
+    again = await store.release_stale_claims(timedelta(minutes=5), now=T0 + timedelta(minutes=10))
+    assert again == []
+    still = await store.get_wait(fresh.id)
+    assert still is not None and still.state == "claimed"
+
+
+async def test_pending_counts_leave_out_decided_and_expired(store: Store) -> None:
+    """The gauges count pending, unexpired waits and approvals only."""
+    await _wait(store, "exec-1")
+    decided = await _wait(store, "exec-2")
+    await _wait(store, "exec-3", expires_at=T0 + timedelta(minutes=1))
+    claim = await store.claim_wait(decided.id, "U_A", None, 0, now=T0)
+    assert isinstance(claim, WaitRecord)
+    assert await store.count_pending_waits(now=T0 + timedelta(minutes=2)) == 1
+    request_id = await _request(store)
+    await store.create_approval(request_id=request_id, count=1, expires_at=T0 + HOUR, now=T0)
+    assert await store.count_pending_approvals(now=T0) == 1
+    assert await store.count_pending_approvals(now=T0 + 2 * HOUR) == 0

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import RowMapping, select
+from sqlalchemy import RowMapping, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ._base import StoreBase, new_id, utc
@@ -286,6 +286,17 @@ class ApprovalsMixin(StoreBase):
             return await _load(
                 conn, _select().where(approvals.c.id.in_(ids)).order_by(approvals.c.expires_at)
             )
+
+    async def count_pending_approvals(self, now: datetime | None = None) -> int:
+        """How many approvals are pending and unexpired (for the metrics gauge)."""
+        at = utc(now)
+        query = (
+            select(func.count())
+            .select_from(approvals)
+            .where(approvals.c.state == "pending", approvals.c.expires_at > at)
+        )
+        async with self._read() as conn:
+            return int((await conn.execute(query)).scalar_one())
 
     async def pending_approvals(
         self, now: datetime | None = None, *, limit: int = 100

@@ -15,7 +15,7 @@ Either way exactly one caller gets the wait, across any number of processes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
 from sqlalchemy import RowMapping, and_, exc, func, literal, select
@@ -310,6 +310,51 @@ class WaitsMixin(StoreBase):
         async with self._read() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [wait_from_row(r) for r in rows]
+
+    async def release_stale_claims(
+        self, older_than: timedelta, now: datetime | None = None
+    ) -> list[WaitRecord]:
+        """Put back to pending the waits claimed more than ``older_than`` ago.
+
+        A claim that old belongs to a process that died between claiming and finishing: its
+        trigger may or may not have reached Nexthink, so the wait goes back to its deciders with
+        a note, exactly like an "outcome unknown" failure (a second trigger of an execution that
+        was already resumed is refused by Nexthink). Each wait is returned to one caller only.
+        """
+        at = utc(now)
+        note = (
+            f"{at.isoformat(timespec='seconds')}: a decision was started but never finished "
+            "(the bot stopped?); it may or may not have reached Nexthink"
+        )
+        async with self._write() as conn:
+            result = await conn.execute(
+                waits.update()
+                .where(waits.c.state == "claimed", waits.c.claimed_at <= at - older_than)
+                .values(
+                    state="pending",
+                    claim_token=None,
+                    decided_by=None,
+                    decided_upn=None,
+                    decision=None,
+                    claimed_at=None,
+                    outcome=_append(note),
+                    updated_at=at,
+                )
+                .returning(*waits.c)
+            )
+            rows = result.mappings().all()
+        return [wait_from_row(r) for r in rows]
+
+    async def count_pending_waits(self, now: datetime | None = None) -> int:
+        """How many waits are pending and unexpired (for the metrics gauge)."""
+        at = utc(now)
+        query = (
+            select(func.count())
+            .select_from(waits)
+            .where(waits.c.state == "pending", waits.c.expires_at > at)
+        )
+        async with self._read() as conn:
+            return int((await conn.execute(query)).scalar_one())
 
 
 def _append(note: str | None) -> Any:
