@@ -833,12 +833,14 @@ async def test_stale_claims_go_back_to_pending_with_a_note(store: Store) -> None
         timedelta(minutes=5), now=T0 + timedelta(minutes=10)
     )
     assert [w.id for w in released] == [stale.id]
-    assert released[0].state == "pending" and released[0].decided_by is None
+    assert released[0].state == "pending"
+    assert released[0].decided_by is None
     assert "may or may not have reached Nexthink" in (released[0].outcome or "")
     again = await store.release_stale_claims(timedelta(minutes=5), now=T0 + timedelta(minutes=10))
     assert again == []
     still = await store.get_wait(fresh.id)
-    assert still is not None and still.state == "claimed"
+    assert still is not None
+    assert still.state == "claimed"
 
 
 async def test_pending_counts_leave_out_decided_and_expired(store: Store) -> None:
