@@ -94,13 +94,15 @@ class Identity:
         """The user's profile; raises ``IdentityError`` for an unknown user."""
         return await self._profiles.get(user_id, lambda: self._load_profile(user_id))
 
-    async def upn(self, user_id: str) -> str:
-        """The user's UPN: their profile email with the policy's domain rewrite applied."""
+    async def upn(self, user_id: str, *, own: bool = True) -> str:
+        """The user's UPN: their profile email with the policy's domain rewrite applied.
+
+        ``own``: the person asking is this user, so a refusal speaks of "your" profile."""
         profile = await self.profile(user_id)
         if profile.upn is None:
-            who = "Your" if profile.user_id else "This user's"
+            whose = "Your" if own else f"<@{user_id}>'s"
             raise IdentityError(
-                f"{who} Slack profile has no email address, so the bot cannot tell Nexthink who "
+                f"{whose} Slack profile has no email address, so the bot cannot tell Nexthink who "
                 f"<@{user_id}> is. Ask a Slack admin to allow the bot to read emails "
                 "(scope users:read.email) or to add an email to the profile."
             )

@@ -249,11 +249,17 @@ def run_result_message(result: RunResult) -> dict[str, Any]:
         ("Workflow", f"`{prepared.entry.id}`"),
         (
             "Targets",
-            ", ".join(labels[:10]) + (f" and {len(labels) - 10} more" if len(labels) > 10 else ""),
+            ", ".join(views.mrkdwn_escape(label) for label in labels[:10])
+            + (f" and {len(labels) - 10} more" if len(labels) > 10 else ""),
         ),
     ]
     if prepared.params:
-        details.append(("Parameters", ", ".join(f"`{k}={v}`" for k, v in prepared.params.items())))
+        details.append(
+            (
+                "Parameters",
+                ", ".join(f"`{k}={views.mrkdwn_escape(v)}`" for k, v in prepared.params.items()),
+            )
+        )
     if result.completed is not None and result.completed.request_uuids:
         details.append(
             (

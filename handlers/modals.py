@@ -152,7 +152,10 @@ def parse_submission(values: dict[str, Any]) -> tuple[RunRequest | None, dict[st
                 f"Line {number}: a device name has at most 255 characters."
             )
             break
-        devices.append(DeviceTarget(kind="collector_uid" if is_uuid(name) else "name", value=name))
+        if is_uuid(name):  # as the command's grammar does: a collectorUid is lower case
+            devices.append(DeviceTarget(kind="collector_uid", value=name.lower()))
+        else:
+            devices.append(DeviceTarget(kind="name", value=name))
     params: dict[str, str] = {}
     for block, content in values.items():
         if not block.startswith(ids.MODAL_PARAM_PREFIX):
@@ -246,14 +249,14 @@ def register(bot: Bot) -> None:
             COMMANDS.labels("modal", "invalid").inc()
             await ack(response_action="errors", errors=errors)
             return
-        preparing = bot.tasks.spawn(bot.runner.prepare(requester, request), name="modal_prepare")
+        preparing = bot.tasks.spawn(_prepare(bot, requester, request), name="modal_prepare")
         done, _ = await asyncio.wait({preparing}, timeout=_INLINE_WAIT)
         if not done:
             await ack()
             bot.tasks.spawn(_finish_late(bot, preparing, requester, state), name="modal_run")
             return
         try:
-            prepared: PreparedRun = preparing.result()
+            prepared = _prepared(preparing.result())
         except Refusal as exc:
             COMMANDS.labels("modal", "refused").inc()
             await ack(
@@ -277,11 +280,29 @@ def register(bot: Bot) -> None:
         )
 
 
+_Prepared = PreparedRun | Refusal | NexthinkError
+
+
+async def _prepare(bot: Bot, requester: Requester, request: RunRequest) -> _Prepared:
+    """``Runner.prepare`` in a tracked task: an expected refusal is returned, not raised, since a
+    background task that raises is counted (and logged) as a bug."""
+    try:
+        return await bot.runner.prepare(requester, request)
+    except (Refusal, NexthinkError) as exc:
+        return exc
+
+
+def _prepared(outcome: _Prepared) -> PreparedRun:
+    if isinstance(outcome, (Refusal, NexthinkError)):
+        raise outcome
+    return outcome
+
+
 async def _finish_late(
-    bot: Bot, preparing: asyncio.Task[PreparedRun], requester: Requester, state: ModalState
+    bot: Bot, preparing: asyncio.Task[_Prepared], requester: Requester, state: ModalState
 ) -> None:
     try:
-        prepared = await preparing
+        prepared = _prepared(await preparing)
     except Refusal as exc:
         await reply(
             bot,

@@ -94,6 +94,7 @@ def _workflow_line(entry: Entry) -> str:
 
 
 def list_message(entries: Sequence[Entry], filter_text: str | None) -> Message:
+    filter_text = mrkdwn_escape(filter_text) if filter_text else filter_text
     if not entries:
         what = f" matching “{filter_text}”" if filter_text else ""
         text = f"There are no workflows{what} that you may run here."
