@@ -8,6 +8,7 @@ exactly once; ``deny`` closes it with an optional reason. Expired requests are s
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ from bot.logging import get_logger
 from bot.metrics import CLICKS
 from bot.nexthink.models import DeviceData, UserData, Workflow
 from bot.policy import Principal
-from bot.runs import PreparedRun, Requester, RunResult, Target
+from bot.runs import PreparedRun, Refusal, Requester, RunResult, Target
 from bot.store import ApprovalRecord, RequestRecord
 
 if TYPE_CHECKING:
@@ -63,12 +64,27 @@ async def request(bot: Bot, prepared: PreparedRun, *, response_url: str | None) 
         approvers=list(rule.approvers),
     )
     labels = [t.label for t in prepared.targets]
-    posted = await bot.slack.chat_postMessage(
-        channel=approval.channel_id or prepared.requester.channel_id or prepared.requester.user_id,
-        **approval_message(
-            approval, record, workflow_name=prepared.workflow.display_name, targets=labels
-        ),
-    )
+    channel = approval.channel_id or prepared.requester.channel_id or prepared.requester.user_id
+    try:
+        posted = await bot.slack.chat_postMessage(
+            channel=channel,
+            **approval_message(
+                approval, record, workflow_name=prepared.workflow.display_name, targets=labels
+            ),
+        )
+    except SlackApiError as exc:
+        # nobody was asked: close the approval now rather than let it expire unseen
+        error = str(exc.response.get("error"))
+        await bot.store.mark_approval(approval.id, "expired", expected="pending")
+        await bot.store.update_request(
+            record.id, state="failed", error=f"approval request not posted: {error}"
+        )
+        log.warning("approval_not_posted", approval=approval.id, channel=channel, error=error)
+        raise Refusal(
+            f"`{prepared.entry.id}` needs approval, but the request could not be posted in "
+            f"<#{channel}> (Slack answered `{error}`). Nothing was sent to Nexthink.",
+            hint="Ask the bot's administrators to invite the bot to that channel.",
+        ) from None
     approval = await bot.store.set_approval_message(
         approval.id, str(posted.get("channel")), str(posted.get("ts"))
     )
@@ -135,9 +151,13 @@ async def approve(bot: Bot, approval_id: str, user_id: str) -> str | None:
         name,
         headline=":hourglass_flowing_sand: Approved; sending to Nexthink…",
     )
-    result = await _execute(bot, record)
-    done = await bot.store.mark_approval(approval_id, "executed")
     voters = ", ".join(f"<@{v.user_id}>" for v in claimed.votes)
+    try:
+        result = await _execute(bot, record)
+    except asyncio.CancelledError:
+        await _interrupted(bot, claimed, record, name, voters)
+        raise
+    done = await bot.store.mark_approval(approval_id, "executed")
     from handlers.commands import run_result_message
 
     if result.ok and result.execution is not None:
@@ -148,6 +168,36 @@ async def approve(bot: Bot, approval_id: str, user_id: str) -> str | None:
     await _show(bot, done or claimed, record, name, headline=headline)
     await _tell_requester(bot, result.record, run_result_message(result))
     return None
+
+
+async def _interrupted(
+    bot: Bot, approval: ApprovalRecord, record: RequestRecord, name: str, voters: str
+) -> None:
+    """The bot is stopping and gave up on the execute of an approved request: whether Nexthink
+    got it is unknown, and running it again could run it twice. Close the approval (else it stays
+    ``executing`` for good) and say so, rather than leave everyone waiting."""
+    from handlers.views import refusal_message
+
+    error = "interrupted: the bot stopped while sending the execute; the outcome is unknown"
+    done = await bot.store.mark_approval(approval.id, "executed")
+    record = await bot.store.update_request(record.id, state="unknown", error=error)
+    await _show(
+        bot,
+        done or approval,
+        record,
+        name,
+        headline=f":warning: Approved by {voters}, but the bot stopped while sending it to "
+        "Nexthink: the outcome is unknown. Check Nexthink before asking again.",
+    )
+    await _tell_requester(
+        bot,
+        record,
+        refusal_message(
+            f"Your request to run `{record.workflow_id}` was approved, but the bot stopped while "
+            f"sending it to Nexthink, so whether it ran is unknown (bot record `{record.id}`). "
+            "Check Nexthink before asking again."
+        ),
+    )
 
 
 async def deny(bot: Bot, approval_id: str, user_id: str, reason: str | None) -> str | None:
@@ -183,10 +233,12 @@ async def deny(bot: Bot, approval_id: str, user_id: str, reason: str | None) -> 
     return None
 
 
-async def sweep_expired(bot: Bot) -> int:
+async def sweep_expired(bot: Bot, *, now: datetime | None = None) -> int:
+    """Close the approvals that expired by ``now`` (default: the current time) and tell their
+    requesters; returns how many."""
     from handlers.views import refusal_message
 
-    expired = await bot.store.expire_approvals()
+    expired = await bot.store.expire_approvals(now)
     for approval in expired:
         record = await bot.store.update_request(approval.request_id, state="expired")
         name = await _workflow_name(bot, record.workflow_id or "")

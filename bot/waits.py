@@ -13,6 +13,8 @@ import asyncio
 import hmac
 import json
 from base64 import b64decode
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -29,10 +31,10 @@ from slack_sdk.errors import SlackApiError
 
 from bot.logging import get_logger
 from bot.metrics import CLICKS
-from bot.nexthink.errors import BadRequest, NexthinkError, PermissionDenied
+from bot.nexthink.errors import BadRequest, NexthinkError
 from bot.nexthink.models import UPN_PATTERN, UUID_PATTERN
 from bot.policy import Principal
-from bot.store import ClaimRefusal, WaitOption, WaitRecord
+from bot.store import ClaimRefusal, StoreError, WaitOption, WaitRecord
 
 if TYPE_CHECKING:
     from bot.app import Bot
@@ -132,7 +134,13 @@ def _describe(exc: ValidationError) -> str:
 async def _read_json(request: web.Request) -> Any:
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise _Reject(413, f"the body is over {MAX_BODY // 1024} KiB")
-    body = await request.content.read(MAX_BODY + 1)
+    # StreamReader.read(n) returns what has arrived so far, not n bytes: read until the end
+    body = b""
+    while len(body) <= MAX_BODY:
+        chunk = await request.content.read(MAX_BODY + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
     if len(body) > MAX_BODY:
         raise _Reject(413, f"the body is over {MAX_BODY // 1024} KiB")
     try:
@@ -174,18 +182,68 @@ async def waits_route(request: web.Request) -> web.Response:
         except ValidationError as exc:
             raise _Reject(400, _describe(exc)) from None
         # keep answering Nexthink in time; the post finishes in the background if Slack is slow
-        work = bot.tasks.spawn(post_wait(bot, wait_request), name="post_wait")
+        work = bot.tasks.spawn(_post_or_reject(bot, wait_request), name="post_wait")
         done, _ = await asyncio.wait({work}, timeout=_ANSWER_WITHIN)
         if not done:
             return web.json_response({"status": "posting", "error": None}, status=202)
-        wait, channel, ts = work.result()
+        result = work.result()
+        if isinstance(result, _Reject):
+            raise result
+        wait, channel, ts = result
     except _Reject as exc:
         return web.json_response({"error": exc.error}, status=exc.status)
     return web.json_response({"id": wait.id, "channel": channel, "ts": ts}, status=201)
 
 
-async def post_wait(bot: Bot, req: WaitRequest) -> tuple[WaitRecord, str, str]:
-    """Record the wait and post its question; raises ``_Reject`` for a destination Slack refuses."""
+async def _post_or_reject(bot: Bot, req: WaitRequest) -> tuple[WaitRecord, str, str] | _Reject:
+    """``post_wait``, with its refusals returned rather than raised (an expected 4xx is not a
+    failed background task) and any other failure turned into a JSON answer for Nexthink."""
+    try:
+        return await post_wait(bot, req)
+    except _Reject as exc:
+        log.info("wait_refused", status=exc.status, error=exc.error)
+        return exc
+    except StoreError as exc:
+        log.error("wait_not_stored", error=str(exc))
+        return _Reject(503, "the bot's database is unavailable; retry shortly")
+    except Exception:
+        log.exception("wait_post_failed", execution=req.execution_uuid)
+        return _Reject(502, "the bot could not post the question to Slack; retry shortly")
+
+
+#: executions whose question this process is posting, and how many webhooks wait on each
+_posting: dict[str, tuple[asyncio.Lock, int]] = {}
+
+
+@asynccontextmanager
+async def _one_post_at_a_time(key: str) -> AsyncIterator[None]:
+    """Copies of one execution's webhook arriving together post one after the other, so the later
+    ones find the first one's message instead of posting their own (within this process)."""
+    lock, users = _posting.get(key, (asyncio.Lock(), 0))
+    _posting[key] = (lock, users + 1)
+    try:
+        async with lock:
+            yield
+    finally:
+        lock, users = _posting[key]
+        if users > 1:
+            _posting[key] = (lock, users - 1)
+        else:
+            del _posting[key]
+
+
+async def post_wait(
+    bot: Bot, req: WaitRequest, *, now: datetime | None = None
+) -> tuple[WaitRecord, str, str]:
+    """Record the wait and post its question; raises ``_Reject`` for a destination Slack refuses.
+
+    ``now`` (default: the current time) is when the question arrived; its expiry counts from it.
+    """
+    async with _one_post_at_a_time(f"{req.workflow_uuid}/{req.execution_uuid}".lower()):
+        return await _post_wait(bot, req, now or datetime.now(UTC))
+
+
+async def _post_wait(bot: Bot, req: WaitRequest, now: datetime) -> tuple[WaitRecord, str, str]:
     mention = None
     channel = req.channel
     if req.user:
@@ -204,12 +262,13 @@ async def post_wait(bot: Bot, req: WaitRequest) -> tuple[WaitRecord, str, str]:
             WaitOption(label=o.label, style=o.style, parameters=dict(o.parameters))
             for o in req.options
         ],
-        expires_at=datetime.now(UTC) + timedelta(minutes=req.expires_in_minutes),
+        expires_at=now + timedelta(minutes=req.expires_in_minutes),
         channel_id=req.channel,
         dm_user_upn=req.user,
         approvers=list(req.approvers),
         approver_parameter=req.approver_parameter,
         requester_upn=req.requester,
+        now=now,
     )
     if not created and wait.message_channel and wait.message_ts:
         log.info("wait_repeated", wait=wait.id)
@@ -343,7 +402,9 @@ async def decide(
     assert wait.claim_token is not None
     try:
         answers = await bot.nexthink.trigger(wait.workflow_uuid, wait.execution_uuid, params)
-    except (BadRequest, PermissionDenied) as exc:
+    except BadRequest as exc:  # Nexthink refused this trigger: the question is closed
+        # (a 403 is the bot's credential lacking a permission, fixable: like the other errors
+        # below, it leaves the question open for another try)
         detail = " ".join(p for p in (exc.code or "", exc.details or exc.message) if p)
         done = await bot.store.finish_wait(
             wait.id, wait.claim_token, "failed", f"refused: {detail}"
@@ -370,8 +431,27 @@ async def decide(
             f":warning: <@{user_id}>'s *{option.label}* did not get a clear answer from Nexthink ({exc.summary}). "
             "An approver may try again; if the execution was already resumed, Nexthink will refuse the second try."
         )
-        await _update(bot, released or wait, wait_message(released or wait, note=note))
+        current = released or wait
+        mention = await _mention(bot, current)
+        await _update(bot, current, wait_message(current, mention=mention, note=note))
         return None
+    except asyncio.CancelledError:
+        # The bot is stopping and gave up on this trigger: whether it reached Nexthink is
+        # unknown. Give the question back (else it stays claimed for good, "being decided" by
+        # nobody) so that an approver can try again once a bot is running.
+        retry_note = f"interrupted at {now.isoformat(timespec='seconds')}: the bot stopped"
+        released = await bot.store.release_wait(wait.id, wait.claim_token, retry_note)
+        await bot.store.update_request(record.id, state="unknown", error=retry_note)
+        note = (
+            f":warning: The bot restarted while sending <@{user_id}>'s *{option.label}* to "
+            "Nexthink. An approver may try again; if the execution was already resumed, "
+            "Nexthink will refuse the second try."
+        )
+        current = released or wait
+        await _update(
+            bot, current, wait_message(current, mention=await _mention(bot, current), note=note)
+        )
+        raise
     uuids = ", ".join(f"`{a.request_uuid}`" for a in answers) or "no request id"
     done = await bot.store.finish_wait(wait.id, wait.claim_token, "decided", f"resumed: {uuids}")
     await bot.store.update_request(
@@ -391,6 +471,17 @@ async def decide(
     return None
 
 
+async def _mention(bot: Bot, wait: WaitRecord) -> str | None:
+    """The mention of the question's ``user``, as ``post_wait`` showed it."""
+    if not wait.dm_user_upn:
+        return None
+    try:
+        user_id = await _slack_user_for_upn(bot, wait.dm_user_upn)
+    except SlackApiError:
+        user_id = None
+    return f"<@{user_id}>" if user_id else wait.dm_user_upn
+
+
 def _needs_groups(bot: Bot, approvers: Any) -> bool:
     return bot.policy.uses_groups or any(str(a).startswith("@") for a in approvers or ())
 
@@ -404,11 +495,12 @@ async def _update(bot: Bot, wait: WaitRecord, message: dict[str, Any]) -> None:
         log.warning("wait_message_update_failed", wait=wait.id, error=exc.response.get("error"))
 
 
-async def sweep_expired(bot: Bot) -> int:
-    """Close the messages of waits that expired; returns how many."""
+async def sweep_expired(bot: Bot, *, now: datetime | None = None) -> int:
+    """Close the messages of waits that expired by ``now`` (default: the current time); returns
+    how many."""
     from handlers.wait_views import wait_settled_message
 
-    expired = await bot.store.expire_waits()
+    expired = await bot.store.expire_waits(now)
     for wait in expired:
         await _update(
             bot,

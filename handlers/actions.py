@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -16,6 +17,10 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
+#: the decision buttons' action ids: ``WAIT_DECISION:<index>`` (bare ``WAIT_DECISION`` too, for
+#: messages posted before each button had its own id)
+_DECISION = re.compile(rf"^{re.escape(ids.WAIT_DECISION)}(?::\d+)?$")
+
 
 def click_of(body: dict[str, Any]) -> tuple[str, str | None, str | None, str]:
     """(user id, channel id, message ts, button value) of a block_actions payload."""
@@ -27,7 +32,7 @@ def click_of(body: dict[str, Any]) -> tuple[str, str | None, str | None, str]:
 
 
 def register(bot: Bot) -> None:
-    @bot.app.action(ids.WAIT_DECISION)
+    @bot.app.action(_DECISION)
     async def on_decision(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         user_id, channel_id, ts, value = click_of(body)

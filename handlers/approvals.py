@@ -9,7 +9,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.errors import SlackApiError
 
 from bot import approvals
-from bot.runs import PreparedRun
+from bot.runs import PreparedRun, Refusal
 from handlers import ids
 from handlers.actions import click_of
 from handlers.replies import reply
@@ -23,7 +23,17 @@ __all__ = ["register", "request_approval"]
 
 async def request_approval(bot: Bot, prepared: PreparedRun, *, response_url: str | None) -> None:
     """Called by the run path for workflows that need approval: ask, and tell the requester."""
-    approval = await approvals.request(bot, prepared, response_url=response_url)
+    try:
+        approval = await approvals.request(bot, prepared, response_url=response_url)
+    except Refusal as exc:  # the approval request could not be posted
+        await reply(
+            bot,
+            refusal_message(exc.message, exc.hint),
+            user_id=prepared.requester.user_id,
+            channel_id=prepared.requester.channel_id,
+            response_url=response_url,
+        )
+        return
     await reply(
         bot,
         text_message(

@@ -13,6 +13,7 @@ from handlers.views import Message, _clip, _context, _fields, _section, _when, m
 __all__ = [
     "approval_message",
     "approval_settled_message",
+    "decision_action_id",
     "wait_message",
     "wait_settled_message",
 ]
@@ -30,6 +31,12 @@ def _button(text: str, action_id: str, value: str, style: str | None) -> dict[st
     return button
 
 
+def decision_action_id(index: int) -> str:
+    """The action id of option ``index``'s button: Slack refuses an actions block whose elements
+    share an action id, so each button gets ``WAIT_DECISION`` plus its index."""
+    return f"{ids.WAIT_DECISION}:{index}"
+
+
 def wait_message(
     wait: WaitRecord, *, mention: str | None = None, note: str | None = None
 ) -> Message:
@@ -38,7 +45,7 @@ def wait_message(
     if mention:
         text = f"{mention} {text}"
     buttons = [
-        _button(option.label, ids.WAIT_DECISION, f"{wait.id}:{index}", option.style)
+        _button(option.label, decision_action_id(index), f"{wait.id}:{index}", option.style)
         for index, option in enumerate(wait.options)
     ]
     blocks: list[dict[str, Any]] = [_section(text)]

@@ -57,7 +57,12 @@ GROUPS: dict[str, tuple[str, list[str]]] = {
 
 @dataclass
 class World:
-    """Start with ``async with World(...)``; ``settings`` overrides are Settings field names."""
+    """Start with ``async with World(...)``; ``settings`` overrides are Settings field names.
+
+    ``sandbox`` and ``slack`` may be given already started, to share them between worlds: a bot
+    restarted on the same database, or two replicas on one PostgreSQL. A world stops only what
+    it started itself.
+    """
 
     database_url: str
     policy_file: Path | None = None
@@ -74,6 +79,8 @@ class World:
     port: int = 0
     _server: asyncio.Task[None] | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _owns_sandbox: bool = False
+    _owns_slack: bool = False
 
     @property
     def url(self) -> str:
@@ -100,12 +107,19 @@ class World:
         client_id = self.nexthink_client_id
         client_secret = self.nexthink_client_secret
         if base_url is None:
-            self.sandbox = Sandbox(
-                execution_delay=self.execution_delay, webhook_token=WEBHOOK_TOKEN
-            )
-            base_url = await self.sandbox.start()
+            if self.sandbox is None:
+                self.sandbox = Sandbox(
+                    execution_delay=self.execution_delay, webhook_token=WEBHOOK_TOKEN
+                )
+            if _started(self.sandbox):
+                base_url = self.sandbox.url
+            else:
+                base_url = await self.sandbox.start()
+                self._owns_sandbox = True
             client_id, client_secret = self.sandbox.client_id, self.sandbox.client_secret
-        await self.slack.start()
+        if not _started(self.slack):
+            await self.slack.start()
+            self._owns_slack = True
         for person in PEOPLE:
             if person.user_id not in self.slack.users:
                 self.slack.add_user(
@@ -155,8 +169,9 @@ class World:
             await self.bot.close()
         if self.driver is not None:
             await self.driver.aclose()
-        await self.slack.stop()
-        if self.sandbox is not None:
+        if self._owns_slack:
+            await self.slack.stop()
+        if self.sandbox is not None and self._owns_sandbox:
             await self.sandbox.stop()
 
     async def settle(self, within: float = 10.0) -> None:
@@ -174,3 +189,11 @@ class World:
             if not any(not t.done() for t in self.bot.tasks._tasks):
                 return
         raise TimeoutError("the bot did not finish its work in time")
+
+
+def _started(server: Sandbox | LocalSlack) -> bool:
+    try:
+        server.url  # noqa: B018 - raises RuntimeError until started
+    except RuntimeError:
+        return False
+    return True
