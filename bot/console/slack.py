@@ -40,6 +40,8 @@ from typing import Any, Literal, Self
 
 from aiohttp import web
 
+from bot.console.blockkit import NO_ACTION_ID, json_pointer, validate_blocks, validate_view
+
 __all__ = [
     "ApiCall",
     "Channel",
@@ -258,181 +260,6 @@ class _ResponseUrl:
     uses_left: int
     target: tuple[str, str] | None  # (channel, ts) of the message it was issued for
     last: tuple[str, str] | None = None  # (channel, ts) of the last message posted through it
-
-
-# ---------------------------------------------------------------------------------------------
-# Block Kit checks: the limits Slack enforces most often, with Slack's error wording.
-
-_BLOCK_TYPES = frozenset(
-    {"actions", "context", "divider", "file", "header", "image", "input", "markdown"}
-    | {"rich_text", "section", "table", "video", "context_actions"}
-)
-_ELEMENT_TYPES = frozenset(
-    {"button", "checkboxes", "datepicker", "datetimepicker", "email_text_input", "image"}
-    | {"multi_static_select", "multi_external_select", "multi_users_select", "overflow"}
-    | {"multi_conversations_select", "multi_channels_select", "number_input", "file_input"}
-    | {"plain_text_input", "radio_buttons", "rich_text_input", "static_select", "timepicker"}
-    | {"external_select", "users_select", "conversations_select", "channels_select"}
-    | {"url_text_input", "workflow_button"}
-)
-_NO_ACTION_ID = frozenset({"image", "plain_text", "mrkdwn"})
-
-
-def _at(pointer: str) -> str:
-    return f"[json-pointer:{pointer}]"
-
-
-def _check_text(obj: Any, pointer: str, limit: int, *, plain: bool = False) -> list[str]:
-    kinds = ("plain_text",) if plain else ("plain_text", "mrkdwn")
-    if not isinstance(obj, dict) or obj.get("type") not in kinds:
-        return [f"must be a {' or '.join(kinds)} text object {_at(pointer)}"]
-    text = obj.get("text")
-    if not isinstance(text, str) or not text:
-        return [f"must be more than 0 characters {_at(pointer + '/text')}"]
-    if len(text) > limit:
-        return [f"must be less than {limit + 1} characters {_at(pointer + '/text')}"]
-    return []
-
-
-def _check_options(options: Any, pointer: str, limit: int) -> list[str]:
-    if not isinstance(options, list) or len(options) > limit:
-        return [f"must be an array of no more than {limit} items {_at(pointer)}"]
-    errors: list[str] = []
-    for i, option in enumerate(options):
-        errors += _check_text(
-            option.get("text") if isinstance(option, dict) else None, f"{pointer}/{i}/text", 75
-        )
-        value = option.get("value") if isinstance(option, dict) else None
-        if isinstance(value, str) and len(value) > 150:
-            errors.append(f"must be less than 151 characters {_at(f'{pointer}/{i}/value')}")
-    return errors
-
-
-def _check_element(element: Any, pointer: str) -> list[str]:
-    if not isinstance(element, dict) or element.get("type") not in _ELEMENT_TYPES:
-        return [f"must be a supported element type {_at(pointer + '/type')}"]
-    errors: list[str] = []
-    action_id = element.get("action_id")
-    if action_id is not None and (not isinstance(action_id, str) or not 0 < len(action_id) <= 255):
-        errors.append(f"must be 1 to 255 characters {_at(pointer + '/action_id')}")
-    if element["type"] == "button":
-        errors += _check_text(element.get("text"), pointer + "/text", 75, plain=True)
-        if len(str(element.get("value", ""))) > 2000:
-            errors.append(f"must be less than 2001 characters {_at(pointer + '/value')}")
-        if element.get("style") not in (None, "primary", "danger"):
-            errors.append(f"must be primary or danger {_at(pointer + '/style')}")
-    if "options" in element:
-        limit = 5 if element["type"] == "overflow" else 100
-        errors += _check_options(element["options"], pointer + "/options", limit)
-    if "placeholder" in element:
-        errors += _check_text(element["placeholder"], pointer + "/placeholder", 150, plain=True)
-    return errors
-
-
-def _check_block(block: JSONDict, pointer: str) -> list[str]:
-    kind = block["type"]
-    errors: list[str] = []
-    if kind == "section":
-        if "text" not in block and "fields" not in block:
-            errors.append(f"must provide text or fields {_at(pointer)}")
-        if "text" in block:
-            errors += _check_text(block["text"], pointer + "/text", 3000)
-        fields = block.get("fields")
-        if fields is not None:
-            if not isinstance(fields, list) or len(fields) > 10:
-                errors.append(
-                    f"must be an array of no more than 10 items {_at(pointer + '/fields')}"
-                )
-            else:
-                for i, item in enumerate(fields):
-                    errors += _check_text(item, f"{pointer}/fields/{i}", 2000)
-        if "accessory" in block:
-            errors += _check_element(block["accessory"], pointer + "/accessory")
-    elif kind == "header":
-        errors += _check_text(block.get("text"), pointer + "/text", 150, plain=True)
-    elif kind == "markdown":
-        text = block.get("text")
-        if not isinstance(text, str) or not 0 < len(text) <= 12000:
-            errors.append(f"must be 1 to 12000 characters {_at(pointer + '/text')}")
-    elif kind in ("actions", "context"):
-        limit = 25 if kind == "actions" else 10
-        elements = block.get("elements")
-        if not isinstance(elements, list) or not 0 < len(elements) <= limit:
-            errors.append(f"must be an array of 1 to {limit} items {_at(pointer + '/elements')}")
-        elif kind == "actions":
-            seen: set[str] = set()
-            for i, element in enumerate(elements):
-                errors += _check_element(element, f"{pointer}/elements/{i}")
-                action_id = element.get("action_id") if isinstance(element, dict) else None
-                if isinstance(action_id, str) and action_id in seen:
-                    errors.append(
-                        f"duplicate action_id {action_id!r} {_at(f'{pointer}/elements/{i}/action_id')}"
-                    )
-                if isinstance(action_id, str):
-                    seen.add(action_id)
-        else:
-            for i, element in enumerate(elements):
-                if isinstance(element, dict) and element.get("type") != "image":
-                    errors += _check_text(element, f"{pointer}/elements/{i}", 3000)
-    elif kind == "input":
-        errors += _check_text(block.get("label"), pointer + "/label", 2000, plain=True)
-        errors += _check_element(block.get("element"), pointer + "/element")
-        if "hint" in block:
-            errors += _check_text(block["hint"], pointer + "/hint", 2000, plain=True)
-    return errors
-
-
-def validate_blocks(blocks: Any, *, max_blocks: int = 50, pointer: str = "/blocks") -> list[str]:
-    """Slack's objections to a list of blocks (empty when Slack would accept it)."""
-    if not isinstance(blocks, list):
-        return [f"must be an array {_at(pointer)}"]
-    errors: list[str] = []
-    if len(blocks) > max_blocks:
-        errors.append(f"no more than {max_blocks} items allowed {_at(pointer)}")
-    block_ids: set[str] = set()
-    for i, block in enumerate(blocks):
-        here = f"{pointer}/{i}"
-        if not isinstance(block, dict) or block.get("type") not in _BLOCK_TYPES:
-            errors.append(f"unsupported type {_at(here + '/type')}")
-            continue
-        block_id = block.get("block_id")
-        if block_id is not None:
-            if not isinstance(block_id, str) or not 0 < len(block_id) <= 255:
-                errors.append(f"must be 1 to 255 characters {_at(here + '/block_id')}")
-            elif block_id in block_ids:
-                errors.append(f"duplicate block_id {block_id!r} {_at(here + '/block_id')}")
-            else:
-                block_ids.add(block_id)
-        errors += _check_block(block, here)
-    return errors
-
-
-def validate_view(view: Any, *, pointer: str = "/view") -> list[str]:
-    """Slack's objections to a modal or Home tab view (empty when Slack would accept it)."""
-    if not isinstance(view, dict):
-        return [f"must be an object {_at(pointer)}"]
-    errors: list[str] = []
-    kind = view.get("type")
-    if kind not in ("modal", "home"):
-        errors.append(f"must be modal or home {_at(pointer + '/type')}")
-    if kind == "modal":
-        errors += _check_text(view.get("title"), pointer + "/title", 24, plain=True)
-        for key in ("submit", "close"):
-            if view.get(key) is not None:
-                errors += _check_text(view[key], f"{pointer}/{key}", 24, plain=True)
-        blocks = view.get("blocks")
-        has_input = isinstance(blocks, list) and any(
-            isinstance(b, dict) and b.get("type") == "input" for b in blocks
-        )
-        if has_input and view.get("submit") is None:
-            errors.append(
-                f"must provide submit when input blocks are present {_at(pointer + '/submit')}"
-            )
-    for key, limit in (("callback_id", 255), ("private_metadata", 3000), ("external_id", 255)):
-        if len(str(view.get(key, ""))) > limit:
-            errors.append(f"must be less than {limit + 1} characters {_at(f'{pointer}/{key}')}")
-    errors += validate_blocks(view.get("blocks"), max_blocks=100, pointer=pointer + "/blocks")
-    return errors
 
 
 def _truthy(value: Any) -> bool:
@@ -1050,10 +877,12 @@ class LocalSlack:
     def _view_spec(self, params: JSONDict, kind: str, *, view_id: str | None = None) -> JSONDict:
         spec = params.get("view")
         if not isinstance(spec, dict):
-            raise SlackError("invalid_arguments", messages=[f"must be an object {_at('/view')}"])
+            raise SlackError(
+                "invalid_arguments", messages=[f"must be an object {json_pointer('/view')}"]
+            )
         problems = validate_view(spec)
         if spec.get("type") != kind:
-            problems.insert(0, f"must be {kind} {_at('/view/type')}")
+            problems.insert(0, f"must be {kind} {json_pointer('/view/type')}")
         if problems:
             raise SlackError("invalid_arguments", messages=problems)
         external_id = spec.get("external_id")
@@ -1117,7 +946,7 @@ class LocalSlack:
         for block in filled:
             block.setdefault("block_id", f"b{next(self._ids)}")
             for element in _iter_elements(block):
-                if element.get("type") not in _NO_ACTION_ID:
+                if element.get("type") not in NO_ACTION_ID:
                     element.setdefault("action_id", f"a{next(self._ids)}")
         return filled
 
