@@ -18,6 +18,7 @@ async def run_check(out: TextIO | None = None) -> int:
     def line(ok: bool, what: str, detail: str) -> None:
         nonlocal failures
         failures += 0 if ok else 1
+        detail = " ".join(detail.split())  # one line per check, whatever the error's text
         out.write(f"{'ok  ' if ok else 'FAIL'} {what}: {detail}\n")
 
     try:
@@ -26,6 +27,11 @@ async def run_check(out: TextIO | None = None) -> int:
         line(False, "configuration", str(exc))
         return 1
     line(True, "configuration", "all required settings are present")
+    from bot.logging import configure
+
+    # the report owns stdout; log lines (redacted, warnings and worse) go to stderr
+    level = "DEBUG" if settings.log_level == "DEBUG" else "WARNING"
+    configure(level=level, fmt=settings.log_format, secrets=settings.secrets(), stream=sys.stderr)
 
     from bot.nexthink.client import NexthinkClient
     from bot.policy import Policy, PolicyError
@@ -33,11 +39,8 @@ async def run_check(out: TextIO | None = None) -> int:
 
     try:
         policy = Policy.load(settings.policy_file) if settings.policy_file else Policy.default()
-        line(
-            True,
-            "policy",
-            f"{settings.policy_file or 'no POLICY_FILE: the safe default'} ({policy.summary()})",
-        )
+        where = f"{settings.policy_file}: " if settings.policy_file else ""
+        line(True, "policy", where + policy.summary())
     except PolicyError as exc:
         line(False, "policy", str(exc))
 
@@ -45,7 +48,7 @@ async def run_check(out: TextIO | None = None) -> int:
         try:
             line(True, what, await action())
         except Exception as exc:
-            line(False, what, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            line(False, what, _describe(exc))
 
     async with NexthinkClient.from_settings(settings) as nexthink:
 
@@ -65,9 +68,10 @@ async def run_check(out: TextIO | None = None) -> int:
         opened = await Store.open(settings.database_url)
         try:
             await opened.ping()
+            backend = opened.backend  # asked before closing: a closed store has none
         finally:
             await opened.close()
-        return f"{opened.backend} reachable, schema up to date"
+        return f"{backend} reachable, schema up to date"
 
     await step("store", store)
 
@@ -95,3 +99,12 @@ async def run_check(out: TextIO | None = None) -> int:
         line(True, "waits webhook", "enabled: POST /nexthink/waits requires the bearer token")
     out.write("all good\n" if failures == 0 else f"{failures} problem(s)\n")
     return 0 if failures == 0 else 1
+
+
+def _describe(exc: Exception) -> str:
+    """What went wrong, for a person: Slack's error code rather than slack_sdk's whole dump."""
+    data = getattr(getattr(exc, "response", None), "data", None)  # a SlackApiError's answer
+    error = data.get("error") if isinstance(data, dict) else None
+    if error:
+        return f"Slack answered {error!r}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

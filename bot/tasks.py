@@ -41,16 +41,20 @@ class Tasks:
             self.failures += 1
             log.error("background_task_failed", task=task.get_name(), exc_info=exc)
 
-    async def drain(self, seconds: float) -> int:
-        """Wait up to ``seconds`` for running work; cancel the rest. Returns how many
-        tasks had to be cancelled."""
+    async def drain(self, seconds: float) -> tuple[int, int]:
+        """Wait up to ``seconds`` for running work, including work that running work spawns
+        meanwhile; cancel what is left. Returns (finished, cancelled)."""
         self.closing = True
-        if not self._tasks:
-            return 0
-        _, pending = await asyncio.wait(set(self._tasks), timeout=seconds)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        finished = 0
+        while self._tasks and (left := deadline - loop.time()) > 0:
+            done, _ = await asyncio.wait(set(self._tasks), timeout=left)
+            finished += len(done)
+        pending = set(self._tasks)
         for task in pending:
             task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=1.0)
             log.warning("shutdown_cancelled_work", tasks=len(pending))
-        return len(pending)
+        return finished, len(pending)
