@@ -80,6 +80,14 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     profile_cache_seconds: float = Field(default=900.0, ge=0)
+    #: outcome follow-up (with NEXTHINK_STATUS_QUERY_ID): first look after a run, longest pause
+    #: between looks, when to give up, how often the loop looks for due follow-ups
+    followup_first_poll_seconds: float = Field(default=15.0, gt=0, le=3600)
+    followup_max_interval_seconds: float = Field(default=120.0, gt=0, le=3600)
+    followup_max_minutes: float = Field(default=30.0, gt=0, le=1440)
+    followup_tick_seconds: float = Field(default=2.0, gt=0, le=300)
+    #: how often the Home tabs of people who opened them lately are brought up to date
+    home_refresh_seconds: float = Field(default=10.0, gt=0, le=3600)
 
     @field_validator("slack_api_url")
     @classmethod

@@ -11,10 +11,12 @@ __all__ = ["register_all"]
 
 
 def register_all(bot: Bot) -> None:
-    from handlers import actions, approvals, commands, context, modals
+    from handlers import actions, approvals, commands, context, home, modals, shortcuts
 
     context.register(bot)
     commands.register(bot)
     modals.register(bot)
     actions.register(bot)
     approvals.register(bot)
+    home.register(bot)
+    shortcuts.register(bot)

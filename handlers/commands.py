@@ -7,6 +7,7 @@ after it, in a tracked task.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ from bot.logging import get_logger
 from bot.metrics import COMMANDS
 from bot.nexthink.errors import NexthinkError
 from bot.runs import Refusal, Requester, RunRequest, RunResult
+from bot.store import StoreError
 from handlers import ids, views
 from handlers.grammar import (
     HELP,
@@ -30,6 +32,7 @@ from handlers.grammar import (
     parse,
     usage,
 )
+from handlers.outcomes import deliver_run_result
 from handlers.replies import reply
 
 if TYPE_CHECKING:
@@ -112,7 +115,9 @@ async def _answer(bot: Bot, command: Any, requester: Requester, response_url: st
                 params=dict(command.params),
                 source="command",
             )
-            await run_and_reply(bot, requester, request, response_url=response_url)
+            await run_and_reply(
+                bot, requester, request, response_url=response_url, visible=command.visible
+            )
             return
         elif isinstance(command, Resume):
             result = await bot.runner.resume(
@@ -146,6 +151,10 @@ async def _answer(bot: Bot, command: Any, requester: Requester, response_url: st
     except NexthinkError as exc:
         COMMANDS.labels(name, "nexthink_error").inc()
         message = views.error_message(exc, action=_ACTIONS.get(name, "The request"))
+    except StoreError as exc:  # before anything was sent: the run path records first
+        COMMANDS.labels(name, "store_unavailable").inc()
+        log.error("command_store_unavailable", command=name, error=str(exc))
+        message = views.store_unavailable_message()
     except Exception:
         COMMANDS.labels(name, "crashed").inc()
         ref = uuid.uuid4().hex[:8]
@@ -174,11 +183,15 @@ async def run_and_reply(
     request: RunRequest,
     *,
     response_url: str | None,
+    visible: bool = False,
 ) -> RunResult | None:
-    """The one run path (command, modal, Home, shortcut): prepare, execute, tell the requester."""
+    """The one run path (command, modal, Home, shortcut): prepare, execute, tell the requester.
+    ``visible`` (the command's ``visible`` word) posts the run in the channel."""
     kind = request.source
     try:
         prepared = await bot.runner.prepare(requester, request)
+        if visible and not prepared.visible:
+            prepared = dataclasses.replace(prepared, visible=True)
     except Refusal as exc:
         COMMANDS.labels(kind, "refused").inc()
         await reply(
@@ -205,6 +218,17 @@ async def execute_and_reply(
             COMMANDS.labels(kind, "approval_requested").inc()
             return None
         result = await bot.runner.run(prepared)
+    except StoreError as exc:  # the request is recorded before the execute: nothing was sent
+        COMMANDS.labels(kind, "store_unavailable").inc()
+        log.error("run_store_unavailable", error=str(exc))
+        await reply(
+            bot,
+            views.store_unavailable_message(),
+            user_id=requester.user_id,
+            channel_id=requester.channel_id,
+            response_url=response_url,
+        )
+        return None
     except Exception:
         COMMANDS.labels(kind, "crashed").inc()
         ref = uuid.uuid4().hex[:8]
@@ -219,14 +243,8 @@ async def execute_and_reply(
         return None
     message = run_result_message(result)
     COMMANDS.labels(kind, "ok" if result.ok else "nexthink_error").inc()
-    await reply(
-        bot,
-        message,
-        user_id=requester.user_id,
-        channel_id=requester.channel_id,
-        response_url=response_url,
-        visible=prepared.visible and result.ok,
-    )
+    # posted where it can be updated, then followed until the executions end (handlers.outcomes)
+    await deliver_run_result(bot, result, message, response_url=response_url)
     return result
 
 

@@ -113,6 +113,7 @@ class Run:
     users: tuple[UserTarget, ...] = ()
     devices: tuple[DeviceTarget, ...] = ()
     params: Params = ()  #: in the order typed; names are unique
+    visible: bool = False  #: the word ``visible``: post the run in the channel, with a thread
 
     @property
     def params_dict(self) -> dict[str, str]:
@@ -157,9 +158,10 @@ class GrammarError(Exception):
 _FORMS: dict[str, tuple[str, str, str]] = {
     # name: (form, example, what it does)
     "run": (
-        "/nexthink run WORKFLOW [device:NAME|UUID]… [user:@person|UPN|SID]… [name=value]…",
+        "/nexthink run WORKFLOW [device:NAME|UUID]… [user:@person|UPN|SID]… [name=value]… [visible]",
         '/nexthink run clear_disk_space device:LAPTOP-42 note="disk full"',
-        "run a workflow; with no `device:` or `user:` it runs for you (Nexthink picks your most recent device)",
+        "run a workflow; with no `device:` or `user:` it runs for you (Nexthink picks your most recent device); "
+        "`visible` posts it in the channel, where its thread follows the outcome",
     ),
     "list": (
         "/nexthink list [filter]",
@@ -216,6 +218,8 @@ _MARKUP = re.compile(r"<([^<>\s][^<>]*)>")
 _SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{1,31}$")
 _PARAM_NAME = re.compile(PARAM_NAME_PATTERN)
 _TARGET_PREFIXES = ("user:", "device:")
+#: the unquoted word that makes a run visible in the channel (Slack may turn ``--`` into a dash)
+_VISIBLE_WORDS = frozenset({"visible", "--visible", "—visible", "–visible"})
 
 MarkupKind: TypeAlias = Literal["user", "channel", "usergroup", "special", "email", "link"]
 
@@ -591,7 +595,11 @@ def _parse_run(p: _Parser, words: list[_Word]) -> Command:
     params: dict[str, str] = {}
     extra: list[_Word] = []
     typed = 0
+    visible = False
     for word in words[1:]:
+        if _is_visible_word(word):
+            visible = True
+            continue
         target = p.target(word)
         if target is not None:
             typed += 1
@@ -607,8 +615,15 @@ def _parse_run(p: _Parser, words: list[_Word]) -> Command:
             p.param(*pair, params)
         else:
             extra.append(word)
-    p.no_more(extra, "`run` takes one workflow, then `device:`, `user:` and `name=value` words")
-    return Run(workflow, tuple(users), tuple(devices), tuple(params.items()))
+    p.no_more(
+        extra, "`run` takes one workflow, then `device:`, `user:`, `name=value` and `visible` words"
+    )
+    return Run(workflow, tuple(users), tuple(devices), tuple(params.items()), visible)
+
+
+def _is_visible_word(word: _Word) -> bool:
+    unquoted = all(isinstance(i, tuple) and not i[1] for i in word.items)
+    return unquoted and word.text.casefold() in _VISIBLE_WORDS
 
 
 def _parse_resume(p: _Parser, words: list[_Word]) -> Command:

@@ -22,6 +22,7 @@ WAIT_DECISION: Final = "nexthink_wait_decision"
 APPROVAL_APPROVE: Final = "nexthink_approval_approve"
 APPROVAL_DENY: Final = "nexthink_approval_deny"
 HOME_RUN: Final = "nexthink_home_run"
+HOME_OPEN_MODAL: Final = "nexthink_home_open_modal"
 
 # run modal: block ids and action ids
 MODAL_WORKFLOW_BLOCK: Final = "workflow"

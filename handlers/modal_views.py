@@ -47,7 +47,7 @@ class ModalState:
     def load(cls, text: str | None) -> ModalState:
         try:
             data = json.loads(text or "{}")
-        except ValueError:
+        except (ValueError, TypeError):  # not JSON, or not even a string
             data = {}
         if not isinstance(data, dict):
             data = {}
@@ -128,6 +128,19 @@ def run_view(
             {
                 "type": "context",
                 "elements": [{"type": "plain_text", "text": selected.workflow.description[:2000]}],
+            }
+        )
+    if state.users and not may_target_others:  # a message shortcut on someone else's message
+        people = ", ".join(f"<@{u}>" for u in state.users[:5])
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": f"You may only run workflows on yourself here, so this runs for you, not for {people}.",
+                    }
+                ],
             }
         )
     if may_target_others:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -65,10 +64,23 @@ async def _main(settings: Settings, args: argparse.Namespace) -> int:
     from bot.console.world import World
 
     with tempfile.TemporaryDirectory(prefix="nexthink-console-") as scratch:
+        # the console keeps nothing unless DATABASE_URL is set explicitly
         database_url = (
-            os.environ.get("DATABASE_URL") and settings.database_url
-        ) or f"sqlite:///{scratch}/console.db"
+            settings.database_url
+            if "database_url" in settings.model_fields_set
+            else f"sqlite:///{scratch}/console.db"
+        )
         policy = settings.policy_file or DEMO_POLICY
+        overrides: dict[str, Any] = {}
+        if settings.nexthink_status_query_id:
+            overrides["nexthink_status_query_id"] = settings.nexthink_status_query_id
+        elif settings.nexthink_base_url is None:
+            # the sandbox answers any status query: follow outcomes, quickly, as a demo
+            overrides.update(
+                nexthink_status_query_id="#chatops_execution_status",
+                followup_first_poll_seconds=2.5,
+                followup_tick_seconds=0.5,
+            )
         world = World(
             database_url=database_url,
             policy_file=policy,
@@ -79,6 +91,7 @@ async def _main(settings: Settings, args: argparse.Namespace) -> int:
                 if settings.nexthink_client_secret
                 else None
             ),
+            overrides=overrides,
         )
         async with world:
             where = (

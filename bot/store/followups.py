@@ -9,6 +9,7 @@ time). A follow-up whose poller died comes due again when the lease runs out.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import RowMapping, select
@@ -132,6 +133,19 @@ class FollowupsMixin(StoreBase):
     ) -> FollowupRecord:
         """Stop following this request (outcome known, or deadline passed)."""
         return await self._update(followup_id, now, last_status, done=True)
+
+    async def followups_for(self, request_ids: Sequence[str]) -> list[FollowupRecord]:
+        """The follow-ups (done or not) of these requests, oldest first."""
+        if not request_ids:
+            return []
+        query = (
+            select(followups)
+            .where(followups.c.request_id.in_(list(request_ids)))
+            .order_by(followups.c.created_at, followups.c.id)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_record(row) for row in rows]
 
     async def _update(
         self, followup_id: str, now: datetime | None, last_status: str | None, **values: object

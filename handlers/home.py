@@ -1,0 +1,278 @@
+"""The Home tab: published on ``app_home_opened``, kept current while its owner uses it.
+
+* A *Run* button (``ids.HOME_RUN``) runs its workflow exactly as ``/nexthink run <id>`` with no
+  target does: the same run path (``run_and_reply``), so the same policy, limits, approvals and
+  outcome follow-up. There is no response URL, so the result arrives as a direct message.
+* *Open the run form* (``ids.HOME_OPEN_MODAL``) opens the run modal, as ``/nexthink`` does.
+* Approvers see the approvals and paused executions that name them, with the channel messages'
+  own buttons: the same handlers decide them.
+
+Refresh: the Home is republished after a run from it, and a background pass
+(``refresh_forever``, every ``HOME_REFRESH_SECONDS``) rebuilds the Homes of people who opened
+theirs lately (``bot.viewers``) and publishes those whose content changed: outcomes arriving,
+decisions made here or in a channel, new questions, expiries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_sdk.errors import SlackApiError
+
+from bot.followups import Progress, pause
+from bot.logging import get_logger
+from bot.nexthink.errors import NexthinkError
+from bot.policy import Principal
+from bot.runs import Refusal, Requester, RunRequest
+from bot.store import ApprovalRecord, RequestRecord, StoreError, WaitRecord
+from handlers import ids, payloads
+from handlers.commands import run_and_reply
+from handlers.home_views import Recent, home_view
+from handlers.outcomes import workflow_name
+
+if TYPE_CHECKING:
+    from bot.app import Bot
+
+__all__ = ["build_home", "publish_home", "refresh_forever", "refresh_homes", "register"]
+
+log = get_logger(__name__)
+
+_RECENT = 8
+
+
+@dataclass
+class _Pending:
+    """Open approvals and waits, read once per refresh pass and shared by every Home built."""
+
+    approvals: list[ApprovalRecord] = field(default_factory=list)
+    waits: list[WaitRecord] = field(default_factory=list)
+    records: dict[str, RequestRecord | None] = field(default_factory=dict)
+
+    @classmethod
+    async def load(cls, bot: Bot) -> _Pending:
+        return cls(
+            approvals=await bot.store.pending_approvals(limit=200),
+            waits=await bot.store.pending_waits(limit=200),
+        )
+
+    async def record(self, bot: Bot, request_id: str) -> RequestRecord | None:
+        if request_id not in self.records:
+            self.records[request_id] = await bot.store.get_request(request_id)
+        return self.records[request_id]
+
+
+def _named(approvers: tuple[str, ...]) -> list[str]:
+    """The approvers that name people or groups ("*" names nobody in particular)."""
+    return [a for a in approvers if a != "*"]
+
+
+async def _principal(bot: Bot, user_id: str) -> tuple[Principal, str | None]:
+    """The viewer as the policy sees them, and why they cannot run anything (if so)."""
+    try:
+        principal = await bot.runner.principal(Requester(user_id=user_id))
+        problem = None
+    except Refusal as exc:
+        principal, problem = Principal(user_id=user_id), f":no_entry: {exc.message}"
+    if not principal.groups:
+        try:  # approvers may name user groups even when the roles do not
+            groups = await bot.identity.groups_of(user_id)
+        except Exception:
+            groups = frozenset()
+        principal = Principal(user_id=user_id, upn=principal.upn, groups=groups)
+    return principal, problem
+
+
+async def _decisions(
+    bot: Bot, principal: Principal, pending: _Pending
+) -> tuple[list[tuple[ApprovalRecord, RequestRecord, str]], list[WaitRecord]]:
+    approvals: list[tuple[ApprovalRecord, RequestRecord, str]] = []
+    for approval in pending.approvals:
+        named = _named(approval.approvers)
+        if not named or approval.requester_id == principal.user_id:
+            continue
+        if any(v.user_id == principal.user_id for v in approval.votes):
+            continue
+        record = await pending.record(bot, approval.request_id)
+        if record is None:
+            continue
+        decision = bot.policy.may_decide(
+            principal,
+            approvers=named,
+            requester_upn=record.user_upn,
+            requester_id=approval.requester_id,
+        )
+        if decision.allowed:
+            approvals.append((approval, record, await workflow_name(bot, record.workflow_id)))
+    waits = []
+    for wait in pending.waits:
+        named = _named(wait.approvers)
+        if named and bot.policy.may_decide(
+            principal, approvers=named, requester_upn=wait.requester_upn
+        ):
+            waits.append(wait)
+    return approvals, waits
+
+
+def _is_approver(bot: Bot, principal: Principal) -> bool:
+    """Whether the policy names this person as an approver of some workflow."""
+    rules = [w.approval for w in bot.policy.workflows.values() if w.approval is not None]
+    return any(
+        (named := _named(rule.approvers)) and bot.policy.may_decide(principal, approvers=named)
+        for rule in rules
+    )
+
+
+async def _recent(bot: Bot, user_id: str) -> list[Recent]:
+    records = await bot.store.history(user_id, limit=_RECENT)
+    followups = await bot.store.followups_for([r.id for r in records])
+    by_request = {f.request_id: f for f in followups}
+    recent = []
+    for record in records:
+        followup = by_request.get(record.id)
+        recent.append(
+            Recent(
+                record=record,
+                workflow_name=await workflow_name(bot, record.workflow_id),
+                progress=Progress.load(followup.last_status) if followup else None,
+                following=followup is not None and not followup.done,
+            )
+        )
+    return recent
+
+
+async def build_home(bot: Bot, user_id: str, *, pending: _Pending | None = None) -> dict[str, Any]:
+    """The Home tab ``user_id`` should see now."""
+    principal, problem = await _principal(bot, user_id)
+    entries = []
+    may_target_others = False
+    if problem is None:
+        try:
+            entries = await bot.runner.entries(principal, None)
+        except NexthinkError as exc:
+            problem = f":warning: Nexthink did not answer ({exc.summary}), so the workflows cannot be listed now."
+    defaults: dict[str, dict[str, str]] = {}
+    runnable = []
+    for entry in entries:
+        specs = bot.policy.param_specs(entry.id)
+        if any(spec.required and spec.default is None for spec in specs.values()):
+            continue  # needs a value from the person: the run form or /nexthink run
+        defaults[entry.id] = {n: s.default for n, s in specs.items() if s.default is not None}
+        runnable.append(entry)
+        may_target_others = may_target_others or bot.policy.may_target_others(
+            principal, None, entry.id
+        )
+    pending = pending or await _Pending.load(bot)
+    approvals, waits = await _decisions(bot, principal, pending)
+    return home_view(
+        user_id=user_id,
+        entries=runnable,
+        upn=principal.upn,
+        defaults=defaults,
+        problem=problem,
+        may_target_others=may_target_others,
+        recent=await _recent(bot, user_id),
+        approver=bool(approvals or waits) or _is_approver(bot, principal),
+        approvals=approvals,
+        waits=waits,
+        needs_approval=frozenset(e.id for e in runnable if bot.policy.approval_for(e.id)),
+    )
+
+
+async def publish_home(
+    bot: Bot, user_id: str, *, force: bool = False, pending: _Pending | None = None
+) -> bool:
+    """Publish ``user_id``'s Home if it changed since last published (always with ``force``).
+    Without a database the Home stays as it was (the next refresh brings it up to date)."""
+    try:
+        view = await build_home(bot, user_id, pending=pending)
+    except StoreError as exc:
+        log.warning("home_unavailable", error=str(exc))
+        return False
+    digest = hashlib.sha256(json.dumps(view, sort_keys=True).encode()).hexdigest()
+    if not force and bot.home_viewers.shown(user_id) == digest:
+        return False
+    try:
+        await bot.slack.views_publish(user_id=user_id, view=view)
+    except SlackApiError as exc:
+        log.warning("home_publish_failed", error=exc.response.get("error"))
+        return False
+    bot.home_viewers.published(user_id, digest)
+    return True
+
+
+async def refresh_homes(bot: Bot, stop: asyncio.Event | None = None) -> int:
+    """Republish the changed Homes of people who opened theirs lately; how many."""
+    users = bot.home_viewers.recent()
+    if not users:
+        return 0
+    pending = await _Pending.load(bot)
+    published = 0
+    for user_id in users:
+        if stop is not None and stop.is_set():
+            break
+        try:
+            published += await publish_home(bot, user_id, pending=pending)
+        except Exception:
+            log.exception("home_refresh_failed")
+    return published
+
+
+async def refresh_forever(bot: Bot, stop: asyncio.Event) -> None:
+    """Every ``HOME_REFRESH_SECONDS``, bring open Homes up to date, until ``stop`` is set."""
+    while not await pause(stop, bot.settings.home_refresh_seconds):
+        try:
+            await refresh_homes(bot, stop)
+        except Exception:
+            log.exception("home_refresh_failed")
+
+
+def _user_of(body: dict[str, Any]) -> tuple[str, str | None]:
+    return payloads.user_id(body), payloads.team_id(body)
+
+
+def register(bot: Bot) -> None:
+    app = bot.app
+
+    @app.event("app_home_opened")
+    async def on_home_opened(event: dict[str, Any]) -> None:
+        if event.get("tab") not in (None, "home"):
+            return
+        viewer = payloads.text(event.get("user"))
+        if not viewer:
+            return
+        bot.home_viewers.seen(viewer)
+        bot.tasks.spawn(publish_home(bot, viewer, force=True), name="home_publish")
+
+    @app.action(ids.HOME_RUN)
+    async def on_home_run(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        user_id, team_id = _user_of(body)
+        workflow = payloads.text(payloads.first_action(body).get("value"))
+        bot.home_viewers.seen(user_id)
+
+        async def work() -> None:
+            # exactly `/nexthink run <workflow>` with no target; no response URL: a DM answers
+            await run_and_reply(
+                bot,
+                Requester(user_id=user_id, team_id=team_id, channel_id=None),
+                RunRequest(workflow=workflow, source="home"),
+                response_url=None,
+            )
+            await publish_home(bot, user_id)
+
+        bot.tasks.spawn(work(), name="home_run")
+
+    @app.action(ids.HOME_OPEN_MODAL)
+    async def on_open_form(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        from handlers.modals import open_run_modal
+
+        user_id, team_id = _user_of(body)
+        requester = Requester(user_id=user_id, team_id=team_id, channel_id=None)
+        trigger_id = str(body.get("trigger_id") or "")
+        bot.tasks.spawn(open_run_modal(bot, trigger_id, requester, None), name="home_form")

@@ -1,0 +1,285 @@
+"""The Home tab as Block Kit: pure functions from what a person may do and has done to a view.
+
+Three parts: one-click buttons for the workflows the viewer may run on themselves (each with a
+Slack ``confirm`` dialog), their recent requests with the outcome as far as it is known, and,
+for approvers, what waits for their decision, with the very buttons (action ids) the channel
+messages carry, so the same handlers and rules apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot.catalogue import Entry
+from bot.followups import Progress
+from bot.store import ApprovalRecord, RequestRecord, WaitRecord
+from handlers import ids
+from handlers.outcome_views import outcome_summary
+from handlers.views import _clip, _context, _section, _when, mrkdwn_escape
+from handlers.wait_views import decision_action_id
+
+__all__ = ["MAX_DECISIONS", "MAX_RUNNABLE", "Recent", "home_view", "run_button"]
+
+MAX_RUNNABLE = 15
+MAX_DECISIONS = 15
+_DIVIDER = {"type": "divider"}
+
+
+def _plain(text: str, limit: int) -> dict[str, Any]:
+    return {"type": "plain_text", "text": _clip(text, limit)}
+
+
+@dataclass(frozen=True)
+class Recent:
+    """One of the viewer's requests, with its follow-up's progress when there is one."""
+
+    record: RequestRecord
+    workflow_name: str
+    progress: Progress | None = None
+    following: bool = False  #: the follow-up is still running
+
+
+def run_button(
+    entry: Entry, upn: str | None, params: Mapping[str, str], *, needs_approval: bool = False
+) -> dict[str, Any]:
+    """A Run button for ``entry`` that asks Slack to confirm first."""
+    name = entry.workflow.display_name
+    on = f" for you ({upn})" if upn else " for you"
+    with_params = (
+        " with " + ", ".join(f"{k}={v}" for k, v in sorted(params.items())) if params else ""
+    )
+    then = (
+        "It runs once approved; you will be told by a message from the bot."
+        if needs_approval
+        else "The result arrives as a message from the bot."
+    )
+    return {
+        "type": "button",
+        "action_id": ids.HOME_RUN,
+        "text": _plain("Run", 75),
+        "value": entry.id[:2000],
+        "confirm": {
+            "title": _plain(f"Run {name}?", 100),
+            "text": {
+                "type": "mrkdwn",
+                "text": _clip(
+                    f"Nexthink runs *{mrkdwn_escape(_clip(name, 60))}*{mrkdwn_escape(on)} on your most recent "
+                    f"device{mrkdwn_escape(with_params)}. {then}",
+                    300,
+                ),
+            },
+            "confirm": _plain("Run", 30),
+            "deny": _plain("Cancel", 30),
+        },
+    }
+
+
+def _runnable_blocks(
+    entries: Sequence[Entry],
+    upn: str | None,
+    defaults: Mapping[str, Mapping[str, str]],
+    *,
+    problem: str | None,
+    may_target_others: bool,
+    approval: frozenset[str],
+) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = [_section("*Fix your own computer*")]
+    if problem:
+        blocks.append(_section(problem))
+        return blocks
+    if not entries:
+        blocks.append(_section("There are no workflows you may run on yourself."))
+    for entry in entries[:MAX_RUNNABLE]:
+        wf = entry.workflow
+        text = f"*{mrkdwn_escape(wf.display_name)}*"
+        if wf.description:
+            text += f"\n{mrkdwn_escape(_clip(wf.description, 300))}"
+        block = _section(text)
+        block["block_id"] = f"home_run:{entry.id}"[:255]
+        block["accessory"] = run_button(
+            entry, upn, defaults.get(entry.id, {}), needs_approval=entry.id in approval
+        )
+        blocks.append(block)
+    if len(entries) > MAX_RUNNABLE:
+        blocks.append(
+            _context(f"…and {len(entries) - MAX_RUNNABLE} more: `/nexthink list` shows them all.")
+        )
+    if may_target_others:
+        blocks.append(
+            _context(
+                "To run a workflow on someone else's user or devices, use `/nexthink`, the "
+                "*Open the run form* button or the *Run a Nexthink workflow* shortcut."
+            )
+        )
+    return blocks
+
+
+_STATE_LOOK = {
+    "pending": (":hourglass_flowing_sand:", "being sent"),
+    "approval_pending": (":raised_hand:", "waiting for approval"),
+    "sent": (":outbox_tray:", "sent to Nexthink"),
+    "succeeded": (":white_check_mark:", "succeeded"),
+    "failed": (":x:", "failed"),
+    "unknown": (":warning:", "outcome unknown: check in Nexthink"),
+    "denied": (":no_entry:", "denied"),
+    "expired": (":hourglass:", "expired"),
+}
+
+
+def _recent_line(item: Recent) -> str:
+    record = item.record
+    emoji, state = _STATE_LOOK.get(record.state, ("•", record.state.replace("_", " ")))
+    expected = list(record.executions_uuids)
+    progress = item.progress
+    if progress is not None and (progress.executions or item.following):
+        counts = progress.counts(expected)
+        state = outcome_summary(counts)
+        failed = [s for s in progress.executions.values() if s.status == "failed" and s.details]
+        if failed:
+            state += f" ({mrkdwn_escape(_clip(failed[0].details, 120))})"
+        if item.following and not progress.ending:
+            emoji = ":hourglass_flowing_sand:"
+            state += ", following"
+        elif progress.ending == "timeout":
+            state += "; no final status, check in Nexthink"
+        elif progress.ending == "error":
+            emoji, state = ":warning:", "outcome unknown: check in Nexthink"
+    elif record.state == "sent" and item.following:
+        emoji, state = ":hourglass_flowing_sand:", "in progress"
+    if record.kind == "resume":
+        what = "Resumed an execution"
+    elif record.kind == "decision":
+        what = "Decided on a paused execution"
+    else:
+        what = f"*{mrkdwn_escape(item.workflow_name)}*"
+    uuid = f" · `{record.nexthink_request_uuids[0]}`" if record.nexthink_request_uuids else ""
+    return f"{emoji} {_when(record.created_at)} {what}: {state}{uuid}"
+
+
+def _recent_blocks(recent: Sequence[Recent]) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = [_section("*Your recent requests*")]
+    if not recent:
+        blocks.append(_section("None yet. A click on *Run* above starts one."))
+        return blocks
+    blocks.append(_section("\n".join(_recent_line(r) for r in recent)))
+    blocks.append(_context("`/nexthink history` lists them with their ids."))
+    return blocks
+
+
+def _button(text: str, action_id: str, value: str, style: str | None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "text": _plain(text, 75),
+        "action_id": action_id,
+        "value": value,
+    }
+    if style in ("primary", "danger"):
+        button["style"] = style
+    return button
+
+
+def _approval_blocks(
+    approval: ApprovalRecord, record: RequestRecord, workflow_name: str
+) -> list[dict[str, Any]]:
+    labels = [str(t.get("label") or "") for t in record.targets]
+    targets = ", ".join(mrkdwn_escape(t) for t in labels[:5]) + (
+        f" and {len(labels) - 5} more" if len(labels) > 5 else ""
+    )
+    params = ", ".join(f"`{k}={mrkdwn_escape(str(v))}`" for k, v in sorted(record.params.items()))
+    text = (
+        f":raised_hand: <@{record.user_id}> asks to run *{mrkdwn_escape(workflow_name)}* "
+        f"(`{record.workflow_id}`) on {targets or 'themselves'}"
+        + (f" with {params}" if params else "")
+        + f".\n{len(approval.votes)} of {approval.count} approvals · expires {_when(approval.expires_at)}"
+    )
+    return [
+        _section(text),
+        {
+            "type": "actions",
+            "block_id": f"home_approval:{approval.id}"[:255],
+            "elements": [
+                _button("Approve", ids.APPROVAL_APPROVE, approval.id, "primary"),
+                _button("Deny", ids.APPROVAL_DENY, approval.id, "danger"),
+            ],
+        },
+    ]
+
+
+def _wait_blocks(wait: WaitRecord) -> list[dict[str, Any]]:
+    text = (
+        f":pause_button: {mrkdwn_escape(_clip(wait.text, 1500))}\n"
+        f"Nexthink execution `{wait.execution_uuid}` · expires {_when(wait.expires_at)}"
+    )
+    buttons = [
+        _button(option.label, decision_action_id(index), f"{wait.id}:{index}", option.style)
+        for index, option in enumerate(wait.options)
+    ]
+    return [
+        _section(text),
+        {"type": "actions", "block_id": f"home_wait:{wait.id}"[:255], "elements": buttons[:25]},
+    ]
+
+
+def _decision_blocks(
+    approvals: Sequence[tuple[ApprovalRecord, RequestRecord, str]], waits: Sequence[WaitRecord]
+) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = [_section("*Waiting for your decision*")]
+    if not approvals and not waits:
+        blocks.append(_section("Nothing waits for you right now."))
+        return blocks
+    shown = 0
+    for approval, record, name in approvals:
+        if shown < MAX_DECISIONS:
+            blocks += _approval_blocks(approval, record, name)
+            shown += 1
+    for wait in waits:
+        if shown < MAX_DECISIONS:
+            blocks += _wait_blocks(wait)
+            shown += 1
+    more = len(approvals) + len(waits) - shown
+    if more > 0:
+        blocks.append(_context(f"…and {more} more, in the channels where they were posted."))
+    return blocks
+
+
+def home_view(
+    *,
+    user_id: str,
+    entries: Sequence[Entry],
+    upn: str | None,
+    defaults: Mapping[str, Mapping[str, str]],
+    problem: str | None,
+    may_target_others: bool,
+    recent: Sequence[Recent],
+    approver: bool,
+    approvals: Sequence[tuple[ApprovalRecord, RequestRecord, str]] = (),
+    waits: Sequence[WaitRecord] = (),
+    needs_approval: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """The viewer's Home tab (``views.publish``); ``needs_approval``: the workflow ids that run
+    only after approval."""
+    intro = _section(
+        f"Hi <@{user_id}>! Run a fix on your own computer in one click and see how your requests "
+        "went" + (", and decide what waits for you." if approver else ".")
+    )
+    intro["accessory"] = _button("Open the run form", ids.HOME_OPEN_MODAL, "open", None)
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": _plain("Nexthink", 150)},
+        intro,
+        _DIVIDER,
+        *_runnable_blocks(
+            entries,
+            upn,
+            defaults,
+            problem=problem,
+            may_target_others=may_target_others,
+            approval=needs_approval,
+        ),
+        _DIVIDER,
+        *_recent_blocks(recent),
+    ]
+    if approver:
+        blocks += [_DIVIDER, *_decision_blocks(approvals, waits)]
+    return {"type": "home", "blocks": blocks[:100]}

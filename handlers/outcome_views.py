@@ -1,0 +1,254 @@
+"""How a run's outcome reads in Slack: pure Block Kit builders over a request record.
+
+The run reply (``views.run_message``) gets an *Outcome* section: one line per target, from
+"in progress" to success, failed (with Nexthink's status details), cancelled or expired. Without
+a status query configured, it gets instead the NQL to paste in Nexthink to see the outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bot.followups import ExecutionState, Progress
+from bot.store import RequestRecord
+from handlers.views import Message, _clip, _context, _section, mrkdwn_escape, run_message
+
+__all__ = [
+    "approval_root_message",
+    "approved_line",
+    "check_in_nexthink",
+    "final_message",
+    "outcome_blocks",
+    "outcome_summary",
+    "run_outcome_message",
+    "status_query",
+    "target_labels",
+    "thread_update_message",
+    "with_blocks",
+]
+
+_MAX_LINES = 20
+
+_LOOK: dict[str, tuple[str, str | None]] = {
+    "in_progress": (":hourglass_flowing_sand:", "in progress"),
+    "waiting": (":raised_hand:", "waiting for a decision"),
+    "success": (":white_check_mark:", "success"),
+    "failed": (":x:", "failed"),
+    "cancelled": (":no_entry_sign:", "cancelled"),
+    "expired": (":hourglass:", "expired"),
+    "unknown": (":grey_question:", None),
+}
+_COUNTED = {
+    "success": "succeeded",
+    "failed": "failed",
+    "cancelled": "cancelled",
+    "expired": "expired",
+    "waiting": "waiting for a decision",
+    "in_progress": "in progress",
+    "unknown": "in another state",
+}
+
+
+def status_query(request_uuid: str) -> str:
+    """The NQL that shows a request's executions (for the README and the replies)."""
+    return (
+        f'workflow.executions during past 7d | where request_id == "{request_uuid}" '
+        "| list request_id, execution_id, status, status_details, outcome"
+    )
+
+
+def check_in_nexthink(record: RequestRecord) -> str:
+    """Where a person sees the outcome in Nexthink, for this request."""
+    uuids = record.nexthink_request_uuids
+    if not uuids:
+        return "Nexthink did not return a request id for this run."
+    more = f" (and for {', '.join(f'`{u}`' for u in uuids[1:4])})" if len(uuids) > 1 else ""
+    return (
+        "To see how it ends, run this NQL in Nexthink (Investigations)"
+        f"{more}: `{status_query(uuids[0])}`"
+    )
+
+
+def target_labels(record: RequestRecord) -> dict[str, str]:
+    """Execution id → the target a person named. Nexthink answers one execution per target, in
+    the order sent; when the counts differ (or the run was split), executions go by their id."""
+    ids = [e.lower() for e in record.executions_uuids]
+    labels = [str(t.get("label") or "") for t in record.targets]
+    if len(ids) == len(labels) and len(record.nexthink_request_uuids) <= 1 and all(labels):
+        return dict(zip(ids, labels, strict=True))
+    return {i: f"execution {i[:8]}" for i in ids}
+
+
+def _line(label: str, state: ExecutionState | None) -> str:
+    if state is None:
+        return f":hourglass_flowing_sand: {mrkdwn_escape(label)} — in progress"
+    emoji, word = _LOOK.get(state.status, _LOOK["unknown"])
+    shown = word or mrkdwn_escape(state.raw_status) or "unknown"
+    if state.status == "success":
+        extra = [state.outcome or state.details]
+    else:
+        extra = [state.details, state.outcome]
+    extra = [x for x in extra if x and x.casefold() != shown.casefold()]
+    line = f"{emoji} {mrkdwn_escape(label)} — {shown}"
+    if extra:
+        line += ": " + " · ".join(mrkdwn_escape(_clip(x, 300)) for x in extra)
+    return line
+
+
+def outcome_summary(counts: Mapping[str, int]) -> str:
+    """``{"success": 2, "failed": 1}`` → "2 succeeded, 1 failed"."""
+    order = ("success", "failed", "cancelled", "expired", "waiting", "in_progress", "unknown")
+    parts = [f"{counts[s]} {_COUNTED[s]}" for s in order if counts.get(s)]
+    return ", ".join(parts) or "no executions reported"
+
+
+def _ids(record: RequestRecord, progress: Progress) -> list[str]:
+    return [e.lower() for e in record.executions_uuids] or list(progress.executions)
+
+
+def _lines(record: RequestRecord, progress: Progress, only: Sequence[str] | None = None) -> str:
+    labels = target_labels(record)
+    ids = _ids(record, progress) if only is None else list(only)
+    lines = [
+        _line(labels.get(i, f"execution {i[:8]}"), progress.executions.get(i))
+        for i in ids[:_MAX_LINES]
+    ]
+    if len(ids) > _MAX_LINES:
+        lines.append(f"…and {len(ids) - _MAX_LINES} more")
+    return "\n".join(lines)
+
+
+def outcome_blocks(
+    record: RequestRecord, progress: Progress | None, *, max_minutes: float = 30
+) -> list[dict[str, Any]]:
+    """The *Outcome* section; ``progress`` None means the bot does not follow it (no query)."""
+    if progress is None:
+        return [_context(":mag: " + check_in_nexthink(record))]
+    counts = progress.counts(list(record.executions_uuids))
+    summary = outcome_summary(counts)
+    if progress.ending == "done":
+        head = f"*Outcome:* {summary}."
+    elif progress.ending == "timeout":
+        head = (
+            f"*Outcome:* {summary} when the bot stopped following it, "
+            f"{max_minutes:g} minutes after the run. Check in Nexthink."
+        )
+    elif progress.ending == "error":
+        head = (
+            f"*Outcome:* unknown; {mrkdwn_escape(progress.problem or 'the status query failed')}."
+        )
+    else:
+        head = f"*Outcome* (updated here as the executions end): {summary}."
+    blocks: list[dict[str, Any]] = [_section(f"{head}\n{_lines(record, progress)}")]
+    if progress.ending in ("timeout", "error"):
+        blocks.append(_context(":mag: " + check_in_nexthink(record)))
+    return blocks
+
+
+def with_blocks(
+    message: Message, blocks: Sequence[dict[str, Any]], text: str | None = None
+) -> Message:
+    """``message`` with ``blocks`` added at the end (and its notification text replaced)."""
+    out = dict(message)
+    out["blocks"] = [*(message.get("blocks") or []), *blocks][:50]
+    if text:
+        out["text"] = _clip(text, 3000)
+    return out
+
+
+def run_outcome_message(
+    record: RequestRecord, workflow_name: str, progress: Progress | None, *, max_minutes: float
+) -> Message:
+    """The run reply as it stands: what was sent, and how far the executions got."""
+    base = run_message(
+        workflow_name=workflow_name,
+        workflow_id=record.workflow_id or "",
+        targets=[str(t.get("label") or "") for t in record.targets],
+        params={str(k): str(v) for k, v in record.params.items()},
+        requester_id=record.user_id,
+        request_uuids=record.nexthink_request_uuids,
+        executions=len(record.executions_uuids),
+        record_id=record.id,
+    )
+    text = None
+    if progress is not None and progress.ending:
+        counts = progress.counts(list(record.executions_uuids))
+        text = f"{workflow_name}: {outcome_summary(counts)}"
+    return with_blocks(base, outcome_blocks(record, progress, max_minutes=max_minutes), text)
+
+
+def thread_update_message(
+    record: RequestRecord, workflow_name: str, progress: Progress, changed: Sequence[str]
+) -> Message | None:
+    """A reply in the run's thread: the targets that moved on, and the end when it came."""
+    moved = [i for i in changed if (s := progress.executions.get(i)) and s.status != "in_progress"]
+    counts = progress.counts(list(record.executions_uuids))
+    parts: list[str] = []
+    if moved:
+        parts.append(_lines(record, progress, only=moved))
+    if progress.ending == "done":
+        parts.append(f"*Finished:* {outcome_summary(counts)}.")
+    elif progress.ending == "timeout":
+        parts.append(
+            f"*No final status yet* ({outcome_summary(counts)}); the bot stopped following it. "
+            "Check in Nexthink."
+        )
+    elif progress.ending == "error":
+        parts.append(
+            f"*Outcome unknown:* {mrkdwn_escape(progress.problem or 'the status query failed')}."
+        )
+    if not parts:
+        return None
+    text = "\n".join(parts)
+    return {"text": _clip(f"{workflow_name}: {text}", 3000), "blocks": [_section(text)]}
+
+
+def final_message(record: RequestRecord, workflow_name: str, progress: Progress) -> Message:
+    """The outcome as a new message, when the reply itself cannot be updated any more."""
+    counts = progress.counts(list(record.executions_uuids))
+    uuids = ", ".join(f"`{u}`" for u in record.nexthink_request_uuids) or "none"
+    head = (
+        f"*{mrkdwn_escape(workflow_name)}* (`{record.workflow_id}`), Nexthink request {uuids}: "
+        f"{outcome_summary(counts)}."
+    )
+    blocks = [_section(head), *outcome_blocks(record, progress)]
+    return {"text": _clip(f"{workflow_name}: {outcome_summary(counts)}", 3000), "blocks": blocks}
+
+
+def approval_root_message(
+    record: RequestRecord,
+    workflow_name: str,
+    *,
+    approval_channel: str | None = None,
+    targets: Sequence[str] = (),
+) -> Message:
+    """The channel's one entry for a visible run that needs approval (decisions go in its thread)."""
+    labels = list(targets) or [str(t.get("label") or "") for t in record.targets]
+    shown = ", ".join(mrkdwn_escape(t) for t in labels[:10]) + (
+        f" and {len(labels) - 10} more" if len(labels) > 10 else ""
+    )
+    asked = (
+        f"<@{record.user_id}> asked to run *{mrkdwn_escape(workflow_name)}* (`{record.workflow_id}`)"
+        f" on {shown or 'themselves'}."
+    )
+    if record.state == "denied":
+        status = ":no_entry: Denied; nothing was sent to Nexthink. See the thread."
+    elif record.state == "expired":
+        status = ":hourglass: Expired without enough approvals; nothing was sent to Nexthink."
+    else:
+        where = f" in <#{approval_channel}>" if approval_channel else ""
+        status = f":raised_hand: Waiting for approval{where}; decisions and the outcome follow in this thread."
+    return {
+        "text": _clip(f"{workflow_name}: {status}", 3000),
+        "blocks": [_section(asked), _section(status)],
+    }
+
+
+def approved_line(record: RequestRecord, ok: bool) -> str:
+    """The thread's note when an approved run was sent (or failed)."""
+    who = ", ".join(f"<@{u}>" for u in record.approved_by) or "the approvers"
+    if ok:
+        uuids = ", ".join(f"`{u}`" for u in record.nexthink_request_uuids)
+        return f":white_check_mark: Approved by {who}; sent to Nexthink (request {uuids})."
+    return f":x: Approved by {who}, but the run failed; see the message above."

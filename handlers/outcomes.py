@@ -1,0 +1,271 @@
+"""Where a run's reply lives, and how its outcome reaches it later.
+
+``deliver_run_result`` is the last step of the one run path (command, modal, Home, shortcuts,
+approved runs). It posts the result and records on the request where the reply lives, so the
+outcome follow-up (``bot.followups``) can update it, even after a restart:
+
+* **visible run** (policy ``visible: true`` or the ``visible`` word) in a channel:
+  ``chat.postMessage``; the message is updated in place and its thread carries the outcome and
+  any approval decision: one tidy entry per request. If the bot may not post there, the
+  command's response URL posts it ``in_channel`` instead.
+* **ephemeral reply** with a response URL (slash command, run modal from it, message shortcut):
+  through the response URL; later updates replace it (``replace_original``) while Slack accepts
+  the URL (30 minutes, 5 uses: the follow-up keeps its last use for the final outcome).
+* **no response URL** (Home tab, global shortcut, or the URL failed): an ephemeral
+  (``chat.postEphemeral``) in a channel, else a direct message. A direct message is updated in
+  place; an ephemeral cannot be, so the final outcome then arrives as a new direct message.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot import followups
+from bot.followups import Progress
+from bot.logging import get_logger
+from bot.store import ApprovalRecord, RequestRecord
+from handlers import outcome_views as ov
+from handlers.replies import reply
+
+if TYPE_CHECKING:
+    from bot.app import Bot
+    from bot.runs import PreparedRun, RunResult
+
+__all__ = [
+    "announce_approval",
+    "deliver_run_result",
+    "show_outcome",
+    "tell_requester",
+    "workflow_name",
+]
+
+log = get_logger(__name__)
+
+#: response-URL posts the follow-up makes before the final one (Slack allows 5 per URL)
+_URL_UPDATES = 3
+
+
+def _is_channel(channel_id: str | None) -> bool:
+    """A shared conversation (public or private channel), not a direct message."""
+    return bool(channel_id) and not str(channel_id).startswith("D")
+
+
+def _thread_root(record: RequestRecord) -> tuple[str, str] | None:
+    if record.message_channel and record.message_ts and _is_channel(record.message_channel):
+        return record.message_channel, record.message_ts
+    return None
+
+
+async def workflow_name(bot: Bot, workflow_id: str | None) -> str:
+    """The workflow's display name from the (cached) catalogue; its id if unknown."""
+    try:
+        for workflow in await bot.catalogue.workflows():
+            if workflow.id == workflow_id:
+                return workflow.display_name
+    except Exception as exc:
+        log.info("workflow_name_unavailable", error=type(exc).__name__)
+    return workflow_id or "the workflow"
+
+
+# -- posting -------------------------------------------------------------------------------
+
+
+async def _post(
+    bot: Bot, channel: str, message: dict[str, Any], **extra: Any
+) -> tuple[str, str] | None:
+    try:
+        posted = await bot.slack.chat_postMessage(channel=channel, **message, **extra)
+    except SlackApiError as exc:
+        log.info("post_failed", error=exc.response.get("error"))
+        return None
+    return str(posted.get("channel") or channel), str(posted.get("ts"))
+
+
+async def _update(bot: Bot, where: tuple[str, str], message: dict[str, Any]) -> bool:
+    try:
+        await bot.slack.chat_update(channel=where[0], ts=where[1], **message)
+    except SlackApiError as exc:
+        log.info("update_failed", error=exc.response.get("error"))
+        return False
+    return True
+
+
+async def _send_url(
+    bot: Bot, url: str, message: dict[str, Any], *, visible: bool = False, replace: bool = False
+) -> bool:
+    try:
+        webhook = AsyncWebhookClient(url, session=getattr(bot.slack, "session", None))
+        response = await webhook.send(
+            text=message.get("text"),
+            blocks=message.get("blocks"),
+            response_type="in_channel" if visible else "ephemeral",
+            replace_original=replace,
+        )
+    except Exception as exc:  # expired, unreachable: the caller falls back
+        log.info("response_url_failed", error=type(exc).__name__)
+        return False
+    if response.status_code != 200:
+        log.info("response_url_refused", status=response.status_code)
+        return False
+    return True
+
+
+async def _dm(bot: Bot, user_id: str, message: dict[str, Any]) -> tuple[str, str] | None:
+    where = await _post(bot, user_id, message)
+    if where is None:
+        log.error("reply_lost", user=user_id)
+    return where
+
+
+# -- the run path's last step ----------------------------------------------------------------
+
+
+async def deliver_run_result(
+    bot: Bot, result: RunResult, message: dict[str, Any], *, response_url: str | None
+) -> None:
+    """Tell the requester how the run went, remember where, and follow its outcome."""
+    record = result.record
+    prepared = result.prepared
+    requester = prepared.requester
+    following = result.ok and followups.enabled(bot)
+    if result.ok:
+        progress = Progress() if following else None
+        message = ov.with_blocks(
+            message,
+            ov.outcome_blocks(record, progress, max_minutes=bot.settings.followup_max_minutes),
+        )
+    located: dict[str, Any] = {}
+    root = _thread_root(record)
+    channel = requester.channel_id
+    if root is not None:  # a visible run that waited for approval: its entry in the channel
+        await _update(bot, root, message)
+        await _post(bot, root[0], {"text": ov.approved_line(record, result.ok)}, thread_ts=root[1])
+    elif prepared.visible and result.ok and channel and _is_channel(channel):
+        where = await _post(bot, channel, message)
+        if where is not None:
+            located = {"message_channel": where[0], "message_ts": where[1]}
+        elif response_url and await _send_url(bot, response_url, message, visible=True):
+            located = {"response_url": response_url}
+    if root is None and not located:
+        located = await _ephemeral(bot, requester.user_id, channel, response_url, message)
+    if not following:
+        return
+    try:
+        if located:
+            record = await bot.store.update_request(record.id, **located)
+        await followups.track(bot, record)
+    except Exception:  # the run and its reply stand; only the later updates are lost
+        log.exception("followup_not_recorded", request=record.id)
+
+
+async def _ephemeral(
+    bot: Bot,
+    user_id: str,
+    channel: str | None,
+    response_url: str | None,
+    message: dict[str, Any],
+) -> dict[str, Any]:
+    """Only the requester sees it: the response URL, else an ephemeral, else a direct message;
+    returns where it is, when it can be updated later."""
+    if response_url and await _send_url(bot, response_url, message):
+        return {"response_url": response_url}
+    if channel and _is_channel(channel):
+        try:
+            await bot.slack.chat_postEphemeral(channel=channel, user=user_id, **message)
+            return {}
+        except SlackApiError as exc:
+            log.info("ephemeral_failed", error=exc.response.get("error"))
+    where = await _dm(bot, user_id, message)
+    return {"message_channel": where[0], "message_ts": where[1]} if where else {}
+
+
+# -- approvals of visible runs ---------------------------------------------------------------
+
+
+async def announce_approval(
+    bot: Bot,
+    prepared: PreparedRun,
+    approval: ApprovalRecord,
+    message: dict[str, Any],
+    *,
+    response_url: str | None,
+) -> None:
+    """Tell the requester their run waits for approval; a visible run gets its channel entry
+    now, whose thread then carries the decision and the outcome."""
+    channel = prepared.requester.channel_id
+    if prepared.visible and channel and _is_channel(channel):
+        record = await bot.store.get_request(approval.request_id)
+        if record is not None:
+            root = ov.approval_root_message(
+                record,
+                prepared.workflow.display_name,
+                approval_channel=approval.message_channel or approval.channel_id,
+                targets=[t.label for t in prepared.targets],
+            )
+            where = await _post(bot, channel, root)
+            if where is not None:
+                await bot.store.update_request(
+                    record.id, message_channel=where[0], message_ts=where[1]
+                )
+                return
+    await reply(
+        bot,
+        message,
+        user_id=prepared.requester.user_id,
+        channel_id=channel,
+        response_url=response_url,
+    )
+
+
+async def tell_requester(bot: Bot, record: RequestRecord, message: dict[str, Any]) -> None:
+    """A decision on the requester's run (denied, expired): in the run's thread when it has
+    one in a channel, else privately as before."""
+    root = _thread_root(record)
+    if root is None:
+        await reply(
+            bot,
+            message,
+            user_id=record.user_id,
+            channel_id=record.channel_id,
+            response_url=record.response_url,
+        )
+        return
+    name = await workflow_name(bot, record.workflow_id)
+    await _update(bot, root, ov.approval_root_message(record, name))
+    await _post(bot, root[0], message, thread_ts=root[1])
+
+
+# -- the follow-up's updates -----------------------------------------------------------------
+
+
+async def show_outcome(
+    bot: Bot, record: RequestRecord, progress: Progress, *, changed: list[str]
+) -> Progress:
+    """Bring the run's reply up to date with ``progress``; returns it with the response URL's
+    use counted."""
+    name = await workflow_name(bot, record.workflow_id)
+    max_minutes = bot.settings.followup_max_minutes
+    message = ov.run_outcome_message(record, name, progress, max_minutes=max_minutes)
+    final = bool(progress.ending)
+    if record.message_channel and record.message_ts:
+        where = (record.message_channel, record.message_ts)
+        updated = await _update(bot, where, message)
+        if _is_channel(where[0]):
+            note = ov.thread_update_message(record, name, progress, changed)
+            if note is not None:
+                await _post(bot, where[0], note, thread_ts=where[1])
+        elif not updated and final:
+            await _dm(bot, record.user_id, ov.final_message(record, name, progress))
+    elif record.response_url and not progress.url_dead:
+        if final or progress.url_uses < _URL_UPDATES:
+            progress.url_uses += 1
+            if not await _send_url(bot, record.response_url, message, replace=True):
+                progress.url_dead = True
+                if final:
+                    await _dm(bot, record.user_id, ov.final_message(record, name, progress))
+    elif final:
+        await _dm(bot, record.user_id, ov.final_message(record, name, progress))
+    return progress
