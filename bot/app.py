@@ -32,6 +32,7 @@ from bot.runs import Runner
 from bot.settings import Settings
 from bot.store import Store, StoreError
 from bot.tasks import Tasks
+from bot.viewers import HomeViewers
 
 __all__ = ["Bot", "StartupError"]
 
@@ -71,7 +72,10 @@ class Bot:
     tasks: Tasks = field(default_factory=Tasks)
     bot_user_id: str | None = None
     slack_ok_at: float | None = None
+    home_viewers: HomeViewers = field(default_factory=HomeViewers)
     _sweeper: asyncio.Task[None] | None = field(default=None, repr=False)
+    _loops: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
+    _loops_stop: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     @classmethod
     async def create(
@@ -91,7 +95,10 @@ class Bot:
         try:
             store = await Store.open(settings.database_url)
         except StoreError as exc:
-            raise StartupError(f"DATABASE_URL: {exc}") from None
+            text = str(exc)  # some of the store's messages name the variable already
+            raise StartupError(
+                text if text.startswith("DATABASE_URL") else f"DATABASE_URL: {text}"
+            ) from None
         slack = slack_client(settings)
         nexthink = nexthink or NexthinkClient.from_settings(settings)
         identity = Identity(
@@ -115,7 +122,9 @@ class Bot:
                 else None
             ),
             request_verification_enabled=not settings.socket_mode,
-            process_before_response=False,
+            # every listener acks, spawns its work (bot.tasks) and returns: run it inline and
+            # answer at once, instead of Bolt polling every 10 ms for the ack (bench/ack.py)
+            process_before_response=True,
             raise_error_for_unhandled_request=False,
         )
         bot = cls(
@@ -145,9 +154,20 @@ class Bot:
     # -- background work: expiry sweeps ---------------------------------------------------
 
     def start_background(self, interval: float = 30.0) -> None:
-        """Sweep expired waits and approvals every ``interval`` seconds (any replica may)."""
+        """Sweep expired waits and approvals every ``interval`` seconds (any replica may); follow
+        runs' outcomes (``bot.followups``) and keep open Home tabs current (``handlers.home``)."""
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever(interval))
+        if not self._loops:  # outcome follow-ups and Home tabs: loops of their own, not in tasks
+            from bot.followups import follow_forever
+            from handlers.home import refresh_forever
+
+            loop, stop = asyncio.get_running_loop(), self._loops_stop
+            stop.clear()
+            self._loops = [
+                loop.create_task(follow_forever(self, stop), name="followups"),
+                loop.create_task(refresh_forever(self, stop), name="home_refresh"),
+            ]
 
     async def _sweep_forever(self, interval: float) -> None:
         from bot import approvals, waits
@@ -155,7 +175,9 @@ class Bot:
         while True:
             try:
                 await waits.sweep_expired(self)
+                await waits.sweep_stale(self)
                 await approvals.sweep_expired(self)
+                await approvals.sweep_stale(self)
             except Exception:
                 log.exception("sweep_failed")
             await asyncio.sleep(interval)
@@ -166,6 +188,16 @@ class Bot:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
+        # the loops finish the pass they are in (not cut off mid-query), within a bound
+        loops, self._loops = self._loops, []
+        self._loops_stop.set()
+        if loops:
+            _, late = await asyncio.wait(loops, timeout=3.0)
+            for task in late:
+                task.cancel()
+            for task in late:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def refresh_gauges(self) -> None:
         try:

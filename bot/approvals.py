@@ -20,14 +20,26 @@ from bot.metrics import CLICKS
 from bot.nexthink.models import DeviceData, UserData, Workflow
 from bot.policy import Principal
 from bot.runs import PreparedRun, Refusal, Requester, RunResult, Target
-from bot.store import ApprovalRecord, RequestRecord
+from bot.store import ApprovalRecord, RequestRecord, StoreError
 
 if TYPE_CHECKING:
     from bot.app import Bot
 
-__all__ = ["approve", "deny", "may_decide", "request", "sweep_expired"]
+__all__ = [
+    "STALE_AFTER",
+    "approve",
+    "deny",
+    "may_decide",
+    "request",
+    "sweep_expired",
+    "sweep_stale",
+]
 
 log = get_logger(__name__)
+
+#: an approval still approved/executing after this long was abandoned by a crashed process
+#: (an execute, retries and chunks included, takes a few minutes at the very most)
+STALE_AFTER = timedelta(minutes=10)
 
 _VOTE_REFUSALS = {
     "not_found": "This approval request is no longer known to the bot.",
@@ -157,7 +169,11 @@ async def approve(bot: Bot, approval_id: str, user_id: str) -> str | None:
     except asyncio.CancelledError:
         await _interrupted(bot, claimed, record, name, voters)
         raise
-    done = await bot.store.mark_approval(approval_id, "executed")
+    try:
+        done = await bot.store.mark_approval(approval_id, "executed")
+    except StoreError as exc:  # the execute was sent: still tell everyone how it went
+        log.error("approval_not_recorded", approval=approval_id, error=str(exc))
+        done = None
     from handlers.commands import run_result_message
 
     if result.ok and result.execution is not None:
@@ -166,20 +182,31 @@ async def approve(bot: Bot, approval_id: str, user_id: str) -> str | None:
     else:
         headline = f":x: Approved by {voters}, but the run failed: {result.error.summary if result.error else 'unknown error'}."
     await _show(bot, done or claimed, record, name, headline=headline)
-    await _tell_requester(bot, result.record, run_result_message(result))
+    from handlers.outcomes import deliver_run_result  # posts where it can follow the outcome
+
+    await deliver_run_result(
+        bot, result, run_result_message(result), response_url=result.record.response_url
+    )
     return None
 
 
 async def _interrupted(
-    bot: Bot, approval: ApprovalRecord, record: RequestRecord, name: str, voters: str
+    bot: Bot,
+    approval: ApprovalRecord,
+    record: RequestRecord,
+    name: str,
+    voters: str,
+    *,
+    closed: bool = False,
 ) -> None:
     """The bot is stopping and gave up on the execute of an approved request: whether Nexthink
     got it is unknown, and running it again could run it twice. Close the approval (else it stays
-    ``executing`` for good) and say so, rather than leave everyone waiting."""
+    ``executing`` for good) and say so, rather than leave everyone waiting. ``closed``: the store
+    already closed it (a sweep after a crash)."""
     from handlers.views import refusal_message
 
     error = "interrupted: the bot stopped while sending the execute; the outcome is unknown"
-    done = await bot.store.mark_approval(approval.id, "executed")
+    done = approval if closed else await bot.store.mark_approval(approval.id, "executed")
     record = await bot.store.update_request(record.id, state="unknown", error=error)
     await _show(
         bot,
@@ -331,12 +358,23 @@ async def _show(
 
 
 async def _tell_requester(bot: Bot, record: RequestRecord, message: dict[str, Any]) -> None:
-    from handlers.replies import reply
+    # privately, or in the run's thread when it was posted visibly in a channel
+    from handlers.outcomes import tell_requester
 
-    await reply(
-        bot,
-        message,
-        user_id=record.user_id,
-        channel_id=record.channel_id,
-        response_url=record.response_url,
-    )
+    await tell_requester(bot, record, message)
+
+
+async def sweep_stale(
+    bot: Bot, *, now: datetime | None = None, older_than: timedelta = STALE_AFTER
+) -> int:
+    """Report approvals whose execute was interrupted by a crash (approved or executing for too
+    long) as having an unknown outcome; never run them again. Returns how many."""
+    closed = await bot.store.close_stale_approvals(older_than, now)
+    for approval in closed:
+        record = await bot.store.get_request(approval.request_id)
+        if record is None:
+            continue
+        name = await _workflow_name(bot, record.workflow_id or "")
+        voters = ", ".join(f"<@{v.user_id}>" for v in approval.votes) or "the approvers"
+        await _interrupted(bot, approval, record, name, voters, closed=True)
+    return len(closed)

@@ -13,10 +13,10 @@ import asyncio
 import hmac
 import json
 from base64 import b64decode
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from aiohttp import web
 from pydantic import (
@@ -31,7 +31,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.logging import get_logger
 from bot.metrics import CLICKS
-from bot.nexthink.errors import BadRequest, NexthinkError
+from bot.nexthink.errors import BadRequest, NexthinkError, may_have_run
 from bot.nexthink.models import UPN_PATTERN, UUID_PATTERN
 from bot.policy import Principal
 from bot.store import ClaimRefusal, StoreError, WaitOption, WaitRecord
@@ -39,9 +39,24 @@ from bot.store import ClaimRefusal, StoreError, WaitOption, WaitRecord
 if TYPE_CHECKING:
     from bot.app import Bot
 
-__all__ = ["MAX_BODY", "WaitRequest", "decide", "post_wait", "waits_route"]
+__all__ = [
+    "MAX_BODY",
+    "STALE_AFTER",
+    "WaitRequest",
+    "decide",
+    "post_wait",
+    "sweep_expired",
+    "sweep_stale",
+    "waits_route",
+]
 
 log = get_logger(__name__)
+
+#: a wait still claimed after this long was abandoned by a crashed process (one trigger call,
+#: with its retries, takes about two minutes at the very most)
+STALE_AFTER = timedelta(minutes=10)
+
+T = TypeVar("T")
 
 MAX_BODY = 64 * 1024
 _ANSWER_WITHIN = 8.0  # Nexthink's thinklet gives up after 10 s
@@ -151,6 +166,8 @@ async def _read_json(request: web.Request) -> Any:
         raise _Reject(
             400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except RecursionError:  # e.g. 64 KiB of "[": within the size limit, beyond the parser's depth
+        raise _Reject(400, "malformed JSON: nested too deeply") from None
 
 
 async def waits_route(request: web.Request) -> web.Response:
@@ -406,10 +423,10 @@ async def decide(
         # (a 403 is the bot's credential lacking a permission, fixable: like the other errors
         # below, it leaves the question open for another try)
         detail = " ".join(p for p in (exc.code or "", exc.details or exc.message) if p)
-        done = await bot.store.finish_wait(
-            wait.id, wait.claim_token, "failed", f"refused: {detail}"
+        done = await _recorded(
+            bot.store.finish_wait(wait.id, wait.claim_token, "failed", f"refused: {detail}")
         )
-        await bot.store.update_request(record.id, state="failed", error=detail)
+        await _recorded(bot.store.update_request(record.id, state="failed", error=detail))
         CLICKS.labels("wait", "nexthink_refused").inc()
         await _update(
             bot,
@@ -423,9 +440,9 @@ async def decide(
         return None
     except NexthinkError as exc:
         retry_note = f"{type(exc).__name__} at {now.isoformat(timespec='seconds')}: {exc.message}"
-        released = await bot.store.release_wait(wait.id, wait.claim_token, retry_note)
-        state = "unknown" if type(exc).__name__ == "OutcomeUnknown" else "failed"
-        await bot.store.update_request(record.id, state=state, error=retry_note)
+        released = await _recorded(bot.store.release_wait(wait.id, wait.claim_token, retry_note))
+        state = "unknown" if may_have_run(exc) else "failed"
+        await _recorded(bot.store.update_request(record.id, state=state, error=retry_note))
         CLICKS.labels("wait", "nexthink_error").inc()
         note = (
             f":warning: <@{user_id}>'s *{option.label}* did not get a clear answer from Nexthink ({exc.summary}). "
@@ -453,9 +470,13 @@ async def decide(
         )
         raise
     uuids = ", ".join(f"`{a.request_uuid}`" for a in answers) or "no request id"
-    done = await bot.store.finish_wait(wait.id, wait.claim_token, "decided", f"resumed: {uuids}")
-    await bot.store.update_request(
-        record.id, state="sent", nexthink_request_uuids=[a.request_uuid for a in answers]
+    done = await _recorded(
+        bot.store.finish_wait(wait.id, wait.claim_token, "decided", f"resumed: {uuids}")
+    )
+    await _recorded(
+        bot.store.update_request(
+            record.id, state="sent", nexthink_request_uuids=[a.request_uuid for a in answers]
+        )
     )
     CLICKS.labels("wait", "ok").inc()
     emoji = ":white_check_mark:" if option.style != "danger" else ":no_entry_sign:"
@@ -469,6 +490,17 @@ async def decide(
         ),
     )
     return None
+
+
+async def _recorded(step: Awaitable[T]) -> T | None:
+    """A store write once Nexthink was called: if the database went away meanwhile, the
+    outcome is still shown in Slack and logged, rather than lost with a failed task (a claim left
+    behind is released by the stale-claim sweep)."""
+    try:
+        return await step
+    except StoreError as exc:
+        log.error("decision_not_recorded", error=str(exc))
+        return None
 
 
 async def _mention(bot: Bot, wait: WaitRecord) -> str | None:
@@ -511,3 +543,21 @@ async def sweep_expired(bot: Bot, *, now: datetime | None = None) -> int:
             ),
         )
     return len(expired)
+
+
+async def sweep_stale(
+    bot: Bot, *, now: datetime | None = None, older_than: timedelta = STALE_AFTER
+) -> int:
+    """Give back to their deciders the waits whose decision a crashed process left half done
+    (claimed for too long): their buttons come back with a note. Returns how many."""
+    from handlers.wait_views import wait_message
+
+    released = await bot.store.release_stale_claims(older_than, now)
+    note = (
+        ":warning: A decision was started but the bot stopped before Nexthink answered, so the "
+        "execution may or may not have been resumed. Try again: if it was, Nexthink refuses "
+        "the second answer."
+    )
+    for wait in released:
+        await _update(bot, wait, wait_message(wait, mention=await _mention(bot, wait), note=note))
+    return len(released)

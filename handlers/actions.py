@@ -7,15 +7,20 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 
+from bot.logging import get_logger
+from bot.store import StoreError
 from bot.waits import decide
 from handlers import ids
+from handlers.payloads import first_action, obj, text, user_id
 from handlers.replies import reply
-from handlers.views import text_message
+from handlers.views import STORE_UNAVAILABLE, text_message
 
 if TYPE_CHECKING:
     from bot.app import Bot
 
 __all__ = ["register"]
+
+log = get_logger(__name__)
 
 #: the decision buttons' action ids: ``WAIT_DECISION:<index>`` (bare ``WAIT_DECISION`` too, for
 #: messages posted before each button had its own id)
@@ -23,12 +28,12 @@ _DECISION = re.compile(rf"^{re.escape(ids.WAIT_DECISION)}(?::\d+)?$")
 
 
 def click_of(body: dict[str, Any]) -> tuple[str, str | None, str | None, str]:
-    """(user id, channel id, message ts, button value) of a block_actions payload."""
-    action = (body.get("actions") or [{}])[0]
-    container = body.get("container") or {}
-    channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
-    ts = container.get("message_ts") or (body.get("message") or {}).get("ts")
-    return str((body.get("user") or {}).get("id", "")), channel, ts, str(action.get("value") or "")
+    """(user id, channel id, message ts, button value) of a block_actions payload; fields that
+    are missing or of another type read as empty."""
+    container = obj(body.get("container"))
+    channel = text(container.get("channel_id")) or text(obj(body.get("channel")).get("id"))
+    ts = text(container.get("message_ts")) or text(obj(body.get("message")).get("ts"))
+    return user_id(body), channel or None, ts or None, text(first_action(body).get("value"))
 
 
 def register(bot: Bot) -> None:
@@ -43,14 +48,18 @@ def register(bot: Bot) -> None:
             if not wait_id or not index.isdigit():
                 answer: str | None = "This button does not belong to a question the bot knows."
             else:
-                answer = await decide(
-                    bot,
-                    wait_id=wait_id,
-                    option_index=int(index),
-                    user_id=user_id,
-                    channel_id=channel_id,
-                    message_ts=ts,
-                )
+                try:
+                    answer = await decide(
+                        bot,
+                        wait_id=wait_id,
+                        option_index=int(index),
+                        user_id=user_id,
+                        channel_id=channel_id,
+                        message_ts=ts,
+                    )
+                except StoreError as exc:  # decide records what it sent even without a database
+                    log.error("decision_store_unavailable", error=str(exc))
+                    answer = STORE_UNAVAILABLE
             if answer:
                 await _ephemeral(bot, answer, user_id, channel_id, response_url)
 

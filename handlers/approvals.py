@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.errors import SlackApiError
 
 from bot import approvals
+from bot.logging import get_logger
 from bot.runs import PreparedRun, Refusal
+from bot.store import StoreError
 from handlers import ids
 from handlers.actions import click_of
+from handlers.outcomes import announce_approval
+from handlers.payloads import obj, text
+from handlers.payloads import user_id as payload_user_id
 from handlers.replies import reply
-from handlers.views import refusal_message, text_message
+from handlers.views import STORE_UNAVAILABLE, refusal_message, text_message
 
 if TYPE_CHECKING:
     from bot.app import Bot
 
 __all__ = ["register", "request_approval"]
+
+log = get_logger(__name__)
 
 
 async def request_approval(bot: Bot, prepared: PreparedRun, *, response_url: str | None) -> None:
@@ -34,15 +42,16 @@ async def request_approval(bot: Bot, prepared: PreparedRun, *, response_url: str
             response_url=response_url,
         )
         return
-    await reply(
+    # a visible run gets its channel entry now; its thread then carries the decision
+    await announce_approval(
         bot,
+        prepared,
+        approval,
         text_message(
             f":raised_hand: `{prepared.entry.id}` needs approval ({approval.count} approver"
             f"{'s' if approval.count > 1 else ''}); the request was posted in <#{approval.message_channel}>. "
             "You will be told here when it is approved or denied. Nothing was sent to Nexthink yet."
         ),
-        user_id=prepared.requester.user_id,
-        channel_id=prepared.requester.channel_id,
         response_url=response_url,
     )
 
@@ -85,7 +94,7 @@ def register(bot: Bot) -> None:
             if answer:
                 await reply(bot, text_message(answer), user_id=user_id, channel_id=channel_id)
 
-        bot.tasks.spawn(work(), name="approval_approve")
+        bot.tasks.spawn(_store_guarded(bot, work(), user_id, channel_id), name="approval_approve")
 
     @app.action(ids.APPROVAL_DENY)
     async def on_deny(ack: AsyncAck, body: dict[str, Any]) -> None:
@@ -112,19 +121,19 @@ def register(bot: Bot) -> None:
                 if answer:
                     await reply(bot, text_message(answer), user_id=user_id, channel_id=channel_id)
 
-        bot.tasks.spawn(work(), name="approval_deny")
+        bot.tasks.spawn(_store_guarded(bot, work(), user_id, channel_id), name="approval_deny")
 
     @app.view(ids.DENY_REASON_MODAL)
     async def on_deny_reason(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        view = body.get("view") or {}
+        view = obj(body.get("view"))
         try:
-            approval_id = str(json.loads(view.get("private_metadata") or "{}").get("a") or "")
-        except (ValueError, AttributeError):
+            approval_id = text(obj(json.loads(view.get("private_metadata") or "{}")).get("a"))
+        except (ValueError, TypeError):
             approval_id = ""
-        values = (view.get("state") or {}).get("values") or {}
-        reason = ((values.get(ids.DENY_REASON_BLOCK) or {}).get(ids.DENY_REASON) or {}).get("value")
-        user_id = str((body.get("user") or {}).get("id", ""))
+        values = obj(obj(view.get("state")).get("values"))
+        reason = text(obj(obj(values.get(ids.DENY_REASON_BLOCK)).get(ids.DENY_REASON)).get("value"))
+        user_id = payload_user_id(body)
 
         async def work() -> None:
             answer = await approvals.deny(
@@ -133,4 +142,16 @@ def register(bot: Bot) -> None:
             if answer:
                 await reply(bot, text_message(answer), user_id=user_id, channel_id=None)
 
-        bot.tasks.spawn(work(), name="approval_deny_reason")
+        bot.tasks.spawn(_store_guarded(bot, work(), user_id, None), name="approval_deny_reason")
+
+
+async def _store_guarded(
+    bot: Bot, work: Awaitable[None], user_id: str, channel_id: str | None
+) -> None:
+    """``work``, or a clear answer when the database does not answer: an approval is read from
+    the store before anything is sent, and a run records Nexthink's answer even without it."""
+    try:
+        await work
+    except StoreError as exc:
+        log.error("approval_store_unavailable", error=str(exc))
+        await reply(bot, text_message(STORE_UNAVAILABLE), user_id=user_id, channel_id=channel_id)

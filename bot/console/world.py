@@ -161,18 +161,21 @@ class World:
         self.driver = SlackDriver(f"{self.url}/slack/events", SIGNING_SECRET, self.slack)
 
     async def stop(self) -> None:
+        """Stop what this World started, all of it even when one part fails."""
         self._stop.set()
-        if self._server is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._server
-        elif self.bot is not None:
-            await self.bot.close()
-        if self.driver is not None:
-            await self.driver.aclose()
-        if self._owns_slack:
-            await self.slack.stop()
-        if self.sandbox is not None and self._owns_sandbox:
-            await self.sandbox.stop()
+        try:
+            if self._server is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._server
+            elif self.bot is not None:
+                await self.bot.close()
+        finally:
+            if self.driver is not None:
+                await self.driver.aclose()
+            if self._owns_slack:
+                await self.slack.stop()
+            if self.sandbox is not None and self._owns_sandbox:
+                await self.sandbox.stop()
 
     async def settle(self, within: float = 10.0) -> None:
         """Wait until the bot has finished the work it acknowledged (and the sandbox its webhooks)."""

@@ -15,7 +15,7 @@ other and exactly one vote sees the count reached and flips the state to ``appro
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import RowMapping, func, select
@@ -286,6 +286,37 @@ class ApprovalsMixin(StoreBase):
             return await _load(
                 conn, _select().where(approvals.c.id.in_(ids)).order_by(approvals.c.expires_at)
             )
+
+    async def close_stale_approvals(
+        self, older_than: timedelta, now: datetime | None = None
+    ) -> list[ApprovalRecord]:
+        """Close approvals left ``approved`` or ``executing`` for longer than ``older_than``.
+
+        Such an approval belongs to a process that died after the approving vote: its execute
+        may or may not have reached Nexthink, and running it again could run it twice, so it is
+        closed (``executed``) for the caller to report the outcome as unknown. Each approval is
+        returned to one caller only.
+        """
+        at = utc(now)
+        async with self._write() as conn:
+            ids = (
+                (
+                    await conn.execute(
+                        approvals.update()
+                        .where(
+                            approvals.c.state.in_(("approved", "executing")),
+                            approvals.c.updated_at <= at - older_than,
+                        )
+                        .values(state="executed", updated_at=at)
+                        .returning(approvals.c.id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if not ids:
+                return []
+            return await _load(conn, _select().where(approvals.c.id.in_(ids)))
 
     async def count_pending_approvals(self, now: datetime | None = None) -> int:
         """How many approvals are pending and unexpired (for the metrics gauge)."""
