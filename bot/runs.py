@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from bot.catalogue import Catalogue, Entry
 from bot.identity import Identity, IdentityError
+from bot.logging import get_logger
 from bot.nexthink.client import BulkExecution, NexthinkClient
 from bot.nexthink.errors import NexthinkError
 from bot.nexthink.models import DeviceData, UserData, Workflow, is_uuid
 from bot.policy import ApprovalRule, ParamError, Policy, Principal
 from bot.ratelimit import RateLimiter
-from bot.store import RequestRecord, Store
+from bot.store import RequestRecord, Store, StoreError
 from handlers.grammar import DeviceTarget, UserTarget
 
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
     "Runner",
     "Target",
 ]
+
+log = get_logger(__name__)
 
 Source = Literal["command", "modal", "home", "shortcut", "approval"]
 
@@ -306,21 +309,30 @@ class Runner:
         except NexthinkError as exc:
             completed = exc.completed
             state = "unknown" if _maybe_ran(exc, completed) else "failed"
-            record = await self.store.update_request(
-                record.id,
+            record = await self._recorded(
+                record,
                 state=state,
                 error=_error_text(exc),
                 nexthink_request_uuids=list(completed.request_uuids) if completed else [],
                 executions_uuids=list(completed.executions_uuids) if completed else [],
             )
             return RunResult(prepared, record, error=exc, completed=completed)
-        record = await self.store.update_request(
-            record.id,
+        record = await self._recorded(
+            record,
             state="sent",
             nexthink_request_uuids=list(execution.request_uuids),
             executions_uuids=list(execution.executions_uuids),
         )
         return RunResult(prepared, record, execution=execution)
+
+    async def _recorded(self, record: RequestRecord, **changes: Any) -> RequestRecord:
+        """Record what Nexthink answered; if the database went away meanwhile, the answer is
+        still given to the person (and logged) rather than lost: Nexthink has already acted."""
+        try:
+            return await self.store.update_request(record.id, **changes)
+        except StoreError as exc:
+            log.error("request_not_recorded", record=record.id, error=str(exc), **changes)
+            return record
 
     # -- resume ---------------------------------------------------------------------------
 
@@ -349,16 +361,14 @@ class Runner:
         try:
             answers = await self.nexthink.trigger(workflow_uuid, execution_uuid, params)
         except NexthinkError as exc:
-            record = await self.store.update_request(
-                record.id,
+            record = await self._recorded(
+                record,
                 state="unknown" if _maybe_ran(exc, None) else "failed",
                 error=_error_text(exc),
             )
             return ResumeResult(workflow_uuid, execution_uuid, params, record, error=exc)
         uuids = tuple(a.request_uuid for a in answers)
-        record = await self.store.update_request(
-            record.id, state="sent", nexthink_request_uuids=list(uuids)
-        )
+        record = await self._recorded(record, state="sent", nexthink_request_uuids=list(uuids))
         return ResumeResult(workflow_uuid, execution_uuid, params, record, request_uuids=uuids)
 
     async def history(self, requester: Requester, limit: int = 10) -> Sequence[RequestRecord]:
@@ -386,9 +396,9 @@ def _dedupe(targets: list[Target]) -> list[Target]:
 
 
 def _maybe_ran(exc: NexthinkError, completed: BulkExecution | None) -> bool:
-    from bot.nexthink.errors import OutcomeUnknown
+    from bot.nexthink.errors import may_have_run
 
-    return isinstance(exc, OutcomeUnknown) or bool(completed and completed.request_uuids)
+    return may_have_run(exc) or bool(completed and completed.request_uuids)
 
 
 def _error_text(exc: NexthinkError) -> str:

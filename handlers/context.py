@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from handlers.payloads import first_action, obj, team_id, user_id
+
 if TYPE_CHECKING:
     from bot.app import Bot
 
@@ -17,15 +19,14 @@ def register(bot: Bot) -> None:
     @bot.app.middleware
     async def bind_request_context(body: dict[str, Any], next: Callable[[], Awaitable[Any]]) -> Any:
         structlog.contextvars.clear_contextvars()
-        user = body.get("user_id") or (body.get("user") or {}).get("id")
-        team = body.get("team_id") or (body.get("team") or {}).get("id")
-        what = body.get("command") or body.get("type") or body.get("event", {}).get("type")
-        actions = body.get("actions") or []
-        callback = (body.get("view") or {}).get("callback_id") or body.get("callback_id")
+        # a payload may lack any of these, or carry them with another type: never fail on that
+        what = body.get("command") or body.get("type") or obj(body.get("event")).get("type")
+        action = first_action(body).get("action_id")
+        callback = obj(body.get("view")).get("callback_id") or body.get("callback_id")
         structlog.contextvars.bind_contextvars(
-            slack_team=team,
-            slack_user=user,
+            slack_team=team_id(body),
+            slack_user=user_id(body) or None,
             slack_kind=what,
-            slack_action=actions[0].get("action_id") if actions else callback,
+            slack_action=action or callback,
         )
         return await next()

@@ -26,6 +26,7 @@ from handlers import ids, views
 from handlers.commands import execute_and_reply
 from handlers.grammar import DeviceTarget, UserTarget
 from handlers.modal_views import ModalState, loading_view, message_view, run_view
+from handlers.payloads import first_action, obj, team_id, text, user_id
 from handlers.replies import reply
 
 if TYPE_CHECKING:
@@ -131,18 +132,20 @@ def parse_submission(values: dict[str, Any]) -> tuple[RunRequest | None, dict[st
 
     def element(block: str) -> dict[str, Any]:
         found = values.get(block) or {}
-        return next(iter(found.values()), {}) if isinstance(found, dict) else {}
+        return obj(next(iter(found.values()), {})) if isinstance(found, dict) else {}
 
-    chosen = (element(ids.MODAL_WORKFLOW_BLOCK).get("selected_option") or {}).get("value")
+    chosen = text(obj(element(ids.MODAL_WORKFLOW_BLOCK).get("selected_option")).get("value"))
     if not chosen:
         errors[ids.MODAL_WORKFLOW_BLOCK] = "Choose a workflow."
+    selected_users = element(ids.MODAL_USERS_BLOCK).get("selected_users")
     users = tuple(
-        UserTarget(kind="mention", value=str(u))
-        for u in element(ids.MODAL_USERS_BLOCK).get("selected_users") or []
+        UserTarget(kind="mention", value=u)
+        for u in (selected_users if isinstance(selected_users, list) else [])
+        if isinstance(u, str) and u
     )
     devices: list[DeviceTarget] = []
     for number, line in enumerate(
-        (element(ids.MODAL_DEVICES_BLOCK).get("value") or "").splitlines(), 1
+        text(element(ids.MODAL_DEVICES_BLOCK).get("value")).splitlines(), 1
     ):
         name = line.strip()
         if not name:
@@ -160,12 +163,12 @@ def parse_submission(values: dict[str, Any]) -> tuple[RunRequest | None, dict[st
     for block, content in values.items():
         if not block.startswith(ids.MODAL_PARAM_PREFIX):
             continue
-        item: dict[str, Any] = next(iter(content.values()), {}) if isinstance(content, dict) else {}
-        value = (item.get("selected_option") or {}).get("value") or item.get("value")
+        item = obj(next(iter(content.values()), {})) if isinstance(content, dict) else {}
+        value = text(obj(item.get("selected_option")).get("value")) or text(item.get("value"))
         if value:
-            params[block.removeprefix(ids.MODAL_PARAM_PREFIX)] = str(value)
+            params[block.removeprefix(ids.MODAL_PARAM_PREFIX)] = value
     for number, line in enumerate(
-        (element(ids.MODAL_PARAMS_BLOCK).get("value") or "").splitlines(), 1
+        text(element(ids.MODAL_PARAMS_BLOCK).get("value")).splitlines(), 1
     ):
         if not line.strip():
             continue
@@ -208,22 +211,21 @@ def register(bot: Bot) -> None:
     @app.action(ids.MODAL_WORKFLOW)
     async def on_workflow_chosen(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        view = body.get("view") or {}
+        view = obj(body.get("view"))
+        if not text(view.get("id")):  # no form to refresh
+            return
         state = ModalState.load(view.get("private_metadata"))
-        action = (body.get("actions") or [{}])[0]
-        selected = (action.get("selected_option") or {}).get("value")
+        selected = text(obj(first_action(body).get("selected_option")).get("value")) or None
         requester = Requester(
-            user_id=str((body.get("user") or {}).get("id", "")),
-            team_id=(body.get("team") or {}).get("id"),
-            channel_id=state.channel_id,
+            user_id=user_id(body), team_id=team_id(body), channel_id=state.channel_id
         )
         bot.tasks.spawn(
             _fill(
                 bot,
                 requester,
                 state,
-                view_id=str(view.get("id")),
-                view_hash=view.get("hash"),
+                view_id=text(view.get("id")),
+                view_hash=text(view.get("hash")) or None,
                 selected_id=selected,
             ),
             name="modal_refresh",
@@ -236,13 +238,11 @@ def register(bot: Bot) -> None:
 
     @app.view(ids.RUN_MODAL)
     async def on_submit(ack: AsyncAck, body: dict[str, Any]) -> None:
-        view = body.get("view") or {}
-        values = (view.get("state") or {}).get("values") or {}
+        view = obj(body.get("view"))
+        values = obj(obj(view.get("state")).get("values"))
         state = ModalState.load(view.get("private_metadata"))
         requester = Requester(
-            user_id=str((body.get("user") or {}).get("id", "")),
-            team_id=(body.get("team") or {}).get("id"),
-            channel_id=state.channel_id,
+            user_id=user_id(body), team_id=team_id(body), channel_id=state.channel_id
         )
         request, errors = parse_submission(values)
         if request is None:

@@ -7,6 +7,7 @@ screen-reader fallback, ``blocks`` the layout.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,7 @@ from bot.nexthink.errors import (
     OutcomeUnknown,
     PermissionDenied,
     Throttled,
+    may_have_run,
 )
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "refusal_message",
     "resume_message",
     "run_message",
+    "store_unavailable_message",
     "text_message",
     "usage_message",
 ]
@@ -218,6 +221,12 @@ def error_message(
             f":warning: {action}: the request reached Nexthink but no answer came back, so it "
             "*may or may not have run*. Check in Nexthink before trying again."
         )
+    elif may_have_run(exc):  # an execute or trigger answered with something unreadable
+        head = (
+            f":warning: {action}: Nexthink answered unexpectedly, so it *may or may not have "
+            "run*. Check in Nexthink before trying again."
+            f"\n>{mrkdwn_escape(exc.message)}"
+        )
     elif isinstance(exc, (BadRequest, PermissionDenied)):
         what = "refused" if isinstance(exc, BadRequest) else "denied permission for"
         head = f":x: Nexthink {what} {action.lower()}."
@@ -226,7 +235,7 @@ def error_message(
             head += f"\n>{code} {mrkdwn_escape(exc.details or '')}".rstrip()
     elif isinstance(exc, Throttled):
         wait = (
-            f" Try again in {round(exc.retry_after)} s."
+            f" Try again in {max(1, math.ceil(exc.retry_after))} s."
             if exc.retry_after
             else " Try again shortly."
         )
@@ -290,6 +299,17 @@ def history_message(records: Sequence[Any]) -> Message:
         )
     title = f"Your last {len(records)} request{'s' if len(records) != 1 else ''}"
     return {"text": title, "blocks": [_section(f"*{title}*"), _section("\n".join(lines))]}
+
+
+#: what a person reads when the bot's database does not answer before anything was done
+STORE_UNAVAILABLE = (
+    ":construction: The bot cannot reach its database right now, so nothing was done and "
+    "nothing was sent to Nexthink. Please try again in a minute."
+)
+
+
+def store_unavailable_message() -> Message:
+    return text_message(STORE_UNAVAILABLE)
 
 
 def internal_error_message(ref: str) -> Message:

@@ -29,6 +29,7 @@ __all__ = [
     "Throttled",
     "Unavailable",
     "UnexpectedResponse",
+    "may_have_run",
 ]
 
 
@@ -102,3 +103,16 @@ class OutcomeUnknown(NexthinkError):
 
 class UnexpectedResponse(NexthinkError):
     summary = "Nexthink answered unexpectedly"
+
+
+#: endpoints whose calls do work that must never be repeated blindly
+_ACTING = frozenset({"execute_v1", "execute_v2", "trigger"})
+
+
+def may_have_run(exc: NexthinkError) -> bool:
+    """Whether the failed call may have done its work anyway: no answer came back
+    (``OutcomeUnknown``), or an execute or trigger got an answer that breaks the reference
+    (Nexthink, or something in front of it, received the request and answered)."""
+    return isinstance(exc, OutcomeUnknown) or (
+        isinstance(exc, UnexpectedResponse) and exc.endpoint in _ACTING
+    )
