@@ -7,6 +7,8 @@ after it, in a tracked task.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -218,6 +220,21 @@ async def execute_and_reply(
             COMMANDS.labels(kind, "approval_requested").inc()
             return None
         result = await bot.runner.run(prepared)
+    except asyncio.CancelledError:
+        # the bot is stopping and gave up on this run: say so rather than go silent
+        COMMANDS.labels(kind, "interrupted").inc()
+        with contextlib.suppress(Exception):  # Slack unreachable, or cancelled once more
+            await asyncio.wait_for(
+                reply(
+                    bot,
+                    views.interrupted_message(prepared.entry.id),
+                    user_id=requester.user_id,
+                    channel_id=requester.channel_id,
+                    response_url=response_url,
+                ),
+                timeout=1.0,
+            )
+        raise
     except StoreError as exc:  # the request is recorded before the execute: nothing was sent
         COMMANDS.labels(kind, "store_unavailable").inc()
         log.error("run_store_unavailable", error=str(exc))

@@ -318,3 +318,11 @@ def internal_error_message(ref: str) -> Message:
         f"The bot's operator can find the details in its log under reference `{ref}`."
     )
     return {"text": text, "blocks": [_section(text)]}
+
+
+def interrupted_message(workflow_id: str) -> Message:
+    text = (
+        f":warning: The bot restarted while sending `{mrkdwn_escape(workflow_id)}` to Nexthink, so "
+        "it *may or may not have run*. Check `/nexthink history` or Nexthink before trying again."
+    )
+    return {"text": text.replace("*", ""), "blocks": [_section(text)]}

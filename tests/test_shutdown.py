@@ -255,11 +255,12 @@ async def test_sigterm_finishes_acknowledged_runs_refuses_new_ones_and_exits_0(
 async def test_work_that_outlasts_the_drain_is_cancelled_and_the_exit_stays_bounded(
     tmp_path: Path,
 ) -> None:
-    """An execute Nexthink holds for a minute is cancelled at the drain's end: exit 0 within 10 s all the same."""
+    """An execute Nexthink holds for a minute is cancelled at the drain's end: exit 0 within 10 s
+    all the same, and the requester is told it may or may not have run."""
     async with serving(tmp_path, "execute_v2:latency:delay=60:times=1") as (
         bot,
         sandbox,
-        _slack,
+        slack,
         driver,
     ):
         ack = await driver.command("U0ALICE", "run restart_teams")
@@ -273,6 +274,8 @@ async def test_work_that_outlasts_the_drain_is_cancelled_and_the_exit_stays_boun
         assert drained["cancelled"] == 1
         await bot.event("shutdown_cancelled_work", within=1)
         await bot.event("stopped", within=1)
+        told = [m.text for ms in slack.messages.values() for m in ms if m.user == "U0ALICE"]
+        assert any("may or may not have run" in text for text in told), told
 
 
 async def test_an_idle_bot_stops_at_once_on_sigterm(tmp_path: Path) -> None:
