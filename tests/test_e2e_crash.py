@@ -48,7 +48,9 @@ async def test_a_claim_abandoned_by_a_crash_returns_to_the_deciders(world: World
     message = await ask(world, question(await paused(world), approvers=None))
     (wait,) = await world.bot.store.pending_waits()
     long_ago = datetime.now(UTC) - timedelta(minutes=30)
-    claimed = await world.bot.store.claim_wait(wait.id, "U0DAVE", "dave@example.com", 0, now=long_ago)
+    claimed = await world.bot.store.claim_wait(
+        wait.id, "U0DAVE", "dave@example.com", 0, now=long_ago
+    )
     assert isinstance(claimed, WaitRecord)  # ... and the process that claimed it died here
 
     assert await waits.sweep_stale(world.bot) == 1
@@ -66,18 +68,26 @@ async def test_a_claim_abandoned_by_a_crash_returns_to_the_deciders(world: World
     assert decided.state == "decided"
 
 
-async def test_an_approval_abandoned_mid_execute_is_reported_unknown_not_rerun(world: World) -> None:
+async def test_an_approval_abandoned_mid_execute_is_reported_unknown_not_rerun(
+    world: World,
+) -> None:
     """An approval left executing by a crash is closed as outcome unknown; nothing is executed."""
     assert world.bot is not None
     assert world.driver is not None
     assert world.sandbox is not None
-    await world.driver.command("U0BOB", "run reimage_device device:LAPTOP-ALICE", channel_id="C0SUPPORT")
+    await world.driver.command(
+        "U0BOB", "run reimage_device device:LAPTOP-ALICE", channel_id="C0SUPPORT"
+    )
     await world.settle()
     (approval,) = await world.bot.store.pending_approvals()
     long_ago = datetime.now(UTC) - timedelta(minutes=30)
-    vote = await world.bot.store.vote_approval(approval.id, "U0CAROL", "carol@example.com", now=long_ago)
+    vote = await world.bot.store.vote_approval(
+        approval.id, "U0CAROL", "carol@example.com", now=long_ago
+    )
     assert vote.reached
-    assert await world.bot.store.mark_approval(approval.id, "executing", expected="approved", now=long_ago)
+    assert await world.bot.store.mark_approval(
+        approval.id, "executing", expected="approved", now=long_ago
+    )
     # ... and the process that was executing it died here
 
     assert await approvals.sweep_stale(world.bot) == 1

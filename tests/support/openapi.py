@@ -29,7 +29,12 @@ def spec() -> OpenAPI:
 
 
 def _request(
-    method: str, path: str, *, query: str = "", headers: dict[str, str] | None = None, body: Any = None
+    method: str,
+    path: str,
+    *,
+    query: str = "",
+    headers: dict[str, str] | None = None,
+    body: Any = None,
 ) -> MockRequest:
     data = None if body is None else (body if isinstance(body, (str, bytes)) else json.dumps(body))
     return MockRequest(
@@ -44,7 +49,12 @@ def _request(
 
 
 def validate_request(
-    method: str, path: str, *, query: str = "", headers: dict[str, str] | None = None, body: Any = None
+    method: str,
+    path: str,
+    *,
+    query: str = "",
+    headers: dict[str, str] | None = None,
+    body: Any = None,
 ) -> None:
     """Raise if this request breaks the reference (path, query, headers, body)."""
     with warnings.catch_warnings():

@@ -1,0 +1,283 @@
+"""A pytest plugin: no secret may appear in any log line the test suite produces.
+
+For the whole session every record that reaches the stdlib root logger, the bot's structlog
+lines included, is rendered as the bot renders it in production (the shared processors, the
+project's redactor, the JSON renderer; see ``bot.logging.configure``, which tests do not call)
+and kept. After each test its lines are checked against every secret known so far; a line that
+holds one fails the session (exit status 1) with a report that names the test and shows the
+line with the secret masked. The root logger is at DEBUG throughout: the product promises that
+no secret is logged at any level.
+
+Known secrets are the world's fixed ones (signing secret, webhook token, bot token), whatever a
+test hands to ``remember``, and what the objects alive when each test's body ends hold (looked
+for only in modules that use worlds, sandboxes, fake Slacks or settings): every ``Settings``'
+secrets, every sandbox's client secret and the access tokens its journal shows it issued, every
+``LocalSlack``'s bot token. Values shorter than 8 characters and the sandbox's documented default
+secret ``sandbox`` are too common to search for. Subprocesses' output is not captured here.
+
+Other modules use ``remember`` and ``leaks_in`` (to check texts that are not log lines, such as
+Slack messages and ``/metrics``, against the same secrets).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import re
+import time
+from collections.abc import Generator, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import structlog
+
+from bot.console.slack import LocalSlack
+from bot.console.world import SIGNING_SECRET, WEBHOOK_TOKEN
+from bot.logging import redactor
+from bot.sandbox.server import Sandbox
+from bot.settings import Settings
+
+__all__ = ["captured_lines", "known_secrets", "leaks_in", "remember"]
+
+_MIN_LENGTH = 8
+_TOO_COMMON = frozenset({"sandbox"})
+
+_secrets: set[str] = set()
+_pattern: re.Pattern[str] | None = None
+
+
+@dataclass(frozen=True)
+class _Leak:
+    test: str
+    secret: str
+    line: str
+
+
+_leaks: list[_Leak] = []
+_current_test = "<session>"
+
+
+def remember(*values: str | None) -> None:
+    """Add secret values to search for (empty, short and too common ones are ignored)."""
+    global _pattern
+    for value in values:
+        if value and len(value) >= _MIN_LENGTH and value not in _TOO_COMMON | _secrets:
+            _secrets.add(value)
+            _pattern = None
+
+
+def known_secrets() -> frozenset[str]:
+    return frozenset(_secrets)
+
+
+def _regex() -> re.Pattern[str] | None:
+    global _pattern
+    if _pattern is None and _secrets:
+        ordered = sorted(_secrets, key=len, reverse=True)
+        _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+    return _pattern
+
+
+def leaks_in(text: str) -> list[str]:
+    """The known secrets that ``text`` holds, masked for display (``abc…``)."""
+    pattern = _regex()
+    if pattern is None:
+        return []
+    return sorted({_mask(m.group(0)) for m in pattern.finditer(text)})
+
+
+def _mask(secret: str) -> str:
+    return secret[:3] + "…"
+
+
+# -- capturing ------------------------------------------------------------------------------
+
+
+class _Capture(logging.Handler):
+    """Renders each record as production would and keeps the line until it is scanned."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        shared = _shared_processors()
+        self.setFormatter(
+            structlog.stdlib.ProcessorFormatter(
+                foreign_pre_chain=shared,
+                processors=[
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    redactor(),
+                    structlog.processors.JSONRenderer(),
+                ],
+            )
+        )
+        self.lines: list[str] = []
+        self.total = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception as exc:  # a record that cannot be rendered is a bug, but not ours here
+            line = f"<record of {record.name} not rendered: {type(exc).__name__}>"
+        self.lines.append(line)
+        self.total += 1
+
+
+def _shared_processors() -> list[Any]:
+    """The processors ``bot.logging.configure`` runs before rendering (its ``shared`` list)."""
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.stdlib.PositionalArgumentsFormatter(),
+        structlog.processors.format_exc_info,
+        redactor(),
+    ]
+
+
+_handler: _Capture | None = None
+
+
+def captured_lines() -> list[str]:
+    """The lines captured since the current test started (for tests that look at their logs)."""
+    return list(_handler.lines) if _handler is not None else []
+
+
+def _install() -> None:
+    global _handler
+    shared = _shared_processors()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.filter_by_level,
+            *shared[1:],
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    _handler = _Capture()
+    root = logging.getLogger()
+    root.addHandler(_handler)
+    root.setLevel(logging.DEBUG)
+    remember(SIGNING_SECRET, WEBHOOK_TOKEN, LocalSlack().bot_token)
+
+
+# -- finding the secrets of the objects a test made -----------------------------------------
+
+
+def _secrets_of(objects: Iterable[object]) -> Iterable[str | None]:
+    for obj in objects:
+        if isinstance(obj, Settings):
+            yield from obj.secrets()
+        elif isinstance(obj, Sandbox):
+            yield obj.client_secret
+            for entry in obj.journal:
+                if entry.endpoint == "token" and isinstance(entry.response, dict):
+                    token = entry.response.get("access_token")
+                    yield token if isinstance(token, str) else None
+        elif isinstance(obj, LocalSlack):
+            yield obj.bot_token
+
+
+_WATCHED = (Settings, Sandbox, LocalSlack)
+
+
+_discovery_seconds = 0.0
+
+
+def _subclasses(cls: type) -> Iterable[type]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def _makes_worlds(item: pytest.Item) -> bool:
+    """Whether the test's module deals in bots, sandboxes or fake Slacks (else nothing to find)."""
+    module = getattr(item, "module", None)
+    if module is None:
+        return False
+    return any(
+        str(getattr(value, "__module__", None) or "").startswith(
+            ("bot.console", "bot.sandbox", "bot.app", "bot.settings", "tests.support")
+        )
+        for value in vars(module).values()
+    )
+
+
+def _discover() -> None:
+    global _discovery_seconds
+    started = time.perf_counter()
+    # an instance refers to its class, so the collector finds every live (or cyclic) one
+    classes = {sub for cls in _WATCHED for sub in (cls, *_subclasses(cls))}
+    found = [obj for obj in gc.get_referrers(*classes) if isinstance(obj, _WATCHED)]
+    remember(*_secrets_of(found))
+    _discovery_seconds += time.perf_counter() - started
+
+
+def _scan(test: str) -> None:
+    if _handler is None:
+        return
+    lines, _handler.lines = _handler.lines, []
+    pattern = _regex()
+    if pattern is None:
+        return
+    for line in lines:
+        for match in pattern.finditer(line):
+            secret = match.group(0)
+            _leaks.append(_Leak(test, _mask(secret), pattern.sub("<SECRET>", line)[:600]))
+
+
+# -- hooks -----------------------------------------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _install()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(
+    item: pytest.Item, nextitem: pytest.Item | None
+) -> Generator[None, object, object]:
+    global _current_test
+    _scan(_current_test)  # what was logged between tests (module fixtures) belongs to the last
+    _current_test = item.nodeid
+    logging.getLogger().setLevel(logging.DEBUG)  # a test that configured logging may have raised it
+    try:
+        return (yield)
+    finally:
+        _scan(item.nodeid)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    try:
+        return (yield)
+    finally:
+        if _makes_worlds(item):
+            _discover()  # while the test's fixtures (worlds, sandboxes, settings) are alive
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _scan(_current_test)
+    if _leaks:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    lines = _handler.total if _handler is not None else 0
+    if not _leaks:
+        terminalreporter.write_line(
+            f"secret scan: {lines} log lines checked against {len(_secrets)} secrets, none found"
+            f" (finding the secrets took {_discovery_seconds:.1f} s)"
+        )
+        return
+    terminalreporter.section("secrets in log lines", sep="=", red=True, bold=True)
+    for leak in _leaks[:50]:
+        terminalreporter.write_line(f"{leak.test}: {leak.secret} in {leak.line}")
+    if len(_leaks) > 50:
+        terminalreporter.write_line(f"... and {len(_leaks) - 50} more")
+    terminalreporter.write_line(
+        f"secret scan: {len(_leaks)} log lines hold a secret; the session fails"
+    )
