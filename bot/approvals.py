@@ -56,18 +56,7 @@ async def request(bot: Bot, prepared: PreparedRun, *, response_url: str | None) 
 
     rule = prepared.approval
     assert rule is not None
-    record = await bot.store.create_request(
-        kind="run",
-        team_id=prepared.requester.team_id,
-        channel_id=prepared.requester.channel_id,
-        user_id=prepared.requester.user_id,
-        user_upn=prepared.principal.upn,
-        workflow_id=prepared.entry.id,
-        targets=prepared.targets_json(),
-        params=dict(prepared.params),
-        state="approval_pending",
-        response_url=response_url,
-    )
+    record = await bot.runner.record(prepared, state="approval_pending", response_url=response_url)
     approval = await bot.store.create_approval(
         request_id=record.id,
         count=rule.count,

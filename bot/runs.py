@@ -19,7 +19,7 @@ from bot.nexthink.errors import NexthinkError
 from bot.nexthink.models import DeviceData, UserData, Workflow, is_uuid
 from bot.policy import ApprovalRule, ParamError, Policy, Principal
 from bot.ratelimit import RateLimiter
-from bot.store import RequestRecord, Store, StoreError
+from bot.store import RequestRecord, RequestState, Store, StoreError
 from handlers.grammar import DeviceTarget, UserTarget
 
 __all__ = [
@@ -288,7 +288,17 @@ class Runner:
 
     async def run(self, prepared: PreparedRun) -> RunResult:
         """Send the V2 execute (split by 10,000 targets) and record what happened."""
-        record = await self.store.create_request(
+        return await self.execute(prepared, await self.record(prepared))
+
+    async def record(
+        self,
+        prepared: PreparedRun,
+        *,
+        state: RequestState = "pending",
+        response_url: str | None = None,
+    ) -> RequestRecord:
+        """The audit record of a run, written before anything is sent to Nexthink."""
+        return await self.store.create_request(
             kind="run",
             team_id=prepared.requester.team_id,
             channel_id=prepared.requester.channel_id,
@@ -297,9 +307,9 @@ class Runner:
             workflow_id=prepared.entry.id,
             targets=prepared.targets_json(),
             params=dict(prepared.params),
-            state="pending",
+            state=state,
+            response_url=response_url,
         )
-        return await self.execute(prepared, record)
 
     async def execute(self, prepared: PreparedRun, record: RequestRecord) -> RunResult:
         try:
