@@ -61,8 +61,25 @@ async def run_check(out: TextIO | None = None) -> int:
             names = ", ".join(w.id for w in listed[:5]) + (" …" if len(listed) > 5 else "")
             return f"{len(listed)} active API-triggerable workflows ({names})"
 
+        async def status_query() -> str:
+            query_id = settings.nexthink_status_query_id
+            assert query_id is not None
+            # a request id that matches nothing: the query must run and answer no rows
+            rows = await nexthink.nql(
+                query_id, {"request_id": "00000000-0000-0000-0000-000000000000"}
+            )
+            return f"{query_id} runs ({len(rows)} rows for an unknown request id): outcomes are followed"
+
         await step("nexthink token", token)
         await step("nexthink workflows", workflows)
+        if settings.nexthink_status_query_id:
+            await step("nexthink status query", status_query)
+        else:
+            line(
+                True,
+                "nexthink status query",
+                "NEXTHINK_STATUS_QUERY_ID unset: run outcomes are not followed",
+            )
 
     async def store() -> str:
         opened = await Store.open(settings.database_url)

@@ -241,6 +241,7 @@ async def test_check_reports_all_good_against_slack_and_the_sandbox(
         "policy": "ok  ",
         "nexthink token": "ok  ",
         "nexthink workflows": "ok  ",
+        "nexthink status query": "ok  ",
         "store": "ok  ",
         "slack auth.test": "ok  ",
         "waits webhook": "ok  ",
@@ -248,6 +249,23 @@ async def test_check_reports_all_good_against_slack_and_the_sandbox(
     assert any("restart_teams" in line for line in lines)
     assert len(sandbox.requests("token")) == 1
     assert len(slack.calls_to("auth.test")) == 1
+    assert any("outcomes are not followed" in line for line in lines)
+
+
+async def test_check_runs_the_status_query_when_one_is_set(
+    tmp_path: Path, local: tuple[Sandbox, LocalSlack]
+) -> None:
+    """With NEXTHINK_STATUS_QUERY_ID set, `check` runs that NQL query once and reports it works."""
+    sandbox, slack = local
+    env = _check_env(tmp_path, sandbox, slack) | {
+        "NEXTHINK_STATUS_QUERY_ID": "#chatops_execution_status"
+    }
+    code, lines, err = await _check(env, tmp_path)
+    assert code == 0, "\n".join(lines) + err
+    (query,) = [line for line in lines if line.startswith("ok   nexthink status query:")]
+    assert "#chatops_execution_status runs" in query
+    (nql,) = sandbox.requests("nql")
+    assert nql.body["queryId"] == "#chatops_execution_status"
 
 
 async def test_check_fails_clearly_on_a_wrong_client_secret(
