@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 
+from bot.catalogue import Entry
 from bot.logging import get_logger
 from bot.metrics import COMMANDS
 from bot.nexthink.errors import NexthinkError
@@ -91,7 +92,6 @@ def register(bot: Bot) -> None:
 
 async def _answer(bot: Bot, command: Any, requester: Requester, response_url: str | None) -> None:
     name = type(command).__name__.lower()
-    visible = False
     try:
         if isinstance(command, ListWorkflows):
             principal = await bot.runner.principal(requester)
@@ -104,7 +104,7 @@ async def _answer(bot: Bot, command: Any, requester: Requester, response_url: st
             entry = await bot.runner.find(principal, requester.channel_id, command.workflow)
             details = await bot.nexthink.get_workflow(entry.id)
             if details is not None:
-                entry = type(entry)(
+                entry = Entry(
                     details.model_copy(update={"dependency": entry.workflow.dependency}),
                     entry.alias,
                 )
@@ -168,8 +168,13 @@ async def _answer(bot: Bot, command: Any, requester: Requester, response_url: st
         user_id=requester.user_id,
         channel_id=requester.channel_id,
         response_url=response_url,
-        visible=visible,
     )
+
+
+def _metric_name(source: str) -> str:
+    """Runs are counted as ``run`` from the command, else by where they came from (``modal``,
+    ``home``, ``shortcut``, ``approval``)."""
+    return "run" if source == "command" else source
 
 
 _ACTIONS = {
@@ -189,7 +194,7 @@ async def run_and_reply(
 ) -> RunResult | None:
     """The one run path (command, modal, Home, shortcut): prepare, execute, tell the requester.
     ``visible`` (the command's ``visible`` word) posts the run in the channel."""
-    kind = request.source
+    kind = _metric_name(request.source)
     try:
         prepared = await bot.runner.prepare(requester, request)
         if visible and not prepared.visible:
@@ -211,7 +216,7 @@ async def execute_and_reply(
     bot: Bot, prepared: Any, *, response_url: str | None
 ) -> RunResult | None:
     requester: Requester = prepared.requester
-    kind = prepared.source
+    kind = _metric_name(prepared.source)
     try:
         if prepared.approval is not None:
             from handlers.approvals import request_approval

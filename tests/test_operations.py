@@ -126,6 +126,7 @@ async def test_a_run_is_counted_in_the_metrics(tmp_path: Path) -> None:
         return after.value(name, **labels) - before.value(name, **labels)
 
     assert delta("nexthink_bot_commands_total", outcome="ok") == 1
+    assert delta("nexthink_bot_commands_total", command="run", outcome="ok") == 1
     assert delta("nexthink_bot_commands_total", outcome="crashed") == 0
     assert delta("nexthink_bot_nexthink_calls_total", endpoint="execute_v2", status="200") == 1
     assert delta("nexthink_bot_nexthink_call_seconds_count", endpoint="execute_v2") == 1
