@@ -10,6 +10,7 @@ trigger endpoint once, and updates the message with who decided, when, and Nexth
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 from base64 import b64decode
@@ -310,9 +311,15 @@ async def _post_wait(bot: Bot, req: WaitRequest, now: datetime) -> tuple[WaitRec
         ) from None
     message_channel = str(posted.get("channel") or channel)
     ts = str(posted.get("ts"))
-    await bot.store.set_wait_message(wait.id, message_channel, ts)
+    placed = await bot.store.set_wait_message(wait.id, message_channel, ts)
+    if placed.message_ts != ts and placed.message_channel and placed.message_ts:
+        # another replica posted the same question first: keep one message in Slack
+        with contextlib.suppress(SlackApiError):
+            await bot.slack.chat_delete(channel=message_channel, ts=ts)
+        log.info("wait_posted_twice", wait=wait.id, kept=placed.message_ts)
+        return placed, placed.message_channel, placed.message_ts
     log.info("wait_posted", wait=wait.id, execution=wait.execution_uuid, channel=message_channel)
-    return wait, message_channel, ts
+    return placed, message_channel, ts
 
 
 async def _slack_user_for_upn(bot: Bot, upn: str) -> str | None:

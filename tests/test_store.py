@@ -855,3 +855,17 @@ async def test_pending_counts_leave_out_decided_and_expired(store: Store) -> Non
     await store.create_approval(request_id=request_id, count=1, expires_at=T0 + HOUR, now=T0)
     assert await store.count_pending_approvals(now=T0) == 1
     assert await store.count_pending_approvals(now=T0 + 2 * HOUR) == 0
+
+
+async def test_the_first_message_recorded_for_a_wait_stays(store: Store, other: Store) -> None:
+    """Two replicas that both posted a wait's question: the first recorded message is kept for both."""
+    wait = await _wait(store, "exec-twice")
+    first, second = await asyncio.gather(
+        store.set_wait_message(wait.id, "C1", "1700000000.000100"),
+        other.set_wait_message(wait.id, "C1", "1700000000.000200"),
+    )
+    assert first.message_ts == second.message_ts
+    assert first.message_ts in {"1700000000.000100", "1700000000.000200"}
+    kept = await store.get_wait(wait.id)
+    assert kept is not None
+    assert kept.message_ts == first.message_ts

@@ -143,15 +143,22 @@ class WaitsMixin(StoreBase):
     async def set_wait_message(
         self, wait_id: str, channel: str, ts: str, *, now: datetime | None = None
     ) -> WaitRecord:
-        """Remember where the wait's message was posted; raise ``RecordNotFound``."""
+        """Remember where the wait's message was posted; raise ``RecordNotFound``.
+
+        The first message recorded stays: when two replicas posted the same question at once,
+        the one whose message was not recorded sees another ``message_ts`` in the answer and
+        deletes its own post.
+        """
         async with self._write() as conn:
             placed = await _one(
                 conn,
                 waits.update()
-                .where(waits.c.id == wait_id)
+                .where(waits.c.id == wait_id, waits.c.message_ts.is_(None))
                 .values(message_channel=channel, message_ts=ts, updated_at=utc(now))
                 .returning(*waits.c),
             )
+            if placed is None:
+                placed = await _one(conn, select(waits).where(waits.c.id == wait_id))
         if placed is None:
             raise RecordNotFound(f"no wait with id {wait_id!r}")
         return placed
