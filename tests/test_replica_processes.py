@@ -119,3 +119,58 @@ async def test_two_serve_processes_share_commands_and_decide_a_wait_once(
             async with httpx.AsyncClient(timeout=5) as http:
                 ready = await http.get(f"{url_one}/readyz")
             assert ready.status_code == 200
+
+
+async def test_copies_of_one_webhook_at_two_processes_leave_one_question(
+    tmp_path: Path,
+    database_url: str,  # noqa: F811 - the imported fixture
+) -> None:
+    """The same question reaching both processes while Slack is slow is posted by both, answered
+    alike by both, and only one message of it stays in Slack."""
+    async with (
+        Sandbox(execution_delay=0.05, webhook_token=WEBHOOK_TOKEN) as sandbox,
+        LocalSlack() as slack,
+    ):
+        _add_people(slack)
+        async with (
+            replica(tmp_path, database_url, sandbox, slack) as (url_one, one),
+            replica(tmp_path, database_url, sandbox, slack) as (url_two, _two),
+        ):
+            # a paused execution whose question the test delivers itself, to both processes
+            await one.command(
+                "U0ALICE",
+                "run request_software software=Visio channel=C0SUPPORT",
+                channel_id="C0GENERAL",
+            )
+            await until(
+                lambda: any(e.question for e in sandbox.executions.values()), 15, "a paused run"
+            )
+            (execution,) = [e for e in sandbox.executions.values() if e.question is not None]
+            slack.slow("chat.postMessage", 0.5, times=2)  # both posts are in flight together
+            async with httpx.AsyncClient(timeout=15) as http:
+                answers = await asyncio.gather(
+                    *(
+                        http.post(
+                            f"{url}/nexthink/waits",
+                            json=execution.question,
+                            headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"},
+                        )
+                        for url in (url_one, url_two)
+                    )
+                )
+            assert [a.status_code for a in answers] == [201, 201]
+            assert answers[0].json() == answers[1].json()
+            assert len(slack.calls_to("chat.postMessage")) == 2  # both processes did post
+            kept = (answers[0].json()["channel"], answers[0].json()["ts"])
+            await until(
+                lambda: (
+                    [
+                        (m.channel, m.ts)
+                        for m in slack.messages.get("C0SUPPORT", [])
+                        if "Visio" in m.text
+                    ]
+                    == [kept]
+                ),
+                15,
+                "one question left in Slack",
+            )

@@ -325,6 +325,7 @@ class LocalSlack:
         self.views: dict[str, View] = {}
 
         self._failures: dict[str, list[_Failure]] = {}
+        self._delays: dict[str, list[float]] = {}
         self._triggers: dict[str, _Trigger] = {}
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._home_view_ids: dict[str, str] = {}
@@ -464,6 +465,11 @@ class LocalSlack:
     ) -> None:
         """Make the next ``times`` calls of ``method`` fail: 429 + Retry-After for ``ratelimited``."""
         self._failures.setdefault(method, []).append(_Failure(error, times, retry_after))
+
+    def slow(self, method: str, seconds: float, times: int = 1) -> None:
+        """Make the next ``times`` calls of ``method`` answer ``seconds`` late (after doing their
+        work), like a Slack under load: for tests of what happens meanwhile."""
+        self._delays.setdefault(method, []).extend([seconds] * times)
 
     def new_trigger_id(self, user_id: str | None = None, *, view_id: str | None = None) -> str:
         """A trigger valid ``trigger_ttl`` seconds, once; ``view_id`` is the modal it came from."""
@@ -616,6 +622,9 @@ class LocalSlack:
             body = handler(self, params)
         except SlackError as exc:
             body = exc.body()
+        delays = self._delays.get(method)
+        if delays:
+            await asyncio.sleep(delays.pop(0))
         self.calls.append(ApiCall(method, params, token, self.clock(), status, body))
         return web.json_response(body, status=status, headers=headers)
 
