@@ -28,6 +28,10 @@ class Tasks:
     def __len__(self) -> int:
         return len(self._tasks)
 
+    def running(self) -> list[asyncio.Task[Any]]:
+        """The tasks not finished yet (a snapshot)."""
+        return [task for task in self._tasks if not task.done()]
+
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str = "work") -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)

@@ -70,7 +70,7 @@ async def socket_bot(world: World, tmp_path: Path) -> AsyncIterator[Bot]:
 async def settle(bot: Bot) -> None:
     """Wait for the work the bot acknowledged."""
     async with asyncio.timeout(10):
-        while pending := [t for t in list(bot.tasks._tasks) if not t.done()]:
+        while pending := bot.tasks.running():
             await asyncio.wait(pending)
 
 

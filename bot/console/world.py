@@ -183,13 +183,13 @@ class World:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while loop.time() < deadline:
-            pending = [t for t in list(self.bot.tasks._tasks) if not t.done()]
+            pending = self.bot.tasks.running()
             if pending:
                 await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
                 continue
             if self.sandbox is not None:
                 await self.sandbox.wait_for_webhooks()
-            if not any(not t.done() for t in self.bot.tasks._tasks):
+            if not self.bot.tasks.running():
                 return
         raise TimeoutError("the bot did not finish its work in time")
 
