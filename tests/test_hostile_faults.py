@@ -10,7 +10,6 @@ read-timeout cases of an execute are in ``test_e2e_commands`` and not repeated h
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import os
@@ -31,6 +30,7 @@ from bot.sandbox import Fault
 from handlers import ids
 from handlers.wait_views import decision_action_id
 from tests.support.e2e import answers, text_of, world_at
+from tests.support.relay import Relay
 from tests.support.secret_scan import leaks_in, remember
 
 ALICE = "U0ALICE"
@@ -232,60 +232,6 @@ async def test_a_slack_429_on_the_reply_to_a_click_is_waited_out(world: World) -
 
 
 # -- the store goes away --------------------------------------------------------------------
-
-
-class Relay:
-    """A TCP relay to PostgreSQL on a fixed local port that can be cut and restored."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.upstream = host, port
-        self.port = 0
-        self.server: asyncio.Server | None = None
-        self.writers: list[asyncio.StreamWriter] = []
-        self.tasks: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
-        self.port = int(self.server.sockets[0].getsockname()[1])
-        return self.port
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(self.host, self.upstream)
-        except OSError:
-            writer.transport.abort()
-            return
-        self.writers += [writer, up_writer]
-        for src, dst in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.get_running_loop().create_task(self._pipe(src, dst))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
-
-    @staticmethod
-    async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-        try:
-            while data := await src.read(65536):
-                dst.write(data)
-                await dst.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            dst.close()
-
-    async def cut(self) -> None:
-        """Stop listening and abort every relayed connection."""
-        assert self.server is not None
-        self.server.close()
-        for writer in self.writers:
-            writer.transport.abort()
-        self.writers.clear()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        await self.server.wait_closed()
-        self.server = None
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            await self.cut()
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 
 from bot.console.world import WEBHOOK_TOKEN, World
 from bot.server import SLACK_RECHECK_SECONDS
+from tests.support.relay import Relay
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 APPROVAL_POLICY = """\
@@ -261,57 +262,6 @@ async def test_not_ready_while_nexthink_is_down_and_ready_when_it_returns(tmp_pa
 # -- readiness with PostgreSQL behind a proxy that can be cut -----------------------------
 
 
-class TcpProxy:
-    """Forwards a local port to ``target``; ``cut()`` closes the port and every connection."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._pipes: set[asyncio.Task[None]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> int:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self.port
-
-    async def cut(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        for writer in list(self._writers):
-            writer.transport.abort()
-        for task in list(self._pipes):
-            task.cancel()
-        await asyncio.gather(*self._pipes, return_exceptions=True)
-        self._writers.clear()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers.update({writer, upstream_writer})
-        for source, sink in ((reader, upstream_writer), (upstream_reader, writer)):
-            task = asyncio.get_running_loop().create_task(self._pipe(source, sink))
-            self._pipes.add(task)
-            task.add_done_callback(self._pipes.discard)
-
-    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        try:
-            while data := await source.read(65536):
-                sink.write(data)
-                await sink.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            sink.transport.abort()
-            self._writers.discard(sink)
-
-
 def _plain(url: Any) -> str:
     return str(
         make_url(str(url)).set(drivername="postgresql").render_as_string(hide_password=False)
@@ -345,7 +295,7 @@ async def test_not_ready_while_postgresql_is_unreachable_and_ready_again_after(
 ) -> None:
     """With the connection to PostgreSQL cut, /readyz is 503 naming the store; restored, 200."""
     role, password, pg_port = isolated_postgresql
-    proxy = TcpProxy(make_url(PG_URL).host or "127.0.0.1", pg_port)
+    proxy = Relay(make_url(PG_URL).host or "127.0.0.1", pg_port)
     port = await proxy.start()
     database = make_url(PG_URL).database
     url = f"postgresql://{role}:{password}@127.0.0.1:{port}/{database}"
@@ -360,4 +310,4 @@ async def test_not_ready_while_postgresql_is_unreachable_and_ready_again_after(
             await proxy.start()  # the same port again
             await readiness_becomes(world, 200, within=15)
     finally:
-        await proxy.cut()
+        await proxy.stop()

@@ -35,6 +35,7 @@ from bot.store import (
 from bot.store.engine import driver_url
 from bot.store.migrations import MIGRATIONS
 from bot.store.schema import metadata
+from tests.support.relay import Relay
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -275,51 +276,11 @@ async def test_ping_on_a_corrupted_sqlite_file_is_unavailable(tmp_path: Path) ->
         await opened.close()
 
 
-class _Proxy:
-    """A TCP relay to PostgreSQL that can be cut, to make the database unreachable."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.writers: list[asyncio.StreamWriter] = []
-        self.server: asyncio.Server | None = None
-
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        return int(self.server.sockets[0].getsockname()[1])
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
-        self.writers += [writer, up_writer]
-        for src, dst in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pipe(src, dst))
-            self.tasks.add(task)
-
-    @staticmethod
-    async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-        try:
-            while data := await src.read(65536):
-                dst.write(data)
-                await dst.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            dst.close()
-
-    async def cut(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        for writer in self.writers:
-            writer.transport.abort()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        await self.server.wait_closed()
-
-
 @pytest.mark.postgres
 async def test_ping_when_postgresql_becomes_unreachable(pg_backend: Backend) -> None:
     """Once the network path to PostgreSQL is cut, ping raises StoreUnavailable within its timeout."""
     real = make_url(PG_URL)
-    proxy = _Proxy(real.host or "127.0.0.1", real.port or 5432)
+    proxy = Relay(real.host or "127.0.0.1", real.port or 5432)
     port = await proxy.start()
     url = real.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
     opened = await Store.open(url, schema=pg_backend.schema, connect_timeout=2)
