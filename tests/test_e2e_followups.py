@@ -141,8 +141,12 @@ async def test_a_follow_up_survives_a_restart(tmp_path: Path) -> None:
             assert len(sandbox.requests("nql")) == 1
             assert second.bot is not None
             [record] = await second.bot.store.history("U0ALICE")
-            [followup] = await second.bot.store.followups_for([record.id])
-            assert followup.done
+            # the reply is updated first, then the follow-up is marked done
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 5
+            while not (await second.bot.store.followups_for([record.id]))[0].done:
+                assert loop.time() < deadline, "the follow-up was not marked done"
+                await asyncio.sleep(0.02)
 
 
 async def test_a_burst_of_runs_is_polled_in_bounded_batches(tmp_path: Path) -> None:
