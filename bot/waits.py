@@ -136,13 +136,33 @@ def _authorized(header: str | None, secret: str) -> bool:
     return hmac.compare_digest(value.encode(), secret.encode())
 
 
+#: what a field that breaks its pattern should look like, by field name (the regex means little
+#: to the workflow designer who reads the error)
+_PATTERN_HINTS = {
+    "workflowUuid": "must be a UUID such as 3a77cbbe-04fe-4f0b-adf6-9191a29d7e3a",
+    "executionUuid": "must be a UUID such as fecab46b-ee58-b8bc-b61e-912a2dc2bcbc",
+    "channel": "must be a Slack channel id such as C0123456789",
+    "user": "must be a UPN such as alice@example.com",
+    "requester": "must be a UPN such as alice@example.com",
+    "approvers": "must be a Slack user id (U0123456789), a UPN or a user-group handle (@it-leads)",
+    "approverParameter": "must be a parameter name: a letter or _, then letters, digits, _ . -",
+    "parameters": "must be a parameter name: a letter or _, then letters, digits, _ . -",
+}
+
+
 def _describe(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors()[:3]:
         where = ""
+        names = []
         for part in error.get("loc", ()):
             where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
+            if isinstance(part, str):
+                names.append(part)
         message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
+        if error.get("type") == "string_pattern_mismatch":
+            hint = next((_PATTERN_HINTS[n] for n in reversed(names) if n in _PATTERN_HINTS), None)
+            message = hint or message
         problems.append(f"{where}: {message}" if where else message)
     return "; ".join(problems)
 
