@@ -274,16 +274,7 @@ class WaitsMixin(StoreBase):
                     waits.c.state == "claimed",
                     waits.c.claim_token == claim_token,
                 )
-                .values(
-                    state="pending",
-                    claim_token=None,
-                    decided_by=None,
-                    decided_upn=None,
-                    decision=None,
-                    claimed_at=None,
-                    outcome=_append(outcome),
-                    updated_at=at,
-                )
+                .values(**_unclaimed(outcome, at))
                 .returning(*waits.c),
             )
 
@@ -337,16 +328,7 @@ class WaitsMixin(StoreBase):
             result = await conn.execute(
                 waits.update()
                 .where(waits.c.state == "claimed", waits.c.claimed_at <= at - older_than)
-                .values(
-                    state="pending",
-                    claim_token=None,
-                    decided_by=None,
-                    decided_upn=None,
-                    decision=None,
-                    claimed_at=None,
-                    outcome=_append(note),
-                    updated_at=at,
-                )
+                .values(**_unclaimed(note, at))
                 .returning(*waits.c)
             )
             rows = result.mappings().all()
@@ -362,6 +344,20 @@ class WaitsMixin(StoreBase):
         )
         async with self._read() as conn:
             return int((await conn.execute(query)).scalar_one())
+
+
+def _unclaimed(note: str | None, at: datetime) -> dict[str, Any]:
+    """The values that put a claimed wait back to pending, ``note`` added to its outcome."""
+    return {
+        "state": "pending",
+        "claim_token": None,
+        "decided_by": None,
+        "decided_upn": None,
+        "decision": None,
+        "claimed_at": None,
+        "outcome": _append(note),
+        "updated_at": at,
+    }
 
 
 def _append(note: str | None) -> Any:
