@@ -20,7 +20,7 @@ from bot.nexthink.models import DeviceData, UserData, Workflow, is_uuid
 from bot.policy import ApprovalRule, ParamError, Policy, Principal
 from bot.ratelimit import RateLimiter
 from bot.store import RequestRecord, RequestState, Store, StoreError
-from handlers.grammar import DeviceTarget, UserTarget
+from bot.targets import DeviceTarget, UserTarget
 
 __all__ = [
     "Refusal",

@@ -1,0 +1,91 @@
+"""What a ``/nexthink`` command means: one typed value per subcommand, and the limits on its values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from bot.targets import DeviceTarget, UserTarget
+
+__all__ = [
+    "MAX_DEVICE_NAME_LENGTH",
+    "MAX_TARGETS",
+    "MAX_VALUE_LENGTH",
+    "MAX_WORKFLOW_LENGTH",
+    "PARAM_NAME_PATTERN",
+    "Command",
+    "Help",
+    "History",
+    "Info",
+    "ListWorkflows",
+    "OpenModal",
+    "Params",
+    "Resume",
+    "Run",
+]
+
+#: targets (``user:`` and ``device:`` together) one command may name
+MAX_TARGETS = 1_000
+#: characters in one parameter value, target or filter
+MAX_VALUE_LENGTH = 1_000
+MAX_DEVICE_NAME_LENGTH = 255
+MAX_WORKFLOW_LENGTH = 255
+PARAM_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$"
+
+Params: TypeAlias = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class OpenModal:
+    """Empty text: open the run modal."""
+
+
+@dataclass(frozen=True)
+class Help:
+    topic: str | None = None  #: a subcommand name, lower case
+
+
+@dataclass(frozen=True)
+class ListWorkflows:
+    filter: str | None = None
+
+
+@dataclass(frozen=True)
+class Info:
+    workflow: str  #: as typed (an NQL id or an alias), without a leading ``#``
+
+
+@dataclass(frozen=True)
+class Run:
+    workflow: str
+    users: tuple[UserTarget, ...] = ()
+    devices: tuple[DeviceTarget, ...] = ()
+    params: Params = ()  #: in the order typed; names are unique
+    visible: bool = False  #: the word ``visible``: post the run in the channel, with a thread
+
+    @property
+    def params_dict(self) -> dict[str, str]:
+        return dict(self.params)
+
+    @property
+    def has_targets(self) -> bool:
+        return bool(self.users or self.devices)
+
+
+@dataclass(frozen=True)
+class Resume:
+    workflow_uuid: str  #: lower case
+    execution_uuid: str  #: lower case
+    params: Params = ()
+
+    @property
+    def params_dict(self) -> dict[str, str]:
+        return dict(self.params)
+
+
+@dataclass(frozen=True)
+class History:
+    """The caller's recent requests."""
+
+
+Command: TypeAlias = OpenModal | Help | ListWorkflows | Info | Run | Resume | History

@@ -1,0 +1,168 @@
+"""Each subcommand's words turned into its ``Command``, and ``parse``, the entry point.
+
+The first word is the subcommand (any case); ``run`` reads its targets, ``name=value`` parameters
+(split at the first unquoted ``=``) and the word ``visible``; ``resume`` two UUIDs and parameters.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+
+from bot.nexthink.models import is_uuid
+from bot.targets import DeviceTarget, UserTarget
+from handlers.grammar.commands import (
+    MAX_TARGETS,
+    MAX_VALUE_LENGTH,
+    Command,
+    Help,
+    History,
+    Info,
+    ListWorkflows,
+    OpenModal,
+    Resume,
+    Run,
+)
+from handlers.grammar.errors import GrammarError, quoted
+from handlers.grammar.parser import TARGET_PREFIXES, Parser
+from handlers.grammar.targets import read_target
+from handlers.grammar.usage import FORMS, SUBCOMMANDS, usage
+from handlers.grammar.words import Word, tokenize
+
+__all__ = ["parse"]
+
+#: the unquoted word that makes a run visible in the channel (Slack may turn ``--`` into a dash)
+_VISIBLE_WORDS = frozenset({"visible", "--visible", "—visible", "–visible"})
+
+
+def _parse_help(p: Parser, words: list[Word]) -> Command:
+    if not words:
+        return Help()
+    p.no_more(words[1:], "`help` takes at most one subcommand")
+    topic = words[0].text.casefold()
+    if topic not in FORMS:
+        close = difflib.get_close_matches(topic, SUBCOMMANDS, n=1)
+        maybe = f" Did you mean `{close[0]}`?" if close else ""
+        raise p.error(
+            f"There is no help on {quoted(words[0].text)}; the subcommands are "
+            + ", ".join(f"`{s}`" for s in SUBCOMMANDS)
+            + f".{maybe}"
+        )
+    return Help(topic)
+
+
+def _parse_list(p: Parser, words: list[Word]) -> Command:
+    text = " ".join(w.text for w in words).strip()
+    if len(text) > MAX_VALUE_LENGTH:
+        raise p.error(f"The filter is {len(text):,} characters long; at most {MAX_VALUE_LENGTH:,}.")
+    return ListWorkflows(text or None)
+
+
+def _parse_info(p: Parser, words: list[Word]) -> Command:
+    if not words:
+        raise p.error("`info` needs a workflow id, as `/nexthink list` shows it.")
+    workflow = p.workflow(words[0])
+    p.no_more(words[1:], "`info` takes one workflow")
+    return Info(workflow)
+
+
+def _parse_run(p: Parser, words: list[Word]) -> Command:
+    if not words:
+        raise p.error("`run` needs a workflow id, as `/nexthink list` shows it.")
+    workflow = p.workflow(words[0])
+    users: dict[UserTarget, None] = {}
+    devices: dict[DeviceTarget, None] = {}
+    params: dict[str, str] = {}
+    extra: list[Word] = []
+    typed = 0
+    visible = False
+    for word in words[1:]:
+        if _is_visible_word(word):
+            visible = True
+            continue
+        target = read_target(p, word)
+        if target is not None:
+            typed += 1
+            if typed > MAX_TARGETS:
+                raise p.error(
+                    f"Too many targets: at most {MAX_TARGETS:,} `device:` and `user:` in one command."
+                )
+            if isinstance(target, UserTarget):
+                users[target] = None
+            else:
+                devices[target] = None
+        elif (pair := word.split("=")) is not None:
+            p.param(*pair, params)
+        else:
+            extra.append(word)
+    p.no_more(
+        extra, "`run` takes one workflow, then `device:`, `user:`, `name=value` and `visible` words"
+    )
+    return Run(workflow, tuple(users), tuple(devices), tuple(params.items()), visible)
+
+
+def _is_visible_word(word: Word) -> bool:
+    unquoted = all(isinstance(i, tuple) and not i[1] for i in word.items)
+    return unquoted and word.text.casefold() in _VISIBLE_WORDS
+
+
+def _parse_resume(p: Parser, words: list[Word]) -> Command:
+    ids: list[Word] = []
+    params: dict[str, str] = {}
+    for word in words:
+        if word.prefix(TARGET_PREFIXES) or (word.markups and not word.split("=")):
+            raise p.error(
+                f"`resume` takes no targets ({quoted(word.text)}): the paused execution already has one."
+            )
+        if (pair := word.split("=")) is not None:
+            p.param(*pair, params)
+        else:
+            ids.append(word)
+    if len(ids) < 2:
+        raise p.error("`resume` needs the workflow UUID and then the execution UUID.")
+    p.no_more(ids[2:], "`resume` takes two UUIDs, then `name=value` words")
+    for word, what in zip(ids, ("a workflow", "an execution"), strict=False):
+        if not is_uuid(word.text):
+            raise p.error(
+                f"{quoted(word.text)} is not {what} UUID (one looks like `3a77cbbe-04fe-4f0b-adf6-9191a29d7e3a`)."
+            )
+    return Resume(ids[0].text.lower(), ids[1].text.lower(), tuple(params.items()))
+
+
+def _parse_history(p: Parser, words: list[Word]) -> Command:
+    p.no_more(words, "`history` takes nothing more")
+    return History()
+
+
+_PARSERS: dict[str, Callable[[Parser, list[Word]], Command]] = {
+    "help": _parse_help,
+    "list": _parse_list,
+    "info": _parse_info,
+    "run": _parse_run,
+    "resume": _parse_resume,
+    "history": _parse_history,
+}
+
+
+def parse(text: str) -> Command:
+    """Turn the text of a ``/nexthink`` command into a ``Command``; raise ``GrammarError`` if it is
+    not one."""
+    words = tokenize(text)
+    if not words:
+        return OpenModal()
+    head, rest = words[0], words[1:]
+    sub = head.text.casefold()
+    parser = _PARSERS.get(sub)
+    if parser is None:
+        close = difflib.get_close_matches(sub, SUBCOMMANDS, n=1)
+        if close:
+            hint = f" Did you mean `{close[0]}`?"
+        elif head.text and not head.markups:
+            hint = f" To run a workflow, write {quoted('run ' + head.text)}."
+        else:
+            hint = ""
+        raise GrammarError(
+            f"Unknown subcommand {quoted(head.text)}.{hint}",
+            usage(None) + "\nMore: `/nexthink help`",
+        )
+    return parser(Parser(sub), rest)
