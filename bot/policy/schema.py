@@ -1,7 +1,8 @@
-"""The policy file's schema: pydantic models over the YAML, and the loader that reads it.
+"""The policy file's schema: pydantic models over the parsed YAML.
 
-Everything that checks the file lives here: strict types, key paths in error messages,
-duplicate keys refused, one line per problem. ``bot.policy`` turns the checked models into rules.
+Everything that checks the file's shape lives here: strict types, allowed values, and
+``describe_error``, which names the key path and the problem in one line. ``bot.policy.loading``
+reads the file and turns the checked models into rules.
 """
 
 from __future__ import annotations
@@ -9,9 +10,8 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -27,11 +27,9 @@ __all__ = [
     "DEFAULT_RUNS_PER_USER_PER_MINUTE",
     "MAX_FILE_BYTES",
     "USER_ID",
-    "PolicyError",
     "PolicySpec",
     "WorkflowSpec",
     "describe_error",
-    "load_yaml",
 ]
 
 DEFAULT_RUNS_PER_USER_PER_MINUTE = 10
@@ -44,10 +42,6 @@ _UPN = re.compile(r"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\.[a-zA-Z]{2,}$")
 _DOMAIN = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)+$", re.IGNORECASE)
 _ALIAS = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
-
-
-class PolicyError(Exception):
-    """The policy file cannot be used; ``str()`` is one line naming the file, the key and the problem."""
 
 
 def _member(value: str) -> str:
@@ -260,46 +254,3 @@ def describe_error(exc: ValidationError) -> str:
     elif value is None:
         message += ", got nothing (null)"
     return f"{where}: {message}".replace("\n", " ")
-
-
-# -- YAML -----------------------------------------------------------------------------------------
-
-
-class _Loader(yaml.SafeLoader):
-    """``safe_load``'s loader, refusing duplicate keys (PyYAML silently keeps the last one)."""
-
-
-def _mapping_without_duplicates(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden
-            continue
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            first = seen.get(key)
-        except TypeError:  # an unhashable key: let PyYAML report it
-            break
-        if first is not None:
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"duplicate key {key!r} (first at line {first + 1})",
-                key_node.start_mark,
-            )
-        seen[key] = key_node.start_mark.line
-    return loader.construct_mapping(node, deep=True)
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
-
-
-def load_yaml(text: str, source: str) -> Any:
-    try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is yaml.SafeLoader plus a duplicate-key check
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        what = exc.problem or exc.context or "cannot be read"
-        raise PolicyError(f"policy file {source}: YAML error{where}: {what}") from None
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"policy file {source}: YAML error: {exc}".replace("\n", " ")) from None

@@ -1,0 +1,88 @@
+"""The policy's values: who asks (``Principal``), its answers (``Decision``) and its rules
+(``Role``, ``WorkflowRule`` with its ``ParamRule``s and ``ApprovalRule``), plus ``ParamError``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+__all__ = [
+    "ApprovalRule",
+    "Decision",
+    "ParamError",
+    "ParamRule",
+    "Principal",
+    "Role",
+    "WorkflowRule",
+]
+
+
+class ParamError(ValueError):
+    """A workflow parameter breaks the policy; ``message`` names it and what is allowed (mrkdwn)."""
+
+    def __init__(self, message: str, name: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.name = name  #: the parameter concerned
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Someone asking: a Slack user, their UPN (already rewritten) and their user-group handles."""
+
+    user_id: str
+    upn: str | None = None
+    groups: frozenset[str] = frozenset()  #: handles without "@"
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str  #: a sentence a person can read (mrkdwn)
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    members: tuple[str, ...]  #: Slack user ids, "@handle", UPNs, "*"
+    channels: frozenset[str] | None  #: None: every channel
+    workflows: tuple[str, ...]  #: globs over NQL ids and aliases
+    targets: Literal["self", "any"] = "self"
+    resume: bool = False
+    visible: bool = False  #: run replies are posted in the channel, not ephemeral
+
+
+@dataclass(frozen=True)
+class ParamRule:
+    allowed: tuple[str, ...] | None = None
+    default: str | None = None
+    required: bool = False
+    pattern: re.Pattern[str] | None = None
+
+
+@dataclass(frozen=True)
+class ApprovalRule:
+    """Run only after ``count`` approvals from ``approvers`` (anyone but the requester if empty)."""
+
+    channel: str | None  #: where to ask; None: where the run was requested
+    approvers: tuple[str, ...]
+    count: int = 1
+    expires_in_minutes: int = 1440
+
+    @property
+    def expires_in(self) -> timedelta:
+        return timedelta(minutes=self.expires_in_minutes)
+
+
+@dataclass(frozen=True)
+class WorkflowRule:
+    nql_id: str
+    alias: str | None = None
+    params: Mapping[str, ParamRule] | None = None  #: None: any parameters pass unchecked
+    approval: ApprovalRule | None = None
