@@ -24,6 +24,8 @@ _PARAM_NAME = re.compile(PARAM_NAME_PATTERN)
 
 
 class Parser:
+    """Reads the words of one subcommand; its errors carry that subcommand's usage."""
+
     def __init__(self, sub: str) -> None:
         self.sub = sub
 
