@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from bot.console.slack import JSONDict, LocalSlack, Message, SlackError, View
+from bot.console.localslack import JSONDict, LocalSlack, Message, SlackError, View
 from handlers import ids
 
 __all__ = ["DriverResponse", "SlackDriver", "Transport", "socket_envelope"]
