@@ -2,7 +2,7 @@
 
     python bench/_slack_server.py --port 8101 --control-port 8102 --users 50
 
-Serves ``bot.console.slack.LocalSlack`` (bot token ``xoxb-bench``) on ``--port`` with
+Serves ``bot.console.localslack.LocalSlack`` (bot token ``xoxb-bench``) on ``--port`` with
 ``--users`` people ``U0BENCH000``... (emails ``bench000@example.com``..., which the sandbox
 does not know: their executions fail per target, which is fine here), and on
 ``--control-port`` a few routes of its own under ``/_bench``:
@@ -29,7 +29,7 @@ from _support import BOT_TOKEN, HOST, SIGNING_SECRET
 from aiohttp import web
 
 from bot.console.driver import SlackDriver
-from bot.console.slack import LocalSlack
+from bot.console.localslack import LocalSlack
 
 USERS: web.AppKey[LocalSlack] = web.AppKey("slack", LocalSlack)
 

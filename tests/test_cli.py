@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.console.slack import LocalSlack
+from bot.console.localslack import LocalSlack
 from bot.sandbox import Sandbox
 
 pytestmark = pytest.mark.slow

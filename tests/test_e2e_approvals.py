@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot import approvals
-from bot.console.slack import LocalSlack, Message, View
+from bot.console.localslack import LocalSlack, Message, View
 from bot.console.world import WEBHOOK_TOKEN, World
 from bot.sandbox import Sandbox
 from handlers import ids

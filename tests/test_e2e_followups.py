@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 from bot import followups
-from bot.console.slack import LocalSlack
+from bot.console.localslack import LocalSlack
 from bot.console.world import WEBHOOK_TOKEN, World
 from bot.sandbox import Sandbox
 from tests.support.e2e import answers, executes, last_answer, text_of, world_at

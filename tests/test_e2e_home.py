@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.console.slack import View
+from bot.console.localslack import View
 from bot.console.world import World
 from bot.sandbox.catalogue import PAUSING_WORKFLOW_ID
 from handlers import ids

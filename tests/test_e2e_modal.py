@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.console.slack import View
+from bot.console.localslack import View
 from bot.console.world import World
 from handlers import ids
 from tests.support.e2e import executes, last_answer, text_of, world_at

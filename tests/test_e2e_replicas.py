@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 
 from bot import waits
 from bot.console.driver import DriverResponse
-from bot.console.slack import LocalSlack, Message
+from bot.console.localslack import LocalSlack, Message
 from bot.console.world import WEBHOOK_TOKEN, World
 from bot.sandbox import Sandbox
 from handlers import ids

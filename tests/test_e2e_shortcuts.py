@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.console.slack import View
+from bot.console.localslack import View
 from bot.console.world import World
 from handlers import ids
 from tests.support.e2e import answers, executes, last_answer, world_at

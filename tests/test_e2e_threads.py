@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.console.slack import Message
+from bot.console.localslack import Message
 from bot.console.world import World
 from handlers import ids
 from handlers.grammar import GrammarError, Run, parse

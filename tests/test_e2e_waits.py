@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from bot import waits
-from bot.console.slack import LocalSlack, Message
+from bot.console.localslack import LocalSlack, Message
 from bot.console.world import WEBHOOK_TOKEN, World
 from bot.sandbox import Execution, ExecutionStatus, JournalEntry, Sandbox
 from handlers.wait_views import decision_action_id

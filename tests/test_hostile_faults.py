@@ -24,7 +24,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from bot.console.slack import Message
+from bot.console.localslack import Message
 from bot.console.world import WEBHOOK_TOKEN, World
 from bot.sandbox import Fault
 from handlers import ids

@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from bot.console.driver import DriverResponse
-from bot.console.slack import Message
+from bot.console.localslack import Message
 from bot.sandbox import Fault
 from handlers.wait_views import decision_action_id
 from tests.support.e2e import executes, world_at

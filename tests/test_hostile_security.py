@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from bot.console.driver import SlackDriver
-from bot.console.slack import LocalSlack, Message
+from bot.console.localslack import LocalSlack, Message
 from bot.console.world import SIGNING_SECRET, WEBHOOK_TOKEN, World
 from bot.sandbox import Fault, Sandbox
 from handlers import ids

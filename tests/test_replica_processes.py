@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from bot.console.driver import SlackDriver
-from bot.console.slack import LocalSlack, Message
+from bot.console.localslack import LocalSlack, Message
 from bot.console.world import WEBHOOK_TOKEN
 from bot.sandbox import Sandbox
 from handlers.wait_views import decision_action_id

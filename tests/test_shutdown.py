@@ -23,7 +23,7 @@ import pytest
 from aiohttp import web
 
 from bot.console.driver import SlackDriver, socket_envelope
-from bot.console.slack import LocalSlack, Message
+from bot.console.localslack import LocalSlack, Message
 from bot.console.world import PEOPLE
 from bot.sandbox import Sandbox
 

@@ -1,7 +1,7 @@
 """The local Slack stand-in and driver behind ``nexthink-bot console`` and the test suite."""
 
 from bot.console.driver import DriverResponse, SlackDriver, Transport, socket_envelope
-from bot.console.slack import (
+from bot.console.localslack import (
     ApiCall,
     Channel,
     Event,

@@ -11,8 +11,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TextIO
 
+from bot.console.localslack import Event, View
 from bot.console.render import Choice, Renderer
-from bot.console.slack import Event, View
 from bot.console.world import CHANNELS, PEOPLE, World
 from handlers import ids
 

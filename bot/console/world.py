@@ -16,7 +16,7 @@ from typing import Any, Self
 
 from bot.app import Bot
 from bot.console.driver import SlackDriver
-from bot.console.slack import LocalSlack
+from bot.console.localslack import LocalSlack
 from bot.sandbox import Sandbox
 from bot.server import serve_bot
 from bot.settings import Settings

@@ -12,7 +12,7 @@ and NQL execute, over real HTTP, with a seeded catalogue and switches to inject 
 
 from bot.sandbox.catalogue import (
     PAUSING_WORKFLOW_ID,
-    Catalogue,
+    SandboxCatalogue,
     SandboxDevice,
     SandboxUser,
     SandboxWorkflow,
@@ -37,7 +37,6 @@ __all__ = [
     "ENDPOINTS",
     "FAULT_KINDS",
     "PAUSING_WORKFLOW_ID",
-    "Catalogue",
     "Execution",
     "ExecutionStatus",
     "Fault",
@@ -45,6 +44,7 @@ __all__ = [
     "FaultSet",
     "JournalEntry",
     "Sandbox",
+    "SandboxCatalogue",
     "SandboxDevice",
     "SandboxUser",
     "SandboxWorkflow",

@@ -37,7 +37,7 @@ from bot.nexthink.models import (
     WorkflowDependency,
     is_uuid,
 )
-from bot.sandbox.catalogue import Catalogue, SandboxWorkflow
+from bot.sandbox.catalogue import SandboxCatalogue, SandboxWorkflow
 from bot.sandbox.executions import Execution, ExecutionEngine, Refused, Target
 from bot.sandbox.tokens import SCOPE, TokenIssuer
 
@@ -85,7 +85,9 @@ def refusal(exc: Refused) -> web.Response:
 class NexthinkApi:
     """The handlers; ``routes()`` names each route after its endpoint."""
 
-    def __init__(self, catalogue: Catalogue, engine: ExecutionEngine, tokens: TokenIssuer) -> None:
+    def __init__(
+        self, catalogue: SandboxCatalogue, engine: ExecutionEngine, tokens: TokenIssuer
+    ) -> None:
         self.catalogue = catalogue
         self.engine = engine
         self.tokens = tokens

@@ -1,7 +1,7 @@
 """The sandbox's seeded tenant: workflows, users and devices, with fixed identifiers.
 
-Every ``Sandbox`` gets its own fresh copy (``Catalogue.seeded()``), so a test may add or change
-entries without affecting another. Identifiers are fixed so that tests and documentation can name
+Every ``Sandbox`` gets its own fresh copy (``SandboxCatalogue.seeded()``), so a test may add or
+change entries without affecting another. Identifiers are fixed so that tests and documentation can name
 them; ``lastSeen`` times are fixed too, so "most recently seen wins" is deterministic.
 
 Workflows (NQL id, uuid, dependency, trigger methods, status, notes):
@@ -36,7 +36,7 @@ from bot.nexthink.models import TriggerMethod, WorkflowDependency, WorkflowStatu
 
 __all__ = [
     "PAUSING_WORKFLOW_ID",
-    "Catalogue",
+    "SandboxCatalogue",
     "SandboxDevice",
     "SandboxUser",
     "SandboxWorkflow",
@@ -158,7 +158,7 @@ def _latest(items: Iterable[_Seen]) -> _Seen | None:
 
 
 @dataclass
-class Catalogue:
+class SandboxCatalogue:
     """The tenant's workflows, users and devices; lookups follow the reference's V2 rules."""
 
     workflows: list[SandboxWorkflow]
@@ -166,7 +166,7 @@ class Catalogue:
     devices: list[SandboxDevice]
 
     @classmethod
-    def seeded(cls) -> Catalogue:
+    def seeded(cls) -> SandboxCatalogue:
         return cls(workflows=list(_WORKFLOWS), users=list(_USERS), devices=list(_DEVICES))
 
     # -- workflows ---------------------------------------------------------------------

@@ -26,19 +26,40 @@ Faults are added all or none. These routes need no token and are never faulted o
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from bot.sandbox.catalogue import PAUSING_WORKFLOW_ID
-from bot.sandbox.faults import ENDPOINTS, FAULT_KINDS, Fault, parse_fault
+from bot.sandbox.catalogue import PAUSING_WORKFLOW_ID, SandboxCatalogue
+from bot.sandbox.executions import Execution
+from bot.sandbox.faults import ENDPOINTS, FAULT_KINDS, Fault, FaultSet, parse_fault
+from bot.sandbox.journal import JournalEntry
 
-if TYPE_CHECKING:
-    from bot.sandbox.server import Sandbox
-
-__all__ = ["CONTROL_PREFIX", "SandboxControl"]
+__all__ = ["CONTROL_PREFIX", "ControlledSandbox", "SandboxControl"]
 
 CONTROL_PREFIX = "/_sandbox"
+
+
+class ControlledSandbox(Protocol):
+    """What the switches read and change (`bot.sandbox.server.Sandbox` is one)."""
+
+    catalogue: SandboxCatalogue
+    faults: FaultSet
+    journal: list[JournalEntry]
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def client_id(self) -> str: ...
+
+    @property
+    def webhook_url(self) -> str | None: ...
+
+    @property
+    def executions(self) -> dict[str, Execution]: ...
+
+    def expire_tokens(self) -> int: ...
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -46,7 +67,7 @@ def _json(body: Any, status: int = 200) -> web.Response:
 
 
 class SandboxControl:
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: ControlledSandbox) -> None:
         self.sandbox = sandbox
 
     def routes(self) -> list[web.RouteDef]:

@@ -33,7 +33,7 @@ import httpx
 import structlog
 
 from bot.nexthink.models import WorkflowDependency
-from bot.sandbox.catalogue import Catalogue, SandboxDevice, SandboxUser, SandboxWorkflow
+from bot.sandbox.catalogue import SandboxCatalogue, SandboxDevice, SandboxUser, SandboxWorkflow
 
 __all__ = [
     "DEFAULT_OPTIONS",
@@ -179,7 +179,7 @@ class EngineConfig:
 class ExecutionEngine:
     """Creates executions, moves them along in background tasks, posts wait questions."""
 
-    def __init__(self, catalogue: Catalogue, config: EngineConfig) -> None:
+    def __init__(self, catalogue: SandboxCatalogue, config: EngineConfig) -> None:
         self.catalogue = catalogue
         self.config = config
         self.executions: dict[str, Execution] = {}

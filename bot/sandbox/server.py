@@ -26,7 +26,7 @@ from typing import Any, Self
 from aiohttp import web
 
 from bot.sandbox.api import NexthinkApi, error_response, refusal
-from bot.sandbox.catalogue import Catalogue
+from bot.sandbox.catalogue import SandboxCatalogue
 from bot.sandbox.control import SandboxControl
 from bot.sandbox.executions import (
     EngineConfig,
@@ -60,7 +60,7 @@ class Sandbox:
         expires_in_minutes: int = 1440,
         wait_expiry: float | None = None,
         faults: Iterable[Fault | str] = (),
-        catalogue: Catalogue | None = None,
+        catalogue: SandboxCatalogue | None = None,
         clock: Callable[[], float] = time.monotonic,
         report: Callable[[str], None] | None = None,
     ) -> None:
@@ -68,7 +68,7 @@ class Sandbox:
         seconds a paused execution waits before it expires (default ``expires_in_minutes``);
         ``report`` gets one line per request served and per wait question posted (nothing is
         logged otherwise, so an in-process sandbox stays quiet; the journal keeps everything)."""
-        self.catalogue = catalogue if catalogue is not None else Catalogue.seeded()
+        self.catalogue = catalogue if catalogue is not None else SandboxCatalogue.seeded()
         self.config = EngineConfig(
             execution_delay=execution_delay,
             webhook_url=webhook_url,

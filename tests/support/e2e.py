@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-from bot.console.slack import Message
+from bot.console.localslack import Message
 from bot.console.world import World
 from tests.support.openapi import validate_request
 

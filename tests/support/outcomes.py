@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from bot.console.slack import View
+from bot.console.localslack import View
 from bot.console.world import World
 from tests.support.e2e import text_of
 

@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 import structlog
 
-from bot.console.slack import LocalSlack
+from bot.console.localslack import LocalSlack
 from bot.console.world import SIGNING_SECRET, WEBHOOK_TOKEN
 from bot.logging import redactor
 from bot.sandbox.server import Sandbox

@@ -1,0 +1,228 @@
+"""LocalSlack: a local stand-in for Slack's Web API, served over HTTP.
+
+`LocalSlack` is an aiohttp server that behaves like Slack for the bot: the test suite's fake Slack
+(richer than bolt-python's ``tests/mock_web_api_server``) and the backend of ``nexthink-bot console``.
+It keeps state (users, user groups, channels, messages, open views), journals every call, checks
+Block Kit where that is cheap, and publishes every visible change on `subscribe()` queues.
+
+Routes, under the base URL `start()` returns:
+
+- ``/api/{method}``: the Web API (GET query, POST form or JSON; ``Authorization: Bearer``).
+- ``/hooks/{commands|actions}/{team}/{n}/{secret}``: response URLs (`new_response_url`).
+
+Choices where Slack cannot be copied exactly, so tests can rely on them:
+
+- Channels: ``C…``/``G…`` IDs that were never added are created on first use when
+  ``auto_create_channels`` is true (the default; the bot posts wherever a Nexthink wait asks). ``D…``
+  IMs exist only once opened by ``conversations.open`` or by posting to a ``U…`` ID. Anything else
+  answers ``channel_not_found``.
+- Response URLs: see `bot.console.localslack.response_urls`.
+- ``replace_original``/``delete_original`` act on the message the URL was issued for (a click), else
+  on the last message posted through the same URL; with nothing to replace, a new message is posted.
+- Blocks and elements without ``block_id``/``action_id`` get generated ones, as Slack does, so a
+  driver can click them and state values can be keyed by them.
+
+Where each part lives: `records` (the dataclasses), `workspace` (state, events), `directory`
+(users, groups, conversations), `messages` (``chat.*``), `views` (``views.*``, triggers),
+`response_urls`; this module routes HTTP and arms failures and delays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+from aiohttp import web
+
+from bot.console.localslack.directory import DirectoryMethods
+from bot.console.localslack.records import ApiCall, JSONDict, SlackError
+from bot.console.localslack.response_urls import ResponseUrls
+from bot.console.localslack.views import ViewMethods
+
+__all__ = ["LocalSlack"]
+
+
+@dataclass
+class _Failure:
+    error: str
+    times: int
+    retry_after: int
+
+
+class LocalSlack(DirectoryMethods, ResponseUrls, ViewMethods):
+    """Slack's Web API, response URLs and triggers for one workspace, served over HTTP."""
+
+    def __init__(
+        self,
+        bot_token: str = "xoxb-local",  # noqa: S107 - the token this fake workspace accepts
+        team_id: str = "T0LOCAL",
+        bot_user_id: str = "U0BOT",
+        *,
+        bot_id: str = "B0BOT",
+        app_id: str = "A0LOCAL",
+        team_domain: str = "local",
+        bot_name: str = "nexthink",
+        clock: Callable[[], float] = time.time,
+        trigger_ttl: float = 3.0,
+        response_url_ttl: float = 30 * 60,
+        response_url_uses: int = 5,
+        auto_create_channels: bool = True,
+    ) -> None:
+        super().__init__(
+            bot_token,
+            team_id,
+            bot_user_id,
+            bot_id=bot_id,
+            app_id=app_id,
+            team_domain=team_domain,
+            bot_name=bot_name,
+            clock=clock,
+            trigger_ttl=trigger_ttl,
+            response_url_ttl=response_url_ttl,
+            response_url_uses=response_url_uses,
+            auto_create_channels=auto_create_channels,
+        )
+        self._failures: dict[str, list[_Failure]] = {}
+        self._delays: dict[str, list[float]] = {}
+        self._runner: web.AppRunner | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on ``host:port`` (0 picks a free port) and return the base URL."""
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._handle_api)
+        app.router.add_post("/hooks/{path:.+}", self._handle_response_url)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+        bound_port = self._runner.addresses[0][1]
+        self._url = f"http://{host}:{bound_port}"
+        return self._url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- faults -------------------------------------------------------------------------------
+
+    def fail(
+        self, method: str, error: str = "ratelimited", times: int = 1, retry_after: int = 1
+    ) -> None:
+        """Make the next ``times`` calls of ``method`` fail: 429 + Retry-After for ``ratelimited``."""
+        self._failures.setdefault(method, []).append(_Failure(error, times, retry_after))
+
+    def slow(self, method: str, seconds: float, times: int = 1) -> None:
+        """Make the next ``times`` calls of ``method`` answer ``seconds`` late (after doing their
+        work), like a Slack under load: for tests of what happens meanwhile."""
+        self._delays.setdefault(method, []).extend([seconds] * times)
+
+    def _take_failure(self, method: str) -> _Failure | None:
+        queue = self._failures.get(method)
+        if not queue:
+            return None
+        failure = queue[0]
+        failure.times -= 1
+        if failure.times <= 0:
+            queue.pop(0)
+        return failure
+
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    async def _handle_api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params: JSONDict = dict(request.query)
+        token = None
+        status, headers = 200, {}
+        try:
+            params.update(await _read_body(request))
+            token = _bearer(request) or params.pop("token", None)
+            handler = _METHODS.get(method)
+            if handler is None:
+                raise SlackError("unknown_method")
+            if not token:
+                raise SlackError("not_authed")
+            if token != self.bot_token:
+                raise SlackError("invalid_auth")
+            failure = self._take_failure(method)
+            if failure is not None and failure.error == "ratelimited":
+                status, headers = 429, {"Retry-After": str(failure.retry_after)}
+                raise SlackError("ratelimited")
+            if failure is not None:
+                raise SlackError(failure.error)
+            body = handler(self, params)
+        except SlackError as exc:
+            body = exc.body()
+        delays = self._delays.get(method)
+        if delays:
+            await asyncio.sleep(delays.pop(0))
+        self.calls.append(ApiCall(method, params, token, self.clock(), status, body))
+        return web.json_response(body, status=status, headers=headers)
+
+
+_JSON_FIELDS = ("blocks", "attachments", "view", "metadata")
+
+
+async def _read_body(request: web.Request) -> JSONDict:
+    """Form or JSON parameters, with the fields Slack takes as JSON strings decoded."""
+    if request.method != "POST" or not request.can_read_body:
+        return {}
+    params: JSONDict
+    if request.content_type == "application/json":
+        try:
+            params = await request.json()
+        except ValueError:
+            raise SlackError("invalid_json") from None
+        if not isinstance(params, dict):
+            raise SlackError("invalid_json")
+    else:
+        form = await request.post()
+        params = {key: value for key, value in form.items() if isinstance(value, str)}
+    for key in _JSON_FIELDS:
+        if isinstance(params.get(key), str):
+            try:
+                params[key] = json.loads(params[key])
+            except ValueError:
+                continue  # left as a string: the method answers with its own error
+    return params
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    return header[7:].strip() if header.startswith("Bearer ") else None
+
+
+_METHODS: dict[str, Callable[[LocalSlack, JSONDict], JSONDict]] = {
+    "auth.test": LocalSlack._auth_test,
+    "users.info": LocalSlack._users_info,
+    "users.lookupByEmail": LocalSlack._users_lookup_by_email,
+    "usergroups.list": LocalSlack._usergroups_list,
+    "usergroups.users.list": LocalSlack._usergroups_users_list,
+    "conversations.open": LocalSlack._conversations_open,
+    "chat.postMessage": LocalSlack._chat_post_message,
+    "chat.postEphemeral": LocalSlack._chat_post_ephemeral,
+    "chat.update": LocalSlack._chat_update,
+    "chat.delete": LocalSlack._chat_delete,
+    "views.open": LocalSlack._views_open,
+    "views.push": LocalSlack._views_push,
+    "views.update": LocalSlack._views_update,
+    "views.publish": LocalSlack._views_publish,
+}
