@@ -70,7 +70,7 @@ class ChatMethods(Workspace):
             text,
             blocks,
             thread_ts=params.get("thread_ts") or None,
-            author=self.bot_user_id,
+            author=self._caller.bot_user_id,
             attachments=params.get("attachments"),
             metadata=params.get("metadata"),
         )
@@ -87,7 +87,7 @@ class ChatMethods(Workspace):
         user_id = params.get("user")
         if not user_id:
             raise SlackError("invalid_arguments", messages=["missing required field: user"])
-        if user_id not in self.users:
+        if user_id not in self.users or not self._sees_user(self.users[str(user_id)]):
             raise SlackError("user_not_found")
         text, blocks = self._message_content(params, required=True)
         message = Message(
@@ -99,7 +99,7 @@ class ChatMethods(Workspace):
             thread_ts=params.get("thread_ts") or None,
             ephemeral=True,
             via="chat.postEphemeral",
-            author=self.bot_user_id,
+            author=self._caller.bot_user_id,
             attachments=params.get("attachments"),
         )
         self._add(message)
@@ -146,20 +146,32 @@ class ChatMethods(Workspace):
         return text, filled
 
     def _own_message(self, params: JSONDict, not_mine: str) -> Message:
+        channel = self.channels.get(str(params.get("channel", "")))
+        if channel is not None and not self._reaches(channel.team_id):
+            raise SlackError("channel_not_found")
         message = self.find_message(str(params.get("channel", "")), str(params.get("ts", "")))
         if message is None or message.ephemeral:
             raise SlackError("message_not_found")
-        if message.author != self.bot_user_id:
+        if message.author != self._caller.bot_user_id:
             raise SlackError(not_mine)
         return message
 
     def _resolve_channel(self, channel_id: Any) -> Channel:
         key = str(channel_id or "")
         if key in self.channels:
+            if not self._reaches(self.channels[key].team_id):
+                raise SlackError("channel_not_found")  # another workspace's, or not added there
             return self.channels[key]
-        if key[:1] in ("U", "W") and key in self.users:
+        if key[:1] in ("U", "W") and key in self.users and self._sees_user(self.users[key]):
             return self.channels[self.dm_channel(key)]
-        by_name = next((c for c in self.channels.values() if c.name == key.lstrip("#")), None)
+        by_name = next(
+            (
+                c
+                for c in self.channels.values()
+                if c.name == key.lstrip("#") and c.team_id == self._home_team()
+            ),
+            None,
+        )
         if by_name is not None and not by_name.is_im:
             return by_name
         if self.auto_create_channels and key[:1] in ("C", "G") and key[1:].isalnum():

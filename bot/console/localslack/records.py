@@ -11,10 +11,13 @@ __all__ = [
     "Channel",
     "Event",
     "EventKind",
+    "Grant",
+    "Installation",
     "JSONDict",
     "Message",
     "ResponseUrl",
     "SlackError",
+    "Team",
     "Trigger",
     "User",
     "Usergroup",
@@ -54,14 +57,20 @@ class ApiCall:
 
 @dataclass
 class User:
+    """A person (or bot); ``team_id`` is their home workspace, ``teams`` all they belong to."""
+
     id: str
     name: str
     real_name: str = ""
     email: str | None = None
     is_bot: bool = False
     deleted: bool = False
+    team_id: str = ""
+    teams: list[str] = field(default_factory=list)
 
-    def to_slack(self, team_id: str) -> JSONDict:
+    def to_slack(self, team_id: str, *, enterprise: tuple[str, str] | None = None) -> JSONDict:
+        """The user object as ``users.info`` shows it in ``team_id``; in an Enterprise Grid org
+        (``enterprise`` = (id, name)) with the ``enterprise_user`` Slack adds there."""
         profile: JSONDict = {
             "real_name": self.real_name,
             "real_name_normalized": self.real_name,
@@ -71,7 +80,7 @@ class User:
         }
         if self.email is not None:
             profile["email"] = self.email
-        return {
+        out: JSONDict = {
             "id": self.id,
             "team_id": team_id,
             "name": self.name,
@@ -87,14 +96,68 @@ class User:
             "is_app_user": False,
             "updated": 1700000000,
         }
+        if enterprise is not None:
+            out["enterprise_user"] = {
+                "id": self.id,
+                "enterprise_id": enterprise[0],
+                "enterprise_name": enterprise[1],
+                "is_admin": False,
+                "is_owner": False,
+                "is_primary_owner": False,
+                "teams": list(self.teams or [self.team_id]),
+            }
+        return out
+
+
+@dataclass
+class Team:
+    """A workspace; in an Enterprise Grid org, one of the org's workspaces."""
+
+    id: str
+    name: str
+    domain: str
+
+
+@dataclass
+class Installation:
+    """The app installed in one workspace, or org-wide (``is_enterprise_install``), and its tokens.
+
+    ``teams`` are the workspaces its bot token may act in: its own, or for an org-wide install the
+    org's workspaces where an admin added the app. ``revoked`` tokens answer ``token_revoked``.
+    """
+
+    bot_token: str
+    bot_user_id: str
+    bot_id: str
+    team_id: str | None  # None for an org-wide install
+    enterprise_id: str | None
+    is_enterprise_install: bool
+    teams: set[str]
+    scopes: list[str] = field(default_factory=list)
+    user_id: str | None = None  # who installed it
+    user_token: str | None = None
+    user_scopes: list[str] = field(default_factory=list)
+    revoked: set[str] = field(default_factory=set)
+
+    @property
+    def active(self) -> bool:
+        return self.bot_token not in self.revoked
+
+    @property
+    def key(self) -> tuple[str | None, str | None]:
+        """(enterprise_id, team_id): what a reinstall replaces."""
+        return self.enterprise_id, self.team_id
 
 
 @dataclass
 class Usergroup:
+    """A user group; ``team_id`` is its workspace, or the enterprise ID for an org-level group."""
+
     id: str
     handle: str
     name: str
     members: list[str]
+    team_id: str = ""
 
 
 @dataclass
@@ -102,6 +165,7 @@ class Channel:
     id: str
     name: str
     user: str | None = None  # the other party of an IM
+    team_id: str = ""
 
     @property
     def is_im(self) -> bool:
@@ -207,6 +271,7 @@ class Trigger:
     view_id: str | None
     expires: float
     used: bool = False
+    team_id: str | None = None  # the workspace the person acted in
 
 
 @dataclass
@@ -217,3 +282,17 @@ class ResponseUrl:
     uses_left: int
     target: tuple[str, str] | None  # (channel, ts) of the message it was issued for
     last: tuple[str, str] | None = None  # (channel, ts) of the last message posted through it
+
+
+@dataclass
+class Grant:
+    """What an admin approved, waiting for ``oauth.v2.access`` to exchange its code."""
+
+    team_id: str | None  # None: org-wide
+    enterprise_id: str | None
+    scopes: list[str]
+    user_scopes: list[str]
+    redirect_uri: str
+    user_id: str
+    expires: float
+    used: bool = False

@@ -9,6 +9,15 @@ Routes, under the base URL `start()` returns:
 
 - ``/api/{method}``: the Web API (GET query, POST form or JSON; ``Authorization: Bearer``).
 - ``/hooks/{commands|actions}/{team}/{n}/{secret}``: response URLs (`new_response_url`).
+- ``/oauth/v2/authorize``: an admin approving an install (`bot.console.localslack.installs`).
+
+Enterprise Grid: ``LocalSlack(enterprise_id="E0…")`` is an org whose first workspace is
+``team_id``, served by an org-wide install (``org_install=False``: a workspace install); add
+workspaces with `add_team`, ``W…`` people in several with ``add_user(teams=[...])``, org-level
+groups with ``add_usergroup(team_id=<enterprise id>)``. Every token is an `Installation`'s: a
+call acts as it (``auth.test``, who may be seen, which channels reached); tokens of other
+workspaces answer ``channel_not_found``/``user_not_found`` there; org-wide tokens must pass a
+granted ``team_id`` where Slack requires one (``missing_argument``, ``team_access_not_granted``).
 
 Choices where Slack cannot be copied exactly, so tests can rely on them:
 
@@ -40,7 +49,8 @@ from typing import Self
 from aiohttp import web
 
 from bot.console.localslack.directory import DirectoryMethods
-from bot.console.localslack.records import ApiCall, JSONDict, SlackError
+from bot.console.localslack.installs import Installs
+from bot.console.localslack.records import ApiCall, Installation, JSONDict, SlackError
 from bot.console.localslack.response_urls import ResponseUrls
 from bot.console.localslack.views import ViewMethods
 
@@ -54,8 +64,9 @@ class _Failure:
     retry_after: int
 
 
-class LocalSlack(DirectoryMethods, ResponseUrls, ViewMethods):
-    """Slack's Web API, response URLs and triggers for one workspace, served over HTTP."""
+class LocalSlack(DirectoryMethods, ResponseUrls, ViewMethods, Installs):
+    """Slack's Web API, response URLs, triggers and OAuth for one workspace or an Enterprise Grid
+    org, served over HTTP."""
 
     def __init__(
         self,
@@ -72,6 +83,9 @@ class LocalSlack(DirectoryMethods, ResponseUrls, ViewMethods):
         response_url_ttl: float = 30 * 60,
         response_url_uses: int = 5,
         auto_create_channels: bool = True,
+        enterprise_id: str | None = None,
+        enterprise_name: str = "Local Org",
+        org_install: bool | None = None,
     ) -> None:
         super().__init__(
             bot_token,
@@ -86,6 +100,9 @@ class LocalSlack(DirectoryMethods, ResponseUrls, ViewMethods):
             response_url_ttl=response_url_ttl,
             response_url_uses=response_url_uses,
             auto_create_channels=auto_create_channels,
+            enterprise_id=enterprise_id,
+            enterprise_name=enterprise_name,
+            org_install=org_install,
         )
         self._failures: dict[str, list[_Failure]] = {}
         self._delays: dict[str, list[float]] = {}
@@ -98,6 +115,7 @@ class LocalSlack(DirectoryMethods, ResponseUrls, ViewMethods):
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/hooks/{path:.+}", self._handle_response_url)
+        app.router.add_get("/oauth/v2/authorize", self._handle_authorize)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
@@ -135,6 +153,16 @@ class LocalSlack(DirectoryMethods, ResponseUrls, ViewMethods):
         work), like a Slack under load: for tests of what happens meanwhile."""
         self._delays.setdefault(method, []).extend([seconds] * times)
 
+    def _authenticate(self, token: str | None) -> Installation:
+        if not token:
+            raise SlackError("not_authed")
+        installation = self.installation_of(token)
+        if installation is None:
+            raise SlackError("invalid_auth")
+        if token in installation.revoked:
+            raise SlackError("token_revoked")
+        return installation
+
     def _take_failure(self, method: str) -> _Failure | None:
         queue = self._failures.get(method)
         if not queue:
@@ -154,23 +182,29 @@ class LocalSlack(DirectoryMethods, ResponseUrls, ViewMethods):
         status, headers = 200, {}
         try:
             params.update(await _read_body(request))
+            authorization = request.headers.get("Authorization", "")
             token = _bearer(request) or params.pop("token", None)
             handler = _METHODS.get(method)
-            if handler is None:
+            oauth = method == "oauth.v2.access"
+            credentials = (params.pop("client_id", None), params.pop("client_secret", None))
+            if handler is None and not oauth:
                 raise SlackError("unknown_method")
-            if not token:
-                raise SlackError("not_authed")
-            if token != self.bot_token:
-                raise SlackError("invalid_auth")
+            if not oauth:
+                self._caller = self._authenticate(token)
             failure = self._take_failure(method)
             if failure is not None and failure.error == "ratelimited":
                 status, headers = 429, {"Retry-After": str(failure.retry_after)}
                 raise SlackError("ratelimited")
             if failure is not None:
                 raise SlackError(failure.error)
-            body = handler(self, params)
+            if handler is None:
+                body = self._oauth_v2_access(params, authorization, credentials)
+            else:
+                body = handler(self, params)
         except SlackError as exc:
             body = exc.body()
+        finally:
+            self._caller = self.installations[0]
         delays = self._delays.get(method)
         if delays:
             await asyncio.sleep(delays.pop(0))
@@ -217,6 +251,7 @@ _METHODS: dict[str, Callable[[LocalSlack, JSONDict], JSONDict]] = {
     "usergroups.list": LocalSlack._usergroups_list,
     "usergroups.users.list": LocalSlack._usergroups_users_list,
     "conversations.open": LocalSlack._conversations_open,
+    "conversations.list": LocalSlack._conversations_list,
     "chat.postMessage": LocalSlack._chat_post_message,
     "chat.postEphemeral": LocalSlack._chat_post_ephemeral,
     "chat.update": LocalSlack._chat_update,

@@ -16,12 +16,20 @@ __all__ = ["ViewMethods"]
 class ViewMethods(Workspace):
     """Modals (a stack of up to three per trigger) and Home tabs."""
 
-    def new_trigger_id(self, user_id: str | None = None, *, view_id: str | None = None) -> str:
-        """A trigger valid ``trigger_ttl`` seconds, once; ``view_id`` is the modal it came from."""
-        trigger_id = (
-            f"{next(self._ids)}{int(self.clock())}.{self.team_id[1:]}.{secrets.token_hex(8)}"
+    def new_trigger_id(
+        self,
+        user_id: str | None = None,
+        *,
+        view_id: str | None = None,
+        team_id: str | None = None,
+    ) -> str:
+        """A trigger valid ``trigger_ttl`` seconds, once; ``view_id`` is the modal it came from,
+        ``team_id`` the workspace the person acted in (default the first)."""
+        team = team_id or self.team_id
+        trigger_id = f"{next(self._ids)}{int(self.clock())}.{team[1:]}.{secrets.token_hex(8)}"
+        self._triggers[trigger_id] = Trigger(
+            user_id, view_id, self.clock() + self.trigger_ttl, team_id=team
         )
-        self._triggers[trigger_id] = Trigger(user_id, view_id, self.clock() + self.trigger_ttl)
         return trigger_id
 
     def close_view(self, view_id: str, *, clear: bool = False) -> None:
@@ -48,6 +56,7 @@ class ViewMethods(Workspace):
             user_id=view.user_id,
             trigger_id=view.trigger_id,
             stack=view.stack,
+            like=view.view,
         )
         kept = {(b, a) for b, a in element_keys(new.view["blocks"])}
         for block_id, actions in view.state.items():  # Slack keeps what was typed where IDs persist
@@ -65,7 +74,7 @@ class ViewMethods(Workspace):
             raise SlackError("not_found")
         if len(parent.stack) >= 3:
             raise SlackError("push_limit_reached")
-        view = self._open(spec, parent.user_id, trigger_id, stack=parent.stack)
+        view = self._open(spec, parent.user_id, trigger_id, stack=parent.stack, like=parent.view)
         self._publish("view_pushed", view=view)
         return view
 
@@ -78,7 +87,9 @@ class ViewMethods(Workspace):
         trigger = self._take_trigger(params.get("trigger_id"))
         spec = self._view_spec(params, "modal")
         trigger_id = str(params["trigger_id"])
-        view = self._open(spec, trigger.user_id or "", trigger_id, stack=[])
+        view = self._open(
+            spec, trigger.user_id or "", trigger_id, stack=[], team_id=trigger.team_id
+        )
         self._publish("view_opened", view=view)
         return {"ok": True, "view": view.view}
 
@@ -113,7 +124,7 @@ class ViewMethods(Workspace):
 
     def _views_publish(self, params: JSONDict) -> JSONDict:
         user_id = str(params.get("user_id", ""))
-        if user_id not in self.users:
+        if user_id not in self.users or not self._sees_user(self.users[user_id]):
             raise SlackError("user_not_found")
         spec = self._view_spec(params, "home")
         current = self.home(user_id)
@@ -121,7 +132,12 @@ class ViewMethods(Workspace):
             raise SlackError("hash_conflict")
         view_id = self._home_view_ids.setdefault(user_id, self._new_view_id())
         view = self._make_view(
-            spec, view_id=view_id, user_id=user_id, trigger_id=None, stack=[view_id]
+            spec,
+            view_id=view_id,
+            user_id=user_id,
+            trigger_id=None,
+            stack=[view_id],
+            team_id=self.users[user_id].team_id,
         )
         self.views[view_id] = view
         self._publish("view_published", view=view)
@@ -157,11 +173,24 @@ class ViewMethods(Workspace):
         return spec
 
     def _open(
-        self, spec: JSONDict, user_id: str, trigger_id: str | None, *, stack: list[str]
+        self,
+        spec: JSONDict,
+        user_id: str,
+        trigger_id: str | None,
+        *,
+        stack: list[str],
+        team_id: str | None = None,
+        like: JSONDict | None = None,
     ) -> View:
         view_id = self._new_view_id()
         view = self._make_view(
-            spec, view_id=view_id, user_id=user_id, trigger_id=trigger_id, stack=[*stack, view_id]
+            spec,
+            view_id=view_id,
+            user_id=user_id,
+            trigger_id=trigger_id,
+            stack=[*stack, view_id],
+            team_id=team_id,
+            like=like,
         )
         self.views[view_id] = view
         return view
@@ -177,11 +206,23 @@ class ViewMethods(Workspace):
         user_id: str,
         trigger_id: str | None,
         stack: list[str],
+        team_id: str | None = None,
+        like: JSONDict | None = None,
     ) -> View:
+        """The view as Slack returns it; ``app_installed_team_id`` is the enterprise ID for an
+        org-wide install, as in Slack's payloads. ``like``: the view it replaces or is pushed on,
+        whose workspace and installation it keeps."""
+        caller = self._caller
+        installed = caller.enterprise_id if caller.is_enterprise_install else caller.team_id
+        bot_id = caller.bot_id
+        if like is not None:
+            team_id = like.get("team_id") or team_id
+            installed = like.get("app_installed_team_id") or installed
+            bot_id = like.get("bot_id") or bot_id
         view_hash = f"{int(self.clock())}.{secrets.token_urlsafe(6)}"
         body: JSONDict = {
             "id": view_id,
-            "team_id": self.team_id,
+            "team_id": team_id or self._home_team(),
             "type": spec["type"],
             "blocks": self._fill_ids(spec.get("blocks", [])),
             "private_metadata": spec.get("private_metadata", ""),
@@ -197,7 +238,7 @@ class ViewMethods(Workspace):
             "root_view_id": stack[0],
             "app_id": self.app_id,
             "external_id": spec.get("external_id", ""),
-            "app_installed_team_id": self.team_id,
-            "bot_id": self.bot_id,
+            "app_installed_team_id": installed or self.team_id,
+            "bot_id": bot_id,
         }
         return View(view_id, user_id, trigger_id, body, view_hash, list(stack))

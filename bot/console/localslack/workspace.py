@@ -22,16 +22,30 @@ from bot.console.localslack.records import (
     Channel,
     Event,
     EventKind,
+    Grant,
+    Installation,
     JSONDict,
     Message,
     ResponseUrl,
+    SlackError,
+    Team,
     Trigger,
     User,
     Usergroup,
     View,
 )
 
-__all__ = ["Workspace", "element_keys", "iter_elements", "truthy"]
+__all__ = ["DEFAULT_SCOPES", "Workspace", "element_keys", "iter_elements", "truthy"]
+
+#: the bot scopes of the installation LocalSlack starts with (those of manifest.yaml)
+DEFAULT_SCOPES = (
+    "commands",
+    "chat:write",
+    "im:write",
+    "users:read",
+    "users:read.email",
+    "usergroups:read",
+)
 
 
 def truthy(value: Any) -> bool:
@@ -56,7 +70,12 @@ def element_keys(blocks: list[JSONDict]) -> Iterator[tuple[str, str]]:
 
 
 class Workspace:
-    """One Slack workspace's state: people, groups, channels, messages and views."""
+    """One Slack workspace's state: people, groups, channels, messages and views.
+
+    With ``enterprise_id`` it is the first workspace of an Enterprise Grid org (add more with
+    `LocalSlack.add_team`), and ``bot_token`` belongs to an org-wide install unless ``org_install``
+    is false. Each Web API call acts as the installation its token belongs to (``_caller``).
+    """
 
     def __init__(
         self,
@@ -73,6 +92,9 @@ class Workspace:
         response_url_ttl: float = 30 * 60,
         response_url_uses: int = 5,
         auto_create_channels: bool = True,
+        enterprise_id: str | None = None,
+        enterprise_name: str = "Local Org",
+        org_install: bool | None = None,
     ) -> None:
         self.bot_token = bot_token
         self.team_id = team_id
@@ -85,7 +107,27 @@ class Workspace:
         self.response_url_ttl = response_url_ttl
         self.response_url_uses = response_url_uses
         self.auto_create_channels = auto_create_channels
+        self.enterprise_id = enterprise_id
+        self.enterprise_name = enterprise_name
+        org_wide = enterprise_id is not None if org_install is None else org_install
+        if org_wide and enterprise_id is None:
+            raise ValueError("an org-wide install needs an enterprise_id")
 
+        self.teams: dict[str, Team] = {team_id: Team(team_id, team_domain.title(), team_domain)}
+        self.installations: list[Installation] = [
+            Installation(
+                bot_token=bot_token,
+                bot_user_id=bot_user_id,
+                bot_id=bot_id,
+                team_id=None if org_wide else team_id,
+                enterprise_id=enterprise_id,
+                is_enterprise_install=org_wide,
+                teams={team_id},
+                scopes=list(DEFAULT_SCOPES),
+            )
+        ]
+        #: the installation the Web API call being answered acts as
+        self._caller: Installation = self.installations[0]
         self.users: dict[str, User] = {}
         self.usergroups: dict[str, Usergroup] = {}
         self.channels: dict[str, Channel] = {}
@@ -95,6 +137,7 @@ class Workspace:
 
         self._triggers: dict[str, Trigger] = {}
         self._response_urls: dict[str, ResponseUrl] = {}
+        self._grants: dict[str, Grant] = {}
         self._home_view_ids: dict[str, str] = {}
         self._subscribers: list[asyncio.Queue[Event]] = []
         self._ids = itertools.count(1)
@@ -125,9 +168,21 @@ class Workspace:
         email: str | None = None,
         is_bot: bool = False,
         deleted: bool = False,
+        team_id: str | None = None,
+        teams: list[str] | None = None,
     ) -> User:
+        """A person; ``team_id`` is their home workspace (default the first), ``teams`` every
+        workspace of the org they are in (default the home one): ``W…`` IDs for org users."""
+        home = team_id or (teams[0] if teams else self.team_id)
         user = User(
-            id=id, name=name, real_name=real_name, email=email, is_bot=is_bot, deleted=deleted
+            id=id,
+            name=name,
+            real_name=real_name,
+            email=email,
+            is_bot=is_bot,
+            deleted=deleted,
+            team_id=home,
+            teams=list(teams or [home]),
         )
         self.users[id] = user
         return user
@@ -139,13 +194,22 @@ class Workspace:
         id: str,
         members: list[str],
         name: str | None = None,
+        team_id: str | None = None,
     ) -> Usergroup:
-        group = Usergroup(id=id, handle=handle, name=name or handle, members=list(members))
+        """A user group of ``team_id`` (default the first workspace); an org-level group when
+        ``team_id`` is the enterprise ID."""
+        group = Usergroup(
+            id=id,
+            handle=handle,
+            name=name or handle,
+            members=list(members),
+            team_id=team_id or self.team_id,
+        )
         self.usergroups[id] = group
         return group
 
-    def add_channel(self, *, id: str, name: str) -> Channel:
-        channel = Channel(id=id, name=name)
+    def add_channel(self, *, id: str, name: str, team_id: str | None = None) -> Channel:
+        channel = Channel(id=id, name=name, team_id=team_id or self.team_id)
         self.channels[id] = channel
         return channel
 
@@ -153,7 +217,13 @@ class Workspace:
         """The bot's IM with a user (a stable ``D…`` ID), opened if needed."""
         channel_id = "D" + user_id[1:]
         if channel_id not in self.channels:
-            self.channels[channel_id] = Channel(id=channel_id, name="directmessage", user=user_id)
+            user = self.users.get(user_id)
+            self.channels[channel_id] = Channel(
+                id=channel_id,
+                name="directmessage",
+                user=user_id,
+                team_id=user.team_id if user else self.team_id,
+            )
         return channel_id
 
     def channel_name(self, channel_id: str) -> str:
@@ -210,7 +280,52 @@ class Workspace:
 
     def _ensure_channel(self, channel_id: str) -> None:
         if channel_id not in self.channels:
-            self.channels[channel_id] = Channel(id=channel_id, name=channel_id.lower())
+            self.channels[channel_id] = Channel(
+                id=channel_id, name=channel_id.lower(), team_id=self._home_team()
+            )
+
+    # -- who is calling -----------------------------------------------------------------------
+
+    @property
+    def is_grid(self) -> bool:
+        return self.enterprise_id is not None
+
+    def _home_team(self) -> str:
+        """The workspace the caller acts in by default: its own, else the first it may reach."""
+        caller = self._caller
+        if caller.team_id is not None:
+            return caller.team_id
+        return self.team_id if self.team_id in caller.teams else min(caller.teams)
+
+    def _reaches(self, team_id: str) -> bool:
+        """Whether the caller may act in ``team_id`` (its own, or org-level for an org install)."""
+        caller = self._caller
+        if team_id == self.enterprise_id:
+            return caller.enterprise_id == team_id
+        return team_id in caller.teams
+
+    def _sees_user(self, user: User) -> bool:
+        """A workspace token sees its workspace's people; an org-wide token the whole org's."""
+        if self._caller.is_enterprise_install:
+            return True
+        return any(self._reaches(team) for team in user.teams or [user.team_id])
+
+    def _team_scope(self, params: JSONDict, *, required: bool) -> str | None:
+        """The workspace a call acts in: a workspace token's own (``team_id`` ignored, as Slack
+        ignores it); for an org-wide token the ``team_id`` passed, which ``required`` methods need
+        (``missing_argument``) and which must be a workspace the app was added to
+        (``team_access_not_granted``)."""
+        caller = self._caller
+        if not caller.is_enterprise_install:
+            return caller.team_id
+        team_id = str(params.get("team_id") or "")
+        if not team_id:
+            if required:
+                raise SlackError("missing_argument", messages=["team_id is required"])
+            return None
+        if team_id not in caller.teams:
+            raise SlackError("team_access_not_granted")
+        return team_id
 
     def _next_ts(self) -> str:
         micros = max(int(self.clock() * 1_000_000), self._last_micros + 1)
@@ -218,11 +333,12 @@ class Workspace:
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _slack_message(self, message: Message) -> JSONDict:
+        channel = self.channels.get(message.channel)
         return message.to_slack(
-            bot_user_id=self.bot_user_id,
-            bot_id=self.bot_id,
+            bot_user_id=self._caller.bot_user_id,
+            bot_id=self._caller.bot_id,
             app_id=self.app_id,
-            team_id=self.team_id,
+            team_id=channel.team_id if channel and channel.team_id else self.team_id,
         )
 
     def _add(self, message: Message) -> None:
