@@ -39,7 +39,7 @@ class Installs(Workspace):
     """The org's workspaces and the app's installations in them."""
 
     client_id = "0000000000.0000LOCAL"
-    client_secret = "local-client-secret"  # noqa: S105 - the fake app's OAuth secret, for tests
+    client_secret = "local-client-secret"
 
     # -- the org --------------------------------------------------------------------------------
 
