@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from bot.console.driver.elements import copy_json, element_state, find_element
+from bot.console.driver.installs import InstallEvents
 from bot.console.driver.modals import ModalActions
 from bot.console.driver.sending import DriverResponse, with_problems
 from bot.console.localslack import JSONDict, Message, SlackError, View
@@ -15,11 +16,11 @@ from handlers import ids
 __all__ = ["SlackDriver"]
 
 
-class SlackDriver(ModalActions):
+class SlackDriver(ModalActions, InstallEvents):
     """A Slack client's side of the conversation with the bot, for one workspace.
 
-    Slash commands, clicks, shortcuts and events here; modals in `ModalActions`; signing and
-    posting in `SignedSender`.
+    Slash commands, clicks, shortcuts and events here; modals in `ModalActions`; uninstalls and
+    revoked tokens in `InstallEvents`; signing and posting in `SignedSender`.
     """
 
     # -- slash commands -----------------------------------------------------------------------
@@ -31,7 +32,7 @@ class SlackDriver(ModalActions):
         fields = {
             "token": self.verification_token,
             "team_id": self.team_id,
-            "team_domain": self.slack.team_domain,
+            "team_domain": self.team_domain,
             "channel_id": channel_id,
             "channel_name": self.slack.channel_name(channel_id),
             "user_id": user_id,
@@ -39,12 +40,14 @@ class SlackDriver(ModalActions):
             "command": command,
             "text": text,
             "api_app_id": self.api_app_id,
-            "is_enterprise_install": "false",
+            "is_enterprise_install": "true" if self.is_enterprise_install else "false",
         }
         if self.enterprise_id:
-            fields.update(enterprise_id=self.enterprise_id, enterprise_name="Local Org")
+            fields.update(
+                enterprise_id=self.enterprise_id, enterprise_name=self.slack.enterprise_name
+            )
         fields["response_url"] = self.slack.new_response_url(user_id, channel_id)
-        fields["trigger_id"] = self.slack.new_trigger_id(user_id)
+        fields["trigger_id"] = self._trigger(user_id)
         return fields
 
     async def command(
@@ -114,7 +117,7 @@ class SlackDriver(ModalActions):
             }
             if target.thread_ts:
                 container["thread_ts"] = target.thread_ts
-            payload.update(container=container, trigger_id=self.slack.new_trigger_id(user_id))
+            payload.update(container=container, trigger_id=self._trigger(user_id))
             payload.update(
                 self._team_fields(),
                 channel={"id": channel, "name": self.slack.channel_name(channel)},
@@ -129,9 +132,9 @@ class SlackDriver(ModalActions):
             live = self.slack.views.get(target.id, target)
             if element["type"] != "button":
                 live.state.setdefault(found_block, {})[action_id] = element_state(element, value)
-            trigger_id = self.slack.new_trigger_id(user_id, view_id=live.id)
+            trigger_id = self._trigger(user_id, live.id)
             payload.update(container={"type": "view", "view_id": live.id}, trigger_id=trigger_id)
-            payload.update(self._team_fields(), view=copy_json(live.view))
+            payload.update(self._team_fields(in_view=True), view=copy_json(live.view))
         payload["actions"] = [action]
         return payload
 
@@ -165,7 +168,7 @@ class SlackDriver(ModalActions):
             **self._team_fields(),
             "user": {"id": user_id, "username": self._user_name(user_id), "team_id": self.team_id},
             "callback_id": callback_id,
-            "trigger_id": self.slack.new_trigger_id(user_id),
+            "trigger_id": self._trigger(user_id),
         }
 
     async def shortcut(
@@ -190,7 +193,7 @@ class SlackDriver(ModalActions):
             },
             "channel": {"id": message.channel, "name": self.slack.channel_name(message.channel)},
             "callback_id": callback_id,
-            "trigger_id": self.slack.new_trigger_id(user_id),
+            "trigger_id": self._trigger(user_id),
             "response_url": self.slack.new_response_url(user_id, message.channel, kind="actions"),
             "message_ts": message.ts,
             "message": self._message(message),
@@ -205,26 +208,33 @@ class SlackDriver(ModalActions):
         )
 
     def event_payload(self, event: JSONDict) -> JSONDict:
-        """An Events API ``event_callback`` around ``event``."""
-        return {
-            "token": self.verification_token,
-            "team_id": self.team_id,
-            "api_app_id": self.api_app_id,
-            "event": event,
-            "type": "event_callback",
-            "event_id": f"Ev{next(self._events):08d}LOCAL",
-            "event_time": int(self.clock()),
-            "authorizations": [
+        """An Events API ``event_callback`` around ``event``, for the installation serving this
+        workspace (``authorizations[0].team_id`` is null for an org-wide one, as Slack sends)."""
+        installation = self.slack.installation_for(self.team_id)
+        org_wide = self.is_enterprise_install
+        payload: JSONDict = {"token": self.verification_token, "team_id": self.team_id}
+        if self.enterprise_id:
+            payload["enterprise_id"] = self.enterprise_id
+        payload.update(
+            api_app_id=self.api_app_id,
+            event=event,
+            type="event_callback",
+            event_id=f"Ev{next(self._events):08d}LOCAL",
+            event_time=int(self.clock()),
+            authorizations=[
                 {
                     "enterprise_id": self.enterprise_id,
-                    "team_id": self.team_id,
-                    "user_id": self.slack.bot_user_id,
+                    "team_id": None if org_wide else self.team_id,
+                    "user_id": installation.bot_user_id if installation else self.bot_user_id,
                     "is_bot": True,
-                    "is_enterprise_install": False,
+                    "is_enterprise_install": org_wide,
                 }
             ],
-            "is_ext_shared_channel": False,
-        }
+            is_ext_shared_channel=False,
+        )
+        if self.enterprise_id:
+            payload.update(context_team_id=self.team_id, context_enterprise_id=self.enterprise_id)
+        return payload
 
     async def event(self, event: JSONDict) -> DriverResponse:
         return await self.post(json.dumps(self.event_payload(event)).encode(), "application/json")

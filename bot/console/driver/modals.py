@@ -34,11 +34,11 @@ class ModalActions(PayloadFields):
         view.state.update(state)
         return {
             "type": "view_submission",
-            **self._team_fields(),
+            **self._team_fields(in_view=True),
             "user": self._user(user_id),
             "api_app_id": self.api_app_id,
             "token": self.verification_token,
-            "trigger_id": self.slack.new_trigger_id(user_id, view_id=view_id),
+            "trigger_id": self._trigger(user_id, view_id),
             "view": copy_json(view.view),
             "response_urls": [],
         }
@@ -89,7 +89,7 @@ class ModalActions(PayloadFields):
         if view.view.get("notify_on_close"):
             payload = {
                 "type": "view_closed",
-                **self._team_fields(),
+                **self._team_fields(in_view=True),
                 "user": self._user(user_id),
                 "api_app_id": self.api_app_id,
                 "token": self.verification_token,
@@ -115,7 +115,7 @@ class ModalActions(PayloadFields):
             "action_id": action_id,
             "block_id": block_id,
             "value": value,
-            **self._team_fields(),
+            **self._team_fields(in_view=True),
             "view": copy_json(view.view),
         }
 
