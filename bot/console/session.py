@@ -16,7 +16,7 @@ from bot.console.render import Choice, Renderer
 from bot.console.world import CHANNELS, PEOPLE, World
 from handlers import ids
 
-__all__ = ["IN_SESSION_HELP", "Console"]
+__all__ = ["IN_SESSION_HELP", "TEAM_HELP", "Console"]
 
 Reader = Callable[[str], Awaitable[str | None]]
 
@@ -33,6 +33,8 @@ In the console:
   /help                this text;  /quit  leave (end of input works too)
 A paused execution: /nexthink run request_software software=Visio (as alice) asks in
 #it-approvals; then /as carol and click Approve."""
+
+TEAM_HELP = """  /team T0…            type in another workspace of the org: {teams}"""
 
 
 class Console:
@@ -68,7 +70,21 @@ class Console:
 
     @property
     def prompt(self) -> str:
-        return f"{self._user_name(self.user)} in #{self.world.slack.channel_name(self.channel)}> "
+        where = f"#{self.world.slack.channel_name(self.channel)}"
+        if len(self.world.slack.teams) > 1 and self.world.driver is not None:
+            where += f" ({self.world.driver.team_id})"
+        return f"{self._user_name(self.user)} in {where}> "
+
+    @property
+    def help(self) -> str:
+        """The in-session help; ``/team`` only when the world has several workspaces."""
+        teams = self.world.slack.teams
+        if len(teams) < 2:
+            return IN_SESSION_HELP
+        listed = ", ".join(f"{t.id} ({t.name})" for t in teams.values())
+        lines = IN_SESSION_HELP.splitlines()
+        at = next(i for i, line in enumerate(lines) if line.lstrip().startswith("/people")) + 1
+        return "\n".join([*lines[:at], TEAM_HELP.format(teams=listed), *lines[at:]])
 
     def _visible(self, event: Event) -> bool:
         message = event.message
@@ -142,6 +158,9 @@ class Console:
         elif word == "/in":
             self.switch_channel(rest.strip())
             return
+        elif word == "/team" and len(self.world.slack.teams) > 1:
+            self.switch_team(rest.strip())
+            return
         elif word == "/people":
             for person in PEOPLE:
                 self.say(
@@ -155,7 +174,7 @@ class Console:
             self.fault(rest.strip())
             return
         elif word == "/help":
-            self.say(IN_SESSION_HELP)
+            self.say(self.help)
             return
         else:
             self.say(f"Not understood: {line!r}. Type /help for what the console understands.")
@@ -186,6 +205,20 @@ class Console:
                 self.say(f"You are now typing in #{channel_name}.")
                 return
         self.say(f"No channel {where!r}; try #general, #it-support or #it-approvals.")
+
+    def switch_team(self, team_id: str) -> None:
+        """Type in another workspace of the org: what you send carries its ``team_id``."""
+        teams = self.world.slack.teams
+        team = teams.get(team_id.upper()) or next(
+            (t for t in teams.values() if team_id.casefold() in {t.name.casefold(), t.domain}),
+            None,
+        )
+        if team is None:
+            self.say(f"No workspace {team_id!r}; try {', '.join(sorted(teams))}.")
+            return
+        assert self.world.driver is not None
+        self.world.driver.team_id = team.id
+        self.say(f"You are now typing in the {team.name} workspace ({team.id}).")
 
     def fault(self, spec: str) -> None:
         sandbox = self.world.sandbox

@@ -4,7 +4,8 @@ and uninstalling or revoking tokens (which then answer ``token_revoked``).
 
 The authorize page is simulated: a GET approves at once (``deny=1`` refuses) and redirects to
 ``redirect_uri`` with ``code`` and ``state``, as Slack does after the admin clicks Allow. Its
-query takes Slack's ``client_id``, ``scope``, ``user_scope``, ``state``, ``redirect_uri`` and
+query takes Slack's ``client_id``, ``scope``, ``user_scope``, ``state``, ``redirect_uri`` (default
+the app's configured `redirect_uri`) and
 ``team`` (a workspace ``T…``, or the enterprise ID ``E…`` for an org-wide install; default the
 first workspace), and LocalSlack's own ``user`` (who approves; default the team's first person).
 Codes are good once, for ten minutes. Reinstalling keeps the installation's unrevoked bot token,
@@ -94,7 +95,7 @@ class Installs(Workspace):
         self.calls.append(ApiCall("oauth.v2.authorize", query, None, self.clock()))
         if query.get("client_id") != self.client_id:
             return web.Response(status=400, text="invalid_client_id")
-        redirect_uri = query.get("redirect_uri", "")
+        redirect_uri = query.get("redirect_uri") or self.redirect_uri or ""
         if not redirect_uri.startswith(("http://", "https://")):
             return web.Response(status=400, text="bad_redirect_uri")
         state = query.get("state", "")
