@@ -41,6 +41,8 @@ class Installs(Workspace):
 
     client_id = "0000000000.0000LOCAL"
     client_secret = "local-client-secret"
+    #: the app's configured Redirect URL, used when the authorize URL names none (as Bolt's does)
+    redirect_uri: str | None = None
 
     # -- the org --------------------------------------------------------------------------------
 
