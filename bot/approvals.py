@@ -21,12 +21,13 @@ from bot.metrics import CLICKS
 from bot.nexthink.models import DeviceData, UserData, Workflow
 from bot.notifier import ApprovalNews, Notifier, NotPosted, RequesterNews
 from bot.policy import Principal
-from bot.runs import PreparedRun, Refusal, Requester, Runner, RunResult, Target
+from bot.runs import PreparedRun, Requester, Runner, RunResult, Target
 from bot.store import ApprovalRecord, RequestRecord, Store, StoreError
 
 __all__ = [
     "STALE_AFTER",
     "ApprovalDeps",
+    "ApprovalNotPosted",
     "VoteAnswer",
     "approve",
     "deny",
@@ -50,6 +51,16 @@ class ApprovalDeps(Deciders, Protocol):
     notifier: Notifier
 
 
+class ApprovalNotPosted(Exception):
+    """Nobody could be asked: Slack refused the approval request (``error``) in ``channel``."""
+
+    def __init__(self, workflow_id: str, channel: str, error: str) -> None:
+        super().__init__(error)
+        self.workflow_id = workflow_id
+        self.channel = channel
+        self.error = error
+
+
 @dataclass(frozen=True)
 class VoteAnswer:
     """What the clicker alone is told: a store refusal (``not_found``, ``expired``, ``not_pending``,
@@ -65,8 +76,8 @@ class VoteAnswer:
 async def request(
     deps: ApprovalDeps, prepared: PreparedRun, *, response_url: str | None
 ) -> ApprovalRecord:
-    """Record the run as awaiting approval and ask in the approval channel; raises ``Refusal``
-    when the request could not be posted (nothing is then pending)."""
+    """Record the run as awaiting approval and ask in the approval channel; raises
+    ``ApprovalNotPosted`` when the request could not be posted (nothing is then pending)."""
     rule = prepared.approval
     assert rule is not None
     record = await deps.runner.record(prepared, state="approval_pending", response_url=response_url)
@@ -90,11 +101,7 @@ async def request(
             record.id, state="failed", error=f"approval request not posted: {exc.error}"
         )
         log.warning("approval_not_posted", approval=approval.id, channel=channel, error=exc.error)
-        raise Refusal(
-            f"`{prepared.entry.id}` needs approval, but the request could not be posted in "
-            f"<#{channel}> (Slack answered `{exc.error}`). Nothing was sent to Nexthink.",
-            hint="Ask the bot's administrators to invite the bot to that channel.",
-        ) from None
+        raise ApprovalNotPosted(prepared.entry.id, channel, exc.error) from None
     approval = await deps.store.set_approval_message(approval.id, *where)
     log.info(
         "approval_requested", approval=approval.id, request=record.id, workflow=prepared.entry.id

@@ -21,14 +21,26 @@ class Deciders(Protocol):
     policy: Policy
 
 
-async def clicker(deps: Deciders, user_id: str, approvers: Sequence[str] = ()) -> Principal:
-    """The person who clicked, as the policy sees them (no UPN when Slack has none)."""
+async def clicker(
+    deps: Deciders, user_id: str, approvers: Sequence[str] = (), *, all_groups: bool = False
+) -> Principal:
+    """The person who clicked, as the policy sees them (no UPN when Slack has none). Their user
+    groups are looked up when the policy or ``approvers`` name groups; with ``all_groups``
+    always, and a failed look-up then reads as no groups (the Home tab lists what they may
+    decide)."""
     try:
         upn: str | None = await deps.identity.upn(user_id)
     except Exception:
         upn = None
     needs_groups = deps.policy.uses_groups or any(str(a).startswith("@") for a in approvers)
-    groups = await deps.identity.groups_of(user_id) if needs_groups else frozenset()
+    groups: frozenset[str] = frozenset()
+    if all_groups:
+        try:
+            groups = await deps.identity.groups_of(user_id)
+        except Exception:
+            groups = frozenset()
+    elif needs_groups:
+        groups = await deps.identity.groups_of(user_id)
     return Principal(user_id=user_id, upn=upn, groups=groups)
 
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
+from bot.logging import get_logger
 from bot.nexthink.client import NexthinkClient
 from bot.nexthink.errors import (
     AuthenticationError,
@@ -49,8 +50,6 @@ from bot.nexthink.errors import (
 )
 from bot.settings import Settings
 from bot.store import FollowupRecord, RequestRecord, RequestState, Store
-
-from bot.logging import get_logger
 
 __all__ = [
     "BATCH",

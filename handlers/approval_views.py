@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from bot.approvals import VoteAnswer
+from bot.approvals import ApprovalNotPosted, VoteAnswer
 from bot.notifier import ApprovalNews, RequesterNews
 from bot.runs import PreparedRun
 from bot.store import ApprovalRecord, RequestRecord
@@ -31,6 +31,7 @@ __all__ = [
     "approval_news_message",
     "approval_settled_message",
     "deny_reason_view",
+    "not_posted_message",
     "pending_message",
     "requester_news_message",
     "vote_answer_text",
@@ -176,6 +177,15 @@ def pending_message(prepared: PreparedRun, approval: ApprovalRecord) -> str:
         f":raised_hand: `{prepared.entry.id}` needs approval ({count} approver"
         f"{'s' if count > 1 else ''}); the request was posted in <#{approval.message_channel}>. "
         "You will be told here when it is approved or denied. Nothing was sent to Nexthink yet."
+    )
+
+
+def not_posted_message(exc: ApprovalNotPosted) -> Message:
+    """The requester's answer when the approval request could not be posted."""
+    return refusal_message(
+        f"`{exc.workflow_id}` needs approval, but the request could not be posted in "
+        f"<#{exc.channel}> (Slack answered `{exc.error}`). Nothing was sent to Nexthink.",
+        "Ask the bot's administrators to invite the bot to that channel.",
     )
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.errors import SlackApiError
 
+from bot.deciders import clicker
 from bot.followups import Progress, pause
 from bot.logging import get_logger
 from bot.nexthink.errors import NexthinkError
@@ -72,17 +73,12 @@ def _named(approvers: tuple[str, ...]) -> list[str]:
 async def _principal(bot: Services, user_id: str) -> tuple[Principal, str | None]:
     """The viewer as the policy sees them, and why they cannot run anything (if so)."""
     try:
-        principal = await bot.runner.principal(Requester(user_id=user_id))
+        await bot.runner.principal(Requester(user_id=user_id))
         problem = None
     except Refusal as exc:
-        principal, problem = Principal(user_id=user_id), f":no_entry: {exc.message}"
-    if not principal.groups:
-        try:  # approvers may name user groups even when the roles do not
-            groups = await bot.identity.groups_of(user_id)
-        except Exception:
-            groups = frozenset()
-        principal = Principal(user_id=user_id, upn=principal.upn, groups=groups)
-    return principal, problem
+        problem = f":no_entry: {exc.message}"
+    # approvers may name user groups even when the roles do not
+    return await clicker(bot, user_id, all_groups=True), problem
 
 
 async def _decisions(

@@ -18,7 +18,7 @@ from bot.metrics import COMMANDS
 from bot.runs import PreparedRun, Refusal, Requester, RunRequest, RunResult
 from bot.store import StoreError
 from handlers import views
-from handlers.approval_views import pending_message
+from handlers.approval_views import not_posted_message, pending_message
 from handlers.delivery import announce_approval, deliver_run_result, reply
 from handlers.services import Services
 
@@ -123,10 +123,10 @@ async def request_approval(
     """For workflows that need approval: ask, and tell the requester."""
     try:
         approval = await approvals.request(bot, prepared, response_url=response_url)
-    except Refusal as exc:  # the approval request could not be posted
+    except approvals.ApprovalNotPosted as exc:
         await reply(
             bot,
-            views.refusal_message(exc.message, exc.hint),
+            not_posted_message(exc),
             user_id=prepared.requester.user_id,
             channel_id=prepared.requester.channel_id,
             response_url=response_url,
