@@ -2,7 +2,8 @@
 
 ``decider`` turns the person who clicked into a ``Principal`` (their UPN and, when someone's
 list names user groups, their groups) and asks the policy whether they may decide. The
-wait buttons, the Approve and Deny buttons, the deny form and the Home tab all call it.
+wait buttons, the Approve and Deny buttons, the deny form and the Home tab all call it; the run
+path turns its requester into a ``Principal`` with ``clicker`` too.
 """
 
 from __future__ import annotations
@@ -22,15 +23,23 @@ class Deciders(Protocol):
 
 
 async def clicker(
-    deps: Deciders, user_id: str, approvers: Sequence[str] = (), *, all_groups: bool = False
+    deps: Deciders,
+    user_id: str,
+    approvers: Sequence[str] = (),
+    *,
+    all_groups: bool = False,
+    strict: bool = False,
 ) -> Principal:
     """The person who clicked, as the policy sees them (no UPN when Slack has none). Their user
     groups are looked up when the policy or ``approvers`` name groups; with ``all_groups``
     always, and a failed look-up then reads as no groups (the Home tab lists what they may
-    decide)."""
+    decide). ``strict`` (a requester, who needs an email): a failed UPN look-up raises
+    ``IdentityError``."""
     try:
         upn: str | None = await deps.identity.upn(user_id)
     except Exception:
+        if strict:
+            raise
         upn = None
     needs_groups = deps.policy.uses_groups or any(str(a).startswith("@") for a in approvers)
     groups: frozenset[str] = frozenset()

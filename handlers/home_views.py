@@ -60,12 +60,11 @@ def run_button(
         if needs_approval
         else "The result arrives as a message from the bot."
     )
-    return {
-        "type": "button",
-        "action_id": ids.HOME_RUN,
-        "text": plain("Run", 75),
-        "value": entry.id[:2000],
-        "confirm": {
+    return button(
+        "Run",
+        ids.HOME_RUN,
+        entry.id[:2000],
+        confirm={
             "title": plain(f"Run {name}?", 100),
             "text": {
                 "type": "mrkdwn",
@@ -78,7 +77,7 @@ def run_button(
             "confirm": plain("Run", 30),
             "deny": plain("Cancel", 30),
         },
-    }
+    )
 
 
 def _runnable_blocks(
