@@ -2,8 +2,9 @@
 
 ``decider`` turns the person who clicked into a ``Principal`` (their UPN and, when someone's
 list names user groups, their groups) and asks the policy whether they may decide. The
-wait buttons, the Approve and Deny buttons, the deny form and the Home tab all call it; the run
-path turns its requester into a ``Principal`` with ``clicker`` too.
+wait buttons, the Approve and Deny buttons and the deny form call ``decider``; the Home tab and
+the run path (``Runner.principal``) turn their person into a ``Principal`` with ``clicker``,
+and every answer to "may decide" is ``Policy.may_decide``.
 """
 
 from __future__ import annotations
