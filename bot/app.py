@@ -1,8 +1,10 @@
-"""Build the bot: one object holding the Bolt app and everything the handlers need.
+"""The composition root: build the bot from settings, and run its background work.
 
-``Bot.create`` wires settings → Nexthink client, store, policy, Slack identity, runner, and
-registers the handlers. ``serve``, ``console`` and the tests all build the bot this way, so
-they run the same code.
+``Bot.create`` wires settings → Nexthink client, store, policy, Slack identity, runner, the
+Slack notifier the core reports through, and registers the listeners. ``Bot`` is the
+``handlers.services.Services`` the listeners get, plus its lifecycle (background loops, close).
+``serve``, ``console`` and the tests all build the bot this way, so they run the same code.
+Nothing in the core imports this module.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import approvals, waits
 from bot.catalogue import Catalogue
+from bot.followups import follow_forever
 from bot.identity import Identity
 from bot.logging import get_logger
 from bot.metrics import PENDING
@@ -31,8 +35,10 @@ from bot.ratelimit import RateLimiter
 from bot.runs import Runner
 from bot.settings import Settings
 from bot.store import Store, StoreError
-from bot.tasks import Tasks
-from bot.viewers import HomeViewers
+from handlers import register_all
+from handlers.home import refresh_forever
+from handlers.services import Services
+from handlers.slack_notifier import SlackNotifier
 
 __all__ = ["Bot", "StartupError"]
 
@@ -59,20 +65,7 @@ def slack_client(settings: Settings) -> AsyncWebClient:
 
 
 @dataclass
-class Bot:
-    settings: Settings
-    app: AsyncApp
-    slack: AsyncWebClient
-    nexthink: NexthinkClient
-    store: Store
-    policy: Policy
-    identity: Identity
-    catalogue: Catalogue
-    runner: Runner
-    tasks: Tasks = field(default_factory=Tasks)
-    bot_user_id: str | None = None
-    slack_ok_at: float | None = None
-    home_viewers: HomeViewers = field(default_factory=HomeViewers)
+class Bot(Services):
     _sweeper: asyncio.Task[None] | None = field(default=None, repr=False)
     _loops: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
     _loops_stop: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
@@ -138,8 +131,7 @@ class Bot:
             catalogue=catalogue,
             runner=runner,
         )
-        from handlers import register_all
-
+        bot.notifier = SlackNotifier(bot)
         register_all(bot)
         log.info("bot_built", policy=policy.summary(), socket_mode=settings.socket_mode)
         return bot
@@ -159,9 +151,6 @@ class Bot:
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever(interval))
         if not self._loops:  # outcome follow-ups and Home tabs: loops of their own, not in tasks
-            from bot.followups import follow_forever
-            from handlers.home import refresh_forever
-
             loop, stop = asyncio.get_running_loop(), self._loops_stop
             stop.clear()
             self._loops = [
@@ -170,8 +159,6 @@ class Bot:
             ]
 
     async def _sweep_forever(self, interval: float) -> None:
-        from bot import approvals, waits
-
         while True:
             try:
                 await waits.sweep_expired(self)

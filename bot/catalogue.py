@@ -12,10 +12,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from bot.logging import get_logger
 from bot.nexthink.client import NexthinkClient
 from bot.nexthink.models import Workflow
 
 __all__ = ["Catalogue", "Entry"]
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,16 @@ class Catalogue:
             )
             self._fetched_at = self._clock()
             return self._workflows
+
+    async def display_name(self, workflow_id: str | None) -> str:
+        """The workflow's display name (from the cache); its id if unknown or unreachable."""
+        try:
+            for workflow in await self.workflows():
+                if workflow.id == workflow_id:
+                    return workflow.display_name
+        except Exception as exc:
+            log.info("workflow_name_unavailable", error=type(exc).__name__)
+        return workflow_id or "the workflow"
 
     def invalidate(self) -> None:
         self._workflows = None

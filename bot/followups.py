@@ -25,7 +25,7 @@ What is read: in each row of ``data``, the columns whose names end in ``executio
 case, spaces, hyphens or underscores (``in progress`` = ``IN_PROGRESS``).
 
 The state of one follow-up (each execution's last status, the response URL's uses) is JSON in
-the follow-up's ``last_status``. Slack is touched only through ``handlers.outcomes``.
+the follow-up's ``last_status``. What changed is told to the notifier (``bot.notifier``).
 """
 
 from __future__ import annotations
@@ -36,9 +36,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from bot.logging import get_logger
+from bot.nexthink.client import NexthinkClient
 from bot.nexthink.errors import (
     AuthenticationError,
     BadRequest,
@@ -47,16 +48,16 @@ from bot.nexthink.errors import (
     PermissionDenied,
     Throttled,
 )
-from bot.store import FollowupRecord, RequestRecord, RequestState
-
-if TYPE_CHECKING:
-    from bot.app import Bot
+from bot.settings import Settings
+from bot.store import FollowupRecord, RequestRecord, RequestState, Store
 
 __all__ = [
     "BATCH",
     "CONCURRENCY",
     "FINAL",
     "ExecutionState",
+    "FollowupDeps",
+    "OutcomeNotifier",
     "Progress",
     "Status",
     "enabled",
@@ -277,17 +278,33 @@ class Progress:
 # -- scheduling ------------------------------------------------------------------------------
 
 
-def enabled(bot: Bot) -> bool:
-    return bool(bot.settings.nexthink_status_query_id)
+class OutcomeNotifier(Protocol):
+    async def outcome_changed(
+        self, record: RequestRecord, progress: Progress, changed: list[str]
+    ) -> Progress:
+        """Bring a run's reply up to date; returns ``progress`` with the URL's uses counted."""
 
 
-async def track(bot: Bot, record: RequestRecord) -> FollowupRecord | None:
+class FollowupDeps(Protocol):
+    settings: Settings
+    store: Store
+    nexthink: NexthinkClient
+
+    @property
+    def notifier(self) -> OutcomeNotifier: ...
+
+
+def enabled(deps: FollowupDeps) -> bool:
+    return bool(deps.settings.nexthink_status_query_id)
+
+
+async def track(deps: FollowupDeps, record: RequestRecord) -> FollowupRecord | None:
     """Follow ``record``'s executions (a sent run); None when there is nothing to follow."""
-    if not enabled(bot) or not record.nexthink_request_uuids:
+    if not enabled(deps) or not record.nexthink_request_uuids:
         return None
-    settings = bot.settings
+    settings = deps.settings
     now = datetime.now(UTC)
-    followup = await bot.store.add_followup(
+    followup = await deps.store.add_followup(
         request_id=record.id,
         nexthink_request_uuid=record.nexthink_request_uuids[0],
         next_poll_at=now + timedelta(seconds=settings.followup_first_poll_seconds),
@@ -307,21 +324,21 @@ async def pause(stop: asyncio.Event, seconds: float) -> bool:
     return True
 
 
-async def follow_forever(bot: Bot, stop: asyncio.Event) -> None:
+async def follow_forever(deps: FollowupDeps, stop: asyncio.Event) -> None:
     """The loop: every tick, poll what is due (does nothing without a status query id), until
     ``stop`` is set."""
-    if not enabled(bot):
+    if not enabled(deps):
         return
-    while not await pause(stop, bot.settings.followup_tick_seconds):
+    while not await pause(stop, deps.settings.followup_tick_seconds):
         try:
-            await poll_due(bot)
+            await poll_due(deps)
         except Exception:
             log.exception("followup_tick_failed")
 
 
-async def poll_due(bot: Bot, *, now: datetime | None = None) -> int:
+async def poll_due(deps: FollowupDeps, *, now: datetime | None = None) -> int:
     """Look once at up to ``BATCH`` due follow-ups (``CONCURRENCY`` at a time); how many."""
-    due = await bot.store.due_followups(now, limit=BATCH, lease=_LEASE)
+    due = await deps.store.due_followups(now, limit=BATCH, lease=_LEASE)
     if not due:
         return 0
     gate = asyncio.Semaphore(CONCURRENCY)
@@ -329,7 +346,7 @@ async def poll_due(bot: Bot, *, now: datetime | None = None) -> int:
     async def one(followup: FollowupRecord) -> None:
         async with gate:
             try:
-                await _follow(bot, followup)
+                await _follow(deps, followup)
             except Exception:  # the lease runs out and it is taken again later
                 log.exception("followup_failed", followup=followup.id)
 
@@ -337,15 +354,13 @@ async def poll_due(bot: Bot, *, now: datetime | None = None) -> int:
     return len(due)
 
 
-async def _follow(bot: Bot, followup: FollowupRecord) -> None:
-    from handlers.outcomes import show_outcome
-
-    settings = bot.settings
+async def _follow(deps: FollowupDeps, followup: FollowupRecord) -> None:
+    settings = deps.settings
     query_id = settings.nexthink_status_query_id
     assert query_id is not None
-    record = await bot.store.get_request(followup.request_id)
+    record = await deps.store.get_request(followup.request_id)
     if record is None:
-        await bot.store.finish_followup(followup.id)
+        await deps.store.finish_followup(followup.id)
         return
     progress = Progress.load(followup.last_status)
     expected = list(record.executions_uuids)
@@ -354,9 +369,9 @@ async def _follow(bot: Bot, followup: FollowupRecord) -> None:
     try:
         rows: list[dict[str, Any]] = []
         for request_uuid in record.nexthink_request_uuids or (followup.nexthink_request_uuid,):
-            rows += await bot.nexthink.nql(query_id, {"request_id": request_uuid})
+            rows += await deps.nexthink.nql(query_id, {"request_id": request_uuid})
     except Throttled as exc:
-        await _again(bot, followup, progress, now, exc.retry_after)
+        await _again(deps, followup, progress, now, exc.retry_after)
         return
     except (BadRequest, PermissionDenied, AuthenticationError, ConfigurationError) as exc:
         progress.ending = "error"
@@ -365,7 +380,7 @@ async def _follow(bot: Bot, followup: FollowupRecord) -> None:
     except NexthinkError as exc:
         log.info("followup_query_failed", followup=followup.id, error=type(exc).__name__)
         if now < followup.deadline:
-            await _again(bot, followup, progress, now, None)
+            await _again(deps, followup, progress, now, None)
             return
         progress.ending = "timeout"
     else:
@@ -377,20 +392,24 @@ async def _follow(bot: Bot, followup: FollowupRecord) -> None:
     if progress.ending:
         state = progress.request_state(expected)
         if state is not None and state != record.state:
-            record = await bot.store.update_request(record.id, state=state)
+            record = await deps.store.update_request(record.id, state=state)
     if changed or progress.ending:
-        progress = await show_outcome(bot, record, progress, changed=changed)
+        progress = await deps.notifier.outcome_changed(record, progress, changed)
     if progress.ending:
-        await bot.store.finish_followup(followup.id, last_status=progress.dump())
+        await deps.store.finish_followup(followup.id, last_status=progress.dump())
         log.info("followup_finished", request=record.id, ending=progress.ending)
     else:
-        await _again(bot, followup, progress, now, None)
+        await _again(deps, followup, progress, now, None)
 
 
 async def _again(
-    bot: Bot, followup: FollowupRecord, progress: Progress, now: datetime, wait: float | None
+    deps: FollowupDeps,
+    followup: FollowupRecord,
+    progress: Progress,
+    now: datetime,
+    wait: float | None,
 ) -> None:
-    settings = bot.settings
+    settings = deps.settings
     backoff = next_delay(
         followup.attempts + 1,
         settings.followup_first_poll_seconds,
@@ -398,7 +417,7 @@ async def _again(
     )
     wait = max(wait or 0.0, backoff)  # a 429's Retry-After, if longer
     at = min(now + timedelta(seconds=wait), max(followup.deadline, now))
-    await bot.store.reschedule_followup(followup.id, at, last_status=progress.dump())
+    await deps.store.reschedule_followup(followup.id, at, last_status=progress.dump())
 
 
 def _problem(exc: NexthinkError, query_id: str) -> str:

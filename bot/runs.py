@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bot.catalogue import Catalogue, Entry
+from bot.deciders import clicker
 from bot.identity import Identity, IdentityError
 from bot.logging import get_logger
 from bot.nexthink.client import BulkExecution, NexthinkClient
@@ -150,15 +151,9 @@ class Runner:
     async def principal(self, requester: Requester) -> Principal:
         """The requester as the policy sees them; raises ``Refusal`` without a usable email."""
         try:
-            upn = await self.identity.upn(requester.user_id)
+            return await clicker(self, requester.user_id, strict=True)
         except IdentityError as exc:
             raise Refusal(str(exc)) from None
-        groups = (
-            await self.identity.groups_of(requester.user_id)
-            if self.policy.uses_groups
-            else frozenset()
-        )
-        return Principal(user_id=requester.user_id, upn=upn, groups=groups)
 
     # -- what -----------------------------------------------------------------------------
 

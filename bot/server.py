@@ -15,7 +15,7 @@ import hmac
 import signal
 import time
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -27,11 +27,10 @@ from slack_bolt.request import payload_utils
 from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 
+from bot.app import Bot, StartupError
 from bot.logging import get_logger
 from bot.metrics import ACK_SECONDS
-
-if TYPE_CHECKING:
-    from bot.app import Bot
+from bot.webhook_http import waits_route
 
 __all__ = ["build_web_app", "serve_bot"]
 
@@ -58,9 +57,7 @@ def build_web_app(bot: Bot) -> web.Application:
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
-    from bot.waits import waits_route
-
-    app.router.add_post("/nexthink/waits", waits_route)
+    app.router.add_post("/nexthink/waits", waits_route(bot))
     if not bot.settings.socket_mode:
         app.router.add_post("/slack/events", _slack_events)
     return app
@@ -252,8 +249,6 @@ async def serve_bot(
     that cannot be bound raises ``StartupError`` naming ``PORT``. Whatever happens, the bot is
     closed on the way out.
     """
-    from bot.app import StartupError
-
     port = bot.settings.port if port is None else port
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,22 +1,31 @@
-"""Slack listeners. Each surface lives in its own module and exposes ``register(bot)``."""
+"""The Slack layer: listeners (one module per surface, each with ``register(bot)``), views (the
+``*_views`` modules and ``blocks``), delivery and the notifier the core reports through.
+
+See ARCHITECTURE.md for where each surface lives.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from bot.app import Bot
+from handlers.services import Services
 
 __all__ = ["register_all"]
 
 
-def register_all(bot: Bot) -> None:
-    from handlers import actions, approvals, commands, context, home, modals, shortcuts
+def register_all(bot: Services) -> None:
+    from handlers import (
+        approval_buttons,
+        commands,
+        home,
+        log_context,
+        modals,
+        shortcuts,
+        wait_buttons,
+    )
 
-    context.register(bot)
+    log_context.register(bot)
     commands.register(bot)
     modals.register(bot)
-    actions.register(bot)
-    approvals.register(bot)
+    wait_buttons.register(bot)
+    approval_buttons.register(bot)
     home.register(bot)
     shortcuts.register(bot)

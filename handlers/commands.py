@@ -7,11 +7,8 @@ after it, in a tracked task.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import dataclasses
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 
@@ -19,9 +16,10 @@ from bot.catalogue import Entry
 from bot.logging import get_logger
 from bot.metrics import COMMANDS
 from bot.nexthink.errors import NexthinkError
-from bot.runs import Refusal, Requester, RunRequest, RunResult
+from bot.runs import Refusal, Requester, RunRequest
 from bot.store import StoreError
 from handlers import ids, views
+from handlers.delivery import reply
 from handlers.grammar import (
     HELP,
     GrammarError,
@@ -35,18 +33,16 @@ from handlers.grammar import (
     parse,
     usage,
 )
-from handlers.outcomes import deliver_run_result
-from handlers.replies import reply
+from handlers.modals import open_run_modal
+from handlers.running import run_and_reply
+from handlers.services import Services
 
-if TYPE_CHECKING:
-    from bot.app import Bot
-
-__all__ = ["register", "run_and_reply"]
+__all__ = ["register"]
 
 log = get_logger(__name__)
 
 
-def register(bot: Bot) -> None:
+def register(bot: Services) -> None:
     @bot.app.command(ids.COMMAND)
     async def on_nexthink(ack: AsyncAck, body: dict[str, Any]) -> None:
         requester = Requester(
@@ -78,8 +74,6 @@ def register(bot: Bot) -> None:
             return
         if isinstance(command, OpenModal):
             await ack()
-            from handlers.modals import open_run_modal
-
             bot.tasks.spawn(
                 open_run_modal(bot, str(body.get("trigger_id", "")), requester, response_url),
                 name="open_modal",
@@ -90,7 +84,9 @@ def register(bot: Bot) -> None:
         bot.tasks.spawn(_answer(bot, command, requester, response_url), name=name)
 
 
-async def _answer(bot: Bot, command: Any, requester: Requester, response_url: str | None) -> None:
+async def _answer(
+    bot: Services, command: Any, requester: Requester, response_url: str | None
+) -> None:
     name = type(command).__name__.lower()
     try:
         if isinstance(command, ListWorkflows):
@@ -171,146 +167,8 @@ async def _answer(bot: Bot, command: Any, requester: Requester, response_url: st
     )
 
 
-def _metric_name(source: str) -> str:
-    """Runs are counted as ``run`` from the command, else by where they came from (``modal``,
-    ``home``, ``shortcut``, ``approval``)."""
-    return "run" if source == "command" else source
-
-
 _ACTIONS = {
     "listworkflows": "Listing workflows",
     "info": "Reading the workflow",
     "resume": "Resuming the execution",
 }
-
-
-async def run_and_reply(
-    bot: Bot,
-    requester: Requester,
-    request: RunRequest,
-    *,
-    response_url: str | None,
-    visible: bool = False,
-) -> RunResult | None:
-    """The one run path (command, modal, Home, shortcut): prepare, execute, tell the requester.
-    ``visible`` (the command's ``visible`` word) posts the run in the channel."""
-    kind = _metric_name(request.source)
-    try:
-        prepared = await bot.runner.prepare(requester, request)
-        if visible and not prepared.visible:
-            prepared = dataclasses.replace(prepared, visible=True)
-    except Refusal as exc:
-        COMMANDS.labels(kind, "refused").inc()
-        await reply(
-            bot,
-            views.refusal_message(exc.message, exc.hint),
-            user_id=requester.user_id,
-            channel_id=requester.channel_id,
-            response_url=response_url,
-        )
-        return None
-    return await execute_and_reply(bot, prepared, response_url=response_url)
-
-
-async def execute_and_reply(
-    bot: Bot, prepared: Any, *, response_url: str | None
-) -> RunResult | None:
-    requester: Requester = prepared.requester
-    kind = _metric_name(prepared.source)
-    try:
-        if prepared.approval is not None:
-            from handlers.approvals import request_approval
-
-            await request_approval(bot, prepared, response_url=response_url)
-            COMMANDS.labels(kind, "approval_requested").inc()
-            return None
-        result = await bot.runner.run(prepared)
-    except asyncio.CancelledError:
-        # the bot is stopping and gave up on this run: say so rather than go silent
-        COMMANDS.labels(kind, "interrupted").inc()
-        with contextlib.suppress(Exception):  # Slack unreachable, or cancelled once more
-            await asyncio.wait_for(
-                reply(
-                    bot,
-                    views.interrupted_message(prepared.entry.id),
-                    user_id=requester.user_id,
-                    channel_id=requester.channel_id,
-                    response_url=response_url,
-                ),
-                timeout=1.0,
-            )
-        raise
-    except StoreError as exc:  # the request is recorded before the execute: nothing was sent
-        COMMANDS.labels(kind, "store_unavailable").inc()
-        log.error("run_store_unavailable", error=str(exc))
-        await reply(
-            bot,
-            views.store_unavailable_message(),
-            user_id=requester.user_id,
-            channel_id=requester.channel_id,
-            response_url=response_url,
-        )
-        return None
-    except Exception:
-        COMMANDS.labels(kind, "crashed").inc()
-        ref = uuid.uuid4().hex[:8]
-        log.exception("run_failed", ref=ref)
-        await reply(
-            bot,
-            views.internal_error_message(ref),
-            user_id=requester.user_id,
-            channel_id=requester.channel_id,
-            response_url=response_url,
-        )
-        return None
-    message = run_result_message(result)
-    COMMANDS.labels(kind, "ok" if result.ok else "nexthink_error").inc()
-    # posted where it can be updated, then followed until the executions end (handlers.outcomes)
-    await deliver_run_result(bot, result, message, response_url=response_url)
-    return result
-
-
-def run_result_message(result: RunResult) -> dict[str, Any]:
-    prepared = result.prepared
-    labels = [t.label for t in prepared.targets]
-    if result.execution is not None:
-        return views.run_message(
-            workflow_name=prepared.workflow.display_name,
-            workflow_id=prepared.entry.id,
-            targets=labels,
-            params=prepared.params,
-            requester_id=prepared.requester.user_id,
-            request_uuids=result.execution.request_uuids,
-            executions=len(result.execution.executions_uuids),
-            record_id=result.record.id,
-        )
-    assert result.error is not None
-    details = [
-        ("Workflow", f"`{prepared.entry.id}`"),
-        (
-            "Targets",
-            ", ".join(views.mrkdwn_escape(label) for label in labels[:10])
-            + (f" and {len(labels) - 10} more" if len(labels) > 10 else ""),
-        ),
-    ]
-    if prepared.params:
-        details.append(
-            (
-                "Parameters",
-                ", ".join(f"`{k}={views.mrkdwn_escape(v)}`" for k, v in prepared.params.items()),
-            )
-        )
-    if result.completed is not None and result.completed.request_uuids:
-        details.append(
-            (
-                "Already sent",
-                ", ".join(f"`{u}`" for u in result.completed.request_uuids)
-                + f" ({len(result.completed.executions_uuids)} executions)",
-            )
-        )
-    return views.error_message(
-        result.error,
-        action=f"Running {prepared.workflow.display_name}",
-        details=details,
-        record_id=result.record.id,
-    )

@@ -19,11 +19,12 @@ import asyncio
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.errors import SlackApiError
 
+from bot.deciders import clicker
 from bot.followups import Progress, pause
 from bot.logging import get_logger
 from bot.nexthink.errors import NexthinkError
@@ -31,12 +32,10 @@ from bot.policy import Principal
 from bot.runs import Refusal, Requester, RunRequest
 from bot.store import ApprovalRecord, RequestRecord, StoreError, WaitRecord
 from handlers import ids, payloads
-from handlers.commands import run_and_reply
 from handlers.home_views import Recent, home_view
-from handlers.outcomes import workflow_name
-
-if TYPE_CHECKING:
-    from bot.app import Bot
+from handlers.modals import open_run_modal
+from handlers.running import run_and_reply
+from handlers.services import Services
 
 __all__ = ["build_home", "publish_home", "refresh_forever", "refresh_homes", "register"]
 
@@ -54,13 +53,13 @@ class _Pending:
     records: dict[str, RequestRecord | None] = field(default_factory=dict)
 
     @classmethod
-    async def load(cls, bot: Bot) -> _Pending:
+    async def load(cls, bot: Services) -> _Pending:
         return cls(
             approvals=await bot.store.pending_approvals(limit=200),
             waits=await bot.store.pending_waits(limit=200),
         )
 
-    async def record(self, bot: Bot, request_id: str) -> RequestRecord | None:
+    async def record(self, bot: Services, request_id: str) -> RequestRecord | None:
         if request_id not in self.records:
             self.records[request_id] = await bot.store.get_request(request_id)
         return self.records[request_id]
@@ -71,24 +70,19 @@ def _named(approvers: tuple[str, ...]) -> list[str]:
     return [a for a in approvers if a != "*"]
 
 
-async def _principal(bot: Bot, user_id: str) -> tuple[Principal, str | None]:
+async def _principal(bot: Services, user_id: str) -> tuple[Principal, str | None]:
     """The viewer as the policy sees them, and why they cannot run anything (if so)."""
     try:
-        principal = await bot.runner.principal(Requester(user_id=user_id))
+        await bot.runner.principal(Requester(user_id=user_id))
         problem = None
     except Refusal as exc:
-        principal, problem = Principal(user_id=user_id), f":no_entry: {exc.message}"
-    if not principal.groups:
-        try:  # approvers may name user groups even when the roles do not
-            groups = await bot.identity.groups_of(user_id)
-        except Exception:
-            groups = frozenset()
-        principal = Principal(user_id=user_id, upn=principal.upn, groups=groups)
-    return principal, problem
+        problem = f":no_entry: {exc.message}"
+    # approvers may name user groups even when the roles do not
+    return await clicker(bot, user_id, all_groups=True), problem
 
 
 async def _decisions(
-    bot: Bot, principal: Principal, pending: _Pending
+    bot: Services, principal: Principal, pending: _Pending
 ) -> tuple[list[tuple[ApprovalRecord, RequestRecord, str]], list[WaitRecord]]:
     approvals: list[tuple[ApprovalRecord, RequestRecord, str]] = []
     for approval in pending.approvals:
@@ -107,7 +101,9 @@ async def _decisions(
             requester_id=approval.requester_id,
         )
         if decision.allowed:
-            approvals.append((approval, record, await workflow_name(bot, record.workflow_id)))
+            approvals.append(
+                (approval, record, await bot.catalogue.display_name(record.workflow_id))
+            )
     waits = []
     for wait in pending.waits:
         named = _named(wait.approvers)
@@ -118,7 +114,7 @@ async def _decisions(
     return approvals, waits
 
 
-def _is_approver(bot: Bot, principal: Principal) -> bool:
+def _is_approver(bot: Services, principal: Principal) -> bool:
     """Whether the policy names this person as an approver of some workflow."""
     rules = [w.approval for w in bot.policy.workflows.values() if w.approval is not None]
     return any(
@@ -127,7 +123,7 @@ def _is_approver(bot: Bot, principal: Principal) -> bool:
     )
 
 
-async def _recent(bot: Bot, user_id: str) -> list[Recent]:
+async def _recent(bot: Services, user_id: str) -> list[Recent]:
     records = await bot.store.history(user_id, limit=_RECENT)
     followups = await bot.store.followups_for([r.id for r in records])
     by_request = {f.request_id: f for f in followups}
@@ -137,7 +133,7 @@ async def _recent(bot: Bot, user_id: str) -> list[Recent]:
         recent.append(
             Recent(
                 record=record,
-                workflow_name=await workflow_name(bot, record.workflow_id),
+                workflow_name=await bot.catalogue.display_name(record.workflow_id),
                 progress=Progress.load(followup.last_status) if followup else None,
                 following=followup is not None and not followup.done,
             )
@@ -145,7 +141,9 @@ async def _recent(bot: Bot, user_id: str) -> list[Recent]:
     return recent
 
 
-async def build_home(bot: Bot, user_id: str, *, pending: _Pending | None = None) -> dict[str, Any]:
+async def build_home(
+    bot: Services, user_id: str, *, pending: _Pending | None = None
+) -> dict[str, Any]:
     """The Home tab ``user_id`` should see now."""
     principal, problem = await _principal(bot, user_id)
     entries = []
@@ -184,7 +182,7 @@ async def build_home(bot: Bot, user_id: str, *, pending: _Pending | None = None)
 
 
 async def publish_home(
-    bot: Bot, user_id: str, *, force: bool = False, pending: _Pending | None = None
+    bot: Services, user_id: str, *, force: bool = False, pending: _Pending | None = None
 ) -> bool:
     """Publish ``user_id``'s Home if it changed since last published (always with ``force``).
     Without a database the Home stays as it was (the next refresh brings it up to date)."""
@@ -205,7 +203,7 @@ async def publish_home(
     return True
 
 
-async def refresh_homes(bot: Bot, stop: asyncio.Event | None = None) -> int:
+async def refresh_homes(bot: Services, stop: asyncio.Event | None = None) -> int:
     """Republish the changed Homes of people who opened theirs lately; how many."""
     users = bot.home_viewers.recent()
     if not users:
@@ -222,7 +220,7 @@ async def refresh_homes(bot: Bot, stop: asyncio.Event | None = None) -> int:
     return published
 
 
-async def refresh_forever(bot: Bot, stop: asyncio.Event) -> None:
+async def refresh_forever(bot: Services, stop: asyncio.Event) -> None:
     """Every ``HOME_REFRESH_SECONDS``, bring open Homes up to date, until ``stop`` is set."""
     while not await pause(stop, bot.settings.home_refresh_seconds):
         try:
@@ -235,7 +233,7 @@ def _user_of(body: dict[str, Any]) -> tuple[str, str | None]:
     return payloads.user_id(body), payloads.team_id(body)
 
 
-def register(bot: Bot) -> None:
+def register(bot: Services) -> None:
     app = bot.app
 
     @app.event("app_home_opened")
@@ -270,7 +268,6 @@ def register(bot: Bot) -> None:
     @app.action(ids.HOME_OPEN_MODAL)
     async def on_open_form(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        from handlers.modals import open_run_modal
 
         user_id, team_id = _user_of(body)
         requester = Requester(user_id=user_id, team_id=team_id, channel_id=None)

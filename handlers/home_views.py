@@ -16,19 +16,24 @@ from bot.catalogue import Entry
 from bot.followups import Progress
 from bot.store import ApprovalRecord, RequestRecord, WaitRecord
 from handlers import ids
+from handlers.blocks import (
+    approve_deny_block,
+    button,
+    clip,
+    context,
+    mrkdwn_escape,
+    plain,
+    section,
+    when,
+)
 from handlers.outcome_views import outcome_summary
-from handlers.views import _clip, _context, _section, _when, mrkdwn_escape
-from handlers.wait_views import decision_action_id
+from handlers.wait_views import wait_buttons
 
 __all__ = ["MAX_DECISIONS", "MAX_RUNNABLE", "Recent", "home_view", "run_button"]
 
 MAX_RUNNABLE = 15
 MAX_DECISIONS = 15
 _DIVIDER = {"type": "divider"}
-
-
-def _plain(text: str, limit: int) -> dict[str, Any]:
-    return {"type": "plain_text", "text": _clip(text, limit)}
 
 
 @dataclass(frozen=True)
@@ -55,25 +60,24 @@ def run_button(
         if needs_approval
         else "The result arrives as a message from the bot."
     )
-    return {
-        "type": "button",
-        "action_id": ids.HOME_RUN,
-        "text": _plain("Run", 75),
-        "value": entry.id[:2000],
-        "confirm": {
-            "title": _plain(f"Run {name}?", 100),
+    return button(
+        "Run",
+        ids.HOME_RUN,
+        entry.id[:2000],
+        confirm={
+            "title": plain(f"Run {name}?", 100),
             "text": {
                 "type": "mrkdwn",
-                "text": _clip(
-                    f"Nexthink runs *{mrkdwn_escape(_clip(name, 60))}*{mrkdwn_escape(on)} on your most recent "
+                "text": clip(
+                    f"Nexthink runs *{mrkdwn_escape(clip(name, 60))}*{mrkdwn_escape(on)} on your most recent "
                     f"device{mrkdwn_escape(with_params)}. {then}",
                     300,
                 ),
             },
-            "confirm": _plain("Run", 30),
-            "deny": _plain("Cancel", 30),
+            "confirm": plain("Run", 30),
+            "deny": plain("Cancel", 30),
         },
-    }
+    )
 
 
 def _runnable_blocks(
@@ -85,18 +89,18 @@ def _runnable_blocks(
     may_target_others: bool,
     approval: frozenset[str],
 ) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = [_section("*Fix your own computer*")]
+    blocks: list[dict[str, Any]] = [section("*Fix your own computer*")]
     if problem:
-        blocks.append(_section(problem))
+        blocks.append(section(problem))
         return blocks
     if not entries:
-        blocks.append(_section("There are no workflows you may run on yourself."))
+        blocks.append(section("There are no workflows you may run on yourself."))
     for entry in entries[:MAX_RUNNABLE]:
         wf = entry.workflow
         text = f"*{mrkdwn_escape(wf.display_name)}*"
         if wf.description:
-            text += f"\n{mrkdwn_escape(_clip(wf.description, 300))}"
-        block = _section(text)
+            text += f"\n{mrkdwn_escape(clip(wf.description, 300))}"
+        block = section(text)
         block["block_id"] = f"home_run:{entry.id}"[:255]
         block["accessory"] = run_button(
             entry, upn, defaults.get(entry.id, {}), needs_approval=entry.id in approval
@@ -104,11 +108,11 @@ def _runnable_blocks(
         blocks.append(block)
     if len(entries) > MAX_RUNNABLE:
         blocks.append(
-            _context(f"…and {len(entries) - MAX_RUNNABLE} more: `/nexthink list` shows them all.")
+            context(f"…and {len(entries) - MAX_RUNNABLE} more: `/nexthink list` shows them all.")
         )
     if may_target_others:
         blocks.append(
-            _context(
+            context(
                 "To run a workflow on someone else's user or devices, use `/nexthink`, the "
                 "*Open the run form* button or the *Run a Nexthink workflow* shortcut."
             )
@@ -138,7 +142,7 @@ def _recent_line(item: Recent) -> str:
         state = outcome_summary(counts)
         failed = [s for s in progress.executions.values() if s.status == "failed" and s.details]
         if failed:
-            state += f" ({mrkdwn_escape(_clip(failed[0].details, 120))})"
+            state += f" ({mrkdwn_escape(clip(failed[0].details, 120))})"
         if item.following and not progress.ending:
             emoji = ":hourglass_flowing_sand:"
             state += ", following"
@@ -155,29 +159,17 @@ def _recent_line(item: Recent) -> str:
     else:
         what = f"*{mrkdwn_escape(item.workflow_name)}*"
     uuid = f" · `{record.nexthink_request_uuids[0]}`" if record.nexthink_request_uuids else ""
-    return f"{emoji} {_when(record.created_at)} {what}: {state}{uuid}"
+    return f"{emoji} {when(record.created_at)} {what}: {state}{uuid}"
 
 
 def _recent_blocks(recent: Sequence[Recent]) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = [_section("*Your recent requests*")]
+    blocks: list[dict[str, Any]] = [section("*Your recent requests*")]
     if not recent:
-        blocks.append(_section("None yet. A click on *Run* above starts one."))
+        blocks.append(section("None yet. A click on *Run* above starts one."))
         return blocks
-    blocks.append(_section("\n".join(_recent_line(r) for r in recent)))
-    blocks.append(_context("`/nexthink history` lists them with their ids."))
+    blocks.append(section("\n".join(_recent_line(r) for r in recent)))
+    blocks.append(context("`/nexthink history` lists them with their ids."))
     return blocks
-
-
-def _button(text: str, action_id: str, value: str, style: str | None) -> dict[str, Any]:
-    button: dict[str, Any] = {
-        "type": "button",
-        "text": _plain(text, 75),
-        "action_id": action_id,
-        "value": value,
-    }
-    if style in ("primary", "danger"):
-        button["style"] = style
-    return button
 
 
 def _approval_blocks(
@@ -192,42 +184,28 @@ def _approval_blocks(
         f":raised_hand: <@{record.user_id}> asks to run *{mrkdwn_escape(workflow_name)}* "
         f"(`{record.workflow_id}`) on {targets or 'themselves'}"
         + (f" with {params}" if params else "")
-        + f".\n{len(approval.votes)} of {approval.count} approvals · expires {_when(approval.expires_at)}"
+        + f".\n{len(approval.votes)} of {approval.count} approvals · expires {when(approval.expires_at)}"
     )
     return [
-        _section(text),
-        {
-            "type": "actions",
-            "block_id": f"home_approval:{approval.id}"[:255],
-            "elements": [
-                _button("Approve", ids.APPROVAL_APPROVE, approval.id, "primary"),
-                _button("Deny", ids.APPROVAL_DENY, approval.id, "danger"),
-            ],
-        },
+        section(text),
+        approve_deny_block(f"home_approval:{approval.id}", approval.id),
     ]
 
 
 def _wait_blocks(wait: WaitRecord) -> list[dict[str, Any]]:
     text = (
-        f":pause_button: {mrkdwn_escape(_clip(wait.text, 1500))}\n"
-        f"Nexthink execution `{wait.execution_uuid}` · expires {_when(wait.expires_at)}"
+        f":pause_button: {mrkdwn_escape(clip(wait.text, 1500))}\n"
+        f"Nexthink execution `{wait.execution_uuid}` · expires {when(wait.expires_at)}"
     )
-    buttons = [
-        _button(option.label, decision_action_id(index), f"{wait.id}:{index}", option.style)
-        for index, option in enumerate(wait.options)
-    ]
-    return [
-        _section(text),
-        {"type": "actions", "block_id": f"home_wait:{wait.id}"[:255], "elements": buttons[:25]},
-    ]
+    return [section(text), wait_buttons(wait, f"home_wait:{wait.id}")]
 
 
 def _decision_blocks(
     approvals: Sequence[tuple[ApprovalRecord, RequestRecord, str]], waits: Sequence[WaitRecord]
 ) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = [_section("*Waiting for your decision*")]
+    blocks: list[dict[str, Any]] = [section("*Waiting for your decision*")]
     if not approvals and not waits:
-        blocks.append(_section("Nothing waits for you right now."))
+        blocks.append(section("Nothing waits for you right now."))
         return blocks
     shown = 0
     for approval, record, name in approvals:
@@ -240,7 +218,7 @@ def _decision_blocks(
             shown += 1
     more = len(approvals) + len(waits) - shown
     if more > 0:
-        blocks.append(_context(f"…and {more} more, in the channels where they were posted."))
+        blocks.append(context(f"…and {more} more, in the channels where they were posted."))
     return blocks
 
 
@@ -260,13 +238,13 @@ def home_view(
 ) -> dict[str, Any]:
     """The viewer's Home tab (``views.publish``); ``needs_approval``: the workflow ids that run
     only after approval."""
-    intro = _section(
+    intro = section(
         f"Hi <@{user_id}>! Run a fix on your own computer in one click and see how your requests "
         "went" + (", and decide what waits for you." if approver else ".")
     )
-    intro["accessory"] = _button("Open the run form", ids.HOME_OPEN_MODAL, "open", None)
+    intro["accessory"] = button("Open the run form", ids.HOME_OPEN_MODAL, "open", None)
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": _plain("Nexthink", 150)},
+        {"type": "header", "text": plain("Nexthink", 150)},
         intro,
         _DIVIDER,
         *_runnable_blocks(

@@ -8,15 +8,12 @@ from typing import Any
 
 from bot.catalogue import Entry
 from handlers import ids
+from handlers.blocks import plain
 
 __all__ = ["ModalState", "loading_view", "message_view", "run_view"]
 
 _TITLE = {"type": "plain_text", "text": "Run a Nexthink workflow"}
 _MAX_OPTIONS = 100
-
-
-def _plain(text: str, limit: int = 75) -> dict[str, Any]:
-    return {"type": "plain_text", "text": text if len(text) <= limit else text[: limit - 1] + "…"}
 
 
 class ModalState:
@@ -66,7 +63,7 @@ def loading_view(state: ModalState) -> dict[str, Any]:
         "type": "modal",
         "callback_id": ids.RUN_MODAL,
         "title": _TITLE,
-        "close": _plain("Cancel"),
+        "close": plain("Cancel"),
         "private_metadata": state.dump(),
         "blocks": [
             {
@@ -85,14 +82,14 @@ def message_view(text: str) -> dict[str, Any]:
         "type": "modal",
         "callback_id": ids.RUN_MODAL,
         "title": _TITLE,
-        "close": _plain("Close"),
+        "close": plain("Close"),
         "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}],
     }
 
 
 def _option(entry: Entry) -> dict[str, Any]:
     label = entry.workflow.display_name + (f" ({entry.alias})" if entry.alias else "")
-    return {"text": _plain(label), "value": entry.id[:150]}
+    return {"text": plain(label), "value": entry.id[:150]}
 
 
 def run_view(
@@ -109,7 +106,7 @@ def run_view(
     select: dict[str, Any] = {
         "type": "static_select",
         "action_id": ids.MODAL_WORKFLOW,
-        "placeholder": _plain("Choose a workflow"),
+        "placeholder": plain("Choose a workflow"),
         "options": options,
     }
     if selected is not None:
@@ -119,7 +116,7 @@ def run_view(
             "type": "input",
             "block_id": ids.MODAL_WORKFLOW_BLOCK,
             "dispatch_action": True,
-            "label": _plain("Workflow"),
+            "label": plain("Workflow"),
             "element": select,
         }
     ]
@@ -147,7 +144,7 @@ def run_view(
         users: dict[str, Any] = {
             "type": "multi_users_select",
             "action_id": ids.MODAL_USERS,
-            "placeholder": _plain("Yourself, unless you pick people"),
+            "placeholder": plain("Yourself, unless you pick people"),
         }
         if state.users:
             users["initial_users"] = list(state.users)
@@ -156,7 +153,7 @@ def run_view(
                 "type": "input",
                 "block_id": ids.MODAL_USERS_BLOCK,
                 "optional": True,
-                "label": _plain("Run on these people"),
+                "label": plain("Run on these people"),
                 "element": users,
             }
         )
@@ -165,8 +162,8 @@ def run_view(
                 "type": "input",
                 "block_id": ids.MODAL_DEVICES_BLOCK,
                 "optional": True,
-                "label": _plain("…or these devices"),
-                "hint": _plain("One device name or Collector UUID per line.", 150),
+                "label": plain("…or these devices"),
+                "hint": plain("One device name or Collector UUID per line.", 150),
                 "element": {
                     "type": "plain_text_input",
                     "action_id": ids.MODAL_DEVICES,
@@ -177,14 +174,14 @@ def run_view(
     for name, (allowed, default) in param_choices.items():
         block_id = ids.MODAL_PARAM_PREFIX + name
         if allowed:
-            choices = [{"text": _plain(v), "value": v[:150]} for v in allowed[:_MAX_OPTIONS]]
+            choices = [{"text": plain(v), "value": v[:150]} for v in allowed[:_MAX_OPTIONS]]
             element: dict[str, Any] = {
                 "type": "static_select",
                 "action_id": ids.MODAL_PARAMS,
                 "options": choices,
             }
             if default is not None and default in allowed:
-                element["initial_option"] = {"text": _plain(default), "value": default[:150]}
+                element["initial_option"] = {"text": plain(default), "value": default[:150]}
         else:
             element = {"type": "plain_text_input", "action_id": ids.MODAL_PARAMS}
             if default:
@@ -194,7 +191,7 @@ def run_view(
                 "type": "input",
                 "block_id": block_id,
                 "optional": default is not None or not allowed,
-                "label": _plain(name),
+                "label": plain(name),
                 "element": element,
             }
         )
@@ -204,8 +201,8 @@ def run_view(
                 "type": "input",
                 "block_id": ids.MODAL_PARAMS_BLOCK,
                 "optional": True,
-                "label": _plain("Other parameters"),
-                "hint": _plain("One key=value per line.", 150),
+                "label": plain("Other parameters"),
+                "hint": plain("One key=value per line.", 150),
                 "element": {
                     "type": "plain_text_input",
                     "action_id": ids.MODAL_PARAMS,
@@ -217,8 +214,8 @@ def run_view(
         "type": "modal",
         "callback_id": ids.RUN_MODAL,
         "title": _TITLE,
-        "submit": _plain("Run"),
-        "close": _plain("Cancel"),
+        "submit": plain("Run"),
+        "close": plain("Cancel"),
         "private_metadata": state.dump(),
         "blocks": blocks,
     }

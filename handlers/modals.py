@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.errors import SlackApiError
@@ -23,14 +23,12 @@ from bot.nexthink.errors import NexthinkError
 from bot.nexthink.models import is_uuid
 from bot.runs import PreparedRun, Refusal, Requester, RunRequest
 from handlers import ids, views
-from handlers.commands import execute_and_reply
+from handlers.delivery import reply
 from handlers.grammar import DeviceTarget, UserTarget
 from handlers.modal_views import ModalState, loading_view, message_view, run_view
 from handlers.payloads import first_action, obj, team_id, text, user_id
-from handlers.replies import reply
-
-if TYPE_CHECKING:
-    from bot.app import Bot
+from handlers.running import execute_and_reply
+from handlers.services import Services
 
 __all__ = ["open_run_modal", "parse_submission", "register"]
 
@@ -41,7 +39,7 @@ _INLINE_WAIT = 2.0  # seconds to wait for the checks before closing the modal wi
 
 
 async def open_run_modal(
-    bot: Bot,
+    bot: Services,
     trigger_id: str,
     requester: Requester,
     response_url: str | None,
@@ -75,7 +73,7 @@ async def open_run_modal(
 
 
 async def _fill(
-    bot: Bot,
+    bot: Services,
     requester: Requester,
     state: ModalState,
     *,
@@ -115,7 +113,9 @@ async def _fill(
         log.info("modal_update_skipped", error=exc.response.get("error"))
 
 
-def _param_choices(bot: Bot, entry: Entry | None) -> dict[str, tuple[tuple[str, ...], str | None]]:
+def _param_choices(
+    bot: Services, entry: Entry | None
+) -> dict[str, tuple[tuple[str, ...], str | None]]:
     if entry is None:
         return {}
     choices: dict[str, tuple[tuple[str, ...], str | None]] = {}
@@ -205,7 +205,7 @@ def _error_block(exc: Refusal, values: dict[str, Any]) -> str:
     return ids.MODAL_WORKFLOW_BLOCK
 
 
-def register(bot: Bot) -> None:
+def register(bot: Services) -> None:
     app = bot.app
 
     @app.action(ids.MODAL_WORKFLOW)
@@ -283,7 +283,7 @@ def register(bot: Bot) -> None:
 _Prepared = PreparedRun | Refusal | NexthinkError
 
 
-async def _prepare(bot: Bot, requester: Requester, request: RunRequest) -> _Prepared:
+async def _prepare(bot: Services, requester: Requester, request: RunRequest) -> _Prepared:
     """``Runner.prepare`` in a tracked task: an expected refusal is returned, not raised, since a
     background task that raises is counted (and logged) as a bug."""
     try:
@@ -299,7 +299,7 @@ def _prepared(outcome: _Prepared) -> PreparedRun:
 
 
 async def _finish_late(
-    bot: Bot, preparing: asyncio.Task[_Prepared], requester: Requester, state: ModalState
+    bot: Services, preparing: asyncio.Task[_Prepared], requester: Requester, state: ModalState
 ) -> None:
     try:
         prepared = _prepared(await preparing)

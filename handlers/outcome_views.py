@@ -12,7 +12,8 @@ from typing import Any
 
 from bot.followups import ExecutionState, Progress
 from bot.store import RequestRecord
-from handlers.views import Message, _clip, _context, _section, mrkdwn_escape, run_message
+from handlers.blocks import Message, clip, context, mrkdwn_escape, section
+from handlers.views import run_message
 
 __all__ = [
     "approval_root_message",
@@ -92,7 +93,7 @@ def _line(label: str, state: ExecutionState | None) -> str:
     extra = [x for x in extra if x and x.casefold() != shown.casefold()]
     line = f"{emoji} {mrkdwn_escape(label)} — {shown}"
     if extra:
-        line += ": " + " · ".join(mrkdwn_escape(_clip(x, 300)) for x in extra)
+        line += ": " + " · ".join(mrkdwn_escape(clip(x, 300)) for x in extra)
     return line
 
 
@@ -124,7 +125,7 @@ def outcome_blocks(
 ) -> list[dict[str, Any]]:
     """The *Outcome* section; ``progress`` None means the bot does not follow it (no query)."""
     if progress is None:
-        return [_context(":mag: " + check_in_nexthink(record))]
+        return [context(":mag: " + check_in_nexthink(record))]
     counts = progress.counts(list(record.executions_uuids))
     summary = outcome_summary(counts)
     if progress.ending == "done":
@@ -140,9 +141,9 @@ def outcome_blocks(
         )
     else:
         head = f"*Outcome* (updated here as the executions end): {summary}."
-    blocks: list[dict[str, Any]] = [_section(f"{head}\n{_lines(record, progress)}")]
+    blocks: list[dict[str, Any]] = [section(f"{head}\n{_lines(record, progress)}")]
     if progress.ending in ("timeout", "error"):
-        blocks.append(_context(":mag: " + check_in_nexthink(record)))
+        blocks.append(context(":mag: " + check_in_nexthink(record)))
     return blocks
 
 
@@ -153,7 +154,7 @@ def with_blocks(
     out = dict(message)
     out["blocks"] = [*(message.get("blocks") or []), *blocks][:50]
     if text:
-        out["text"] = _clip(text, 3000)
+        out["text"] = clip(text, 3000)
     return out
 
 
@@ -201,7 +202,7 @@ def thread_update_message(
     if not parts:
         return None
     text = "\n".join(parts)
-    return {"text": _clip(f"{workflow_name}: {text}", 3000), "blocks": [_section(text)]}
+    return {"text": clip(f"{workflow_name}: {text}", 3000), "blocks": [section(text)]}
 
 
 def final_message(record: RequestRecord, workflow_name: str, progress: Progress) -> Message:
@@ -212,8 +213,8 @@ def final_message(record: RequestRecord, workflow_name: str, progress: Progress)
         f"*{mrkdwn_escape(workflow_name)}* (`{record.workflow_id}`), Nexthink request {uuids}: "
         f"{outcome_summary(counts)}."
     )
-    blocks = [_section(head), *outcome_blocks(record, progress)]
-    return {"text": _clip(f"{workflow_name}: {outcome_summary(counts)}", 3000), "blocks": blocks}
+    blocks = [section(head), *outcome_blocks(record, progress)]
+    return {"text": clip(f"{workflow_name}: {outcome_summary(counts)}", 3000), "blocks": blocks}
 
 
 def approval_root_message(
@@ -240,8 +241,8 @@ def approval_root_message(
         where = f" in <#{approval_channel}>" if approval_channel else ""
         status = f":raised_hand: Waiting for approval{where}; decisions and the outcome follow in this thread."
     return {
-        "text": _clip(f"{workflow_name}: {status}", 3000),
-        "blocks": [_section(asked), _section(status)],
+        "text": clip(f"{workflow_name}: {status}", 3000),
+        "blocks": [section(asked), section(status)],
     }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["first_action", "obj", "team_id", "text", "user_id"]
+__all__ = ["click_of", "first_action", "obj", "team_id", "text", "user_id"]
 
 
 def obj(value: Any) -> dict[str, Any]:
@@ -41,3 +41,12 @@ def team_id(body: dict[str, Any]) -> str | None:
         or text(obj(body.get("user")).get("team_id"))
     )
     return found or None
+
+
+def click_of(body: dict[str, Any]) -> tuple[str, str | None, str | None, str]:
+    """(user id, channel id, message ts, button value) of a block_actions payload; fields that
+    are missing or of another type read as empty."""
+    container = obj(body.get("container"))
+    channel = text(container.get("channel_id")) or text(obj(body.get("channel")).get("id"))
+    ts = text(container.get("message_ts")) or text(obj(body.get("message")).get("ts"))
+    return user_id(body), channel or None, ts or None, text(first_action(body).get("value"))

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 
@@ -20,9 +20,7 @@ from bot.runs import Requester
 from handlers import ids
 from handlers.modals import open_run_modal
 from handlers.payloads import obj, team_id, text, user_id
-
-if TYPE_CHECKING:
-    from bot.app import Bot
+from handlers.services import Services
 
 __all__ = ["author_of", "register"]
 
@@ -42,7 +40,7 @@ def _requester(body: dict[str, Any], channel_id: str | None) -> Requester:
     return Requester(user_id=user_id(body), team_id=team_id(body), channel_id=channel_id)
 
 
-def register(bot: Bot) -> None:
+def register(bot: Services) -> None:
     app = bot.app
 
     @app.shortcut(ids.GLOBAL_SHORTCUT)

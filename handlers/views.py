@@ -8,8 +8,7 @@ screen-reader fallback, ``blocks`` the layout.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot.catalogue import Entry
@@ -22,6 +21,17 @@ from bot.nexthink.errors import (
     Throttled,
     may_have_run,
 )
+from bot.runs import RunResult
+from handlers.blocks import (
+    SECTION_LIMIT,
+    Message,
+    clip,
+    context,
+    fields,
+    mrkdwn_escape,
+    section,
+    when,
+)
 
 __all__ = [
     "Message",
@@ -33,56 +43,28 @@ __all__ = [
     "refusal_message",
     "resume_message",
     "run_message",
+    "run_result_message",
     "store_unavailable_message",
     "text_message",
     "usage_message",
 ]
 
-Message = dict[str, Any]
 
-_SECTION_LIMIT = 2900  # Slack refuses section text over 3,000 characters
 _MAX_BLOCKS = 48  # Slack refuses more than 50 blocks in a message
 
 
-def mrkdwn_escape(text: str) -> str:
-    """Text from outside (Nexthink, users) shown verbatim: Slack's three escapes."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _clip(text: str, limit: int = _SECTION_LIMIT) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text)}}
-
-
-def _context(*texts: str) -> dict[str, Any]:
-    return {
-        "type": "context",
-        "elements": [{"type": "mrkdwn", "text": _clip(t, 2000)} for t in texts if t][:10],
-    }
-
-
-def _fields(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    return {
-        "type": "section",
-        "fields": [{"type": "mrkdwn", "text": _clip(f"*{k}*\n{v}", 2000)} for k, v in pairs][:10],
-    }
-
-
 def text_message(text: str) -> Message:
-    return {"text": _clip(text, 3000), "blocks": [_section(text)]}
+    return {"text": clip(text, 3000), "blocks": [section(text)]}
 
 
 def usage_message(problem: str, usage: str) -> Message:
-    return {"text": f"{problem}", "blocks": [_section(f":warning: {problem}"), _section(usage)]}
+    return {"text": f"{problem}", "blocks": [section(f":warning: {problem}"), section(usage)]}
 
 
 def refusal_message(message: str, hint: str | None = None) -> Message:
-    blocks = [_section(f":no_entry: {message}")]
+    blocks = [section(f":no_entry: {message}")]
     if hint:
-        blocks.append(_context(hint))
+        blocks.append(context(hint))
     return {"text": message, "blocks": blocks}
 
 
@@ -101,11 +83,11 @@ def list_message(entries: Sequence[Entry], filter_text: str | None) -> Message:
     if not entries:
         what = f" matching “{filter_text}”" if filter_text else ""
         text = f"There are no workflows{what} that you may run here."
-        return {"text": text, "blocks": [_section(text)]}
+        return {"text": text, "blocks": [section(text)]}
     title = f"Workflows you may run{f' matching “{filter_text}”' if filter_text else ''}: {len(entries)}"
-    blocks: list[dict[str, Any]] = [_section(f"*{title}*")]
+    blocks: list[dict[str, Any]] = [section(f"*{title}*")]
     if len(entries) <= _MAX_BLOCKS - 2:
-        blocks += [_section(_workflow_line(e)) for e in entries]
+        blocks += [section(_workflow_line(e)) for e in entries]
     else:  # compact: many workflows per section
         chunk: list[str] = []
         for e in entries:
@@ -114,14 +96,14 @@ def list_message(entries: Sequence[Entry], filter_text: str | None) -> Message:
                 + (f" ({e.alias})" if e.alias else "")
                 + f" {mrkdwn_escape(e.workflow.display_name)}"
             )
-            if sum(len(c) + 1 for c in chunk) + len(line) > _SECTION_LIMIT:
-                blocks.append(_section("\n".join(chunk)))
+            if sum(len(c) + 1 for c in chunk) + len(line) > SECTION_LIMIT:
+                blocks.append(section("\n".join(chunk)))
                 chunk = []
             chunk.append(line)
         if chunk:
-            blocks.append(_section("\n".join(chunk)))
+            blocks.append(section("\n".join(chunk)))
         blocks = blocks[:_MAX_BLOCKS]
-    blocks.append(_context("Run one with `/nexthink run <workflow>`, or `/nexthink` for a form."))
+    blocks.append(context("Run one with `/nexthink run <workflow>`, or `/nexthink` for a form."))
     return {"text": title, "blocks": blocks}
 
 
@@ -137,17 +119,17 @@ def info_message(entry: Entry) -> Message:
     if wf.parameters:
         pairs.append(("Parameters", ", ".join(f"`{p}`" for p in wf.parameters)))
     if wf.last_update_time:
-        pairs.append(("Last updated", _when(wf.last_update_time)))
+        pairs.append(("Last updated", when(wf.last_update_time)))
     if wf.uuid:
         pairs.append(("UUID", f"`{wf.uuid}`"))
     blocks = [
-        _section(f"*{mrkdwn_escape(wf.display_name)}*\n{mrkdwn_escape(wf.description)}".rstrip()),
-        _fields(pairs),
+        section(f"*{mrkdwn_escape(wf.display_name)}*\n{mrkdwn_escape(wf.description)}".rstrip()),
+        fields(pairs),
     ]
     usage = f"/nexthink run {entry.alias or wf.id}"
     if wf.parameters:
         usage += " " + " ".join(f"{p}=…" for p in wf.parameters)
-    blocks.append(_context(f"Run it: `{usage}`"))
+    blocks.append(context(f"Run it: `{usage}`"))
     return {"text": f"{wf.display_name} ({wf.id})", "blocks": blocks}
 
 
@@ -158,12 +140,6 @@ def _dependency_text(dependency: str) -> str:
         "USER_AND_DEVICE": "a user and their device",
         "NONE": "no target",
     }.get(dependency, dependency)
-
-
-def _when(moment: datetime) -> str:
-    stamp = int(moment.timestamp())
-    fallback = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{stamp}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
 def _params_text(params: Mapping[str, str]) -> str:
@@ -201,9 +177,9 @@ def run_message(
     return {
         "text": text,
         "blocks": [
-            _section(head),
-            _fields(pairs),
-            _context(f"Requested by <@{requester_id}> · bot record `{record_id}`"),
+            section(head),
+            fields(pairs),
+            context(f"Requested by <@{requester_id}> · bot record `{record_id}`"),
         ],
     }
 
@@ -246,11 +222,11 @@ def error_message(
         head = f":x: {action}: {exc.summary}. Nothing was run."
         if exc.message and exc.message != exc.summary:
             head += f"\n>{mrkdwn_escape(exc.message)}"
-    blocks: list[dict[str, Any]] = [_section(head)]
+    blocks: list[dict[str, Any]] = [section(head)]
     if details:
-        blocks.append(_fields(details))
+        blocks.append(fields(details))
     if record_id:
-        blocks.append(_context(f"bot record `{record_id}`"))
+        blocks.append(context(f"bot record `{record_id}`"))
     return {"text": head.split("\n")[0].replace("*", ""), "blocks": blocks}
 
 
@@ -270,7 +246,7 @@ def resume_message(
     ]
     return {
         "text": f"Execution {execution_uuid} resumed",
-        "blocks": [_section(head), _fields(pairs)],
+        "blocks": [section(head), fields(pairs)],
     }
 
 
@@ -289,16 +265,16 @@ _STATE_EMOJI = {
 def history_message(records: Sequence[Any]) -> Message:
     if not records:
         text = "You have no requests yet. `/nexthink run <workflow>` starts one."
-        return {"text": text, "blocks": [_section(text)]}
+        return {"text": text, "blocks": [section(text)]}
     lines = []
     for r in records:
         emoji = _STATE_EMOJI.get(r.state, "•")
         uuids = ", ".join(f"`{u}`" for u in r.nexthink_request_uuids) or "no Nexthink request"
         lines.append(
-            f"{emoji} {_when(r.created_at)} *{r.kind}* `{r.workflow_id}` — {r.state.replace('_', ' ')} · {uuids}"
+            f"{emoji} {when(r.created_at)} *{r.kind}* `{r.workflow_id}` — {r.state.replace('_', ' ')} · {uuids}"
         )
     title = f"Your last {len(records)} request{'s' if len(records) != 1 else ''}"
-    return {"text": title, "blocks": [_section(f"*{title}*"), _section("\n".join(lines))]}
+    return {"text": title, "blocks": [section(f"*{title}*"), section("\n".join(lines))]}
 
 
 #: what a person reads when the bot's database does not answer before anything was done
@@ -317,7 +293,7 @@ def internal_error_message(ref: str) -> Message:
         ":boom: Something went wrong on the bot's side and your request was not completed. "
         f"The bot's operator can find the details in its log under reference `{ref}`."
     )
-    return {"text": text, "blocks": [_section(text)]}
+    return {"text": text, "blocks": [section(text)]}
 
 
 def interrupted_message(workflow_id: str) -> Message:
@@ -325,4 +301,51 @@ def interrupted_message(workflow_id: str) -> Message:
         f":warning: The bot restarted while sending `{mrkdwn_escape(workflow_id)}` to Nexthink, so "
         "it *may or may not have run*. Check `/nexthink history` or Nexthink before trying again."
     )
-    return {"text": text.replace("*", ""), "blocks": [_section(text)]}
+    return {"text": text.replace("*", ""), "blocks": [section(text)]}
+
+
+def run_result_message(result: RunResult) -> Message:
+    """A run's reply: what was sent, or what went wrong (and what was sent before)."""
+    prepared = result.prepared
+    labels = [t.label for t in prepared.targets]
+    if result.execution is not None:
+        return run_message(
+            workflow_name=prepared.workflow.display_name,
+            workflow_id=prepared.entry.id,
+            targets=labels,
+            params=prepared.params,
+            requester_id=prepared.requester.user_id,
+            request_uuids=result.execution.request_uuids,
+            executions=len(result.execution.executions_uuids),
+            record_id=result.record.id,
+        )
+    assert result.error is not None
+    details = [
+        ("Workflow", f"`{prepared.entry.id}`"),
+        (
+            "Targets",
+            ", ".join(mrkdwn_escape(label) for label in labels[:10])
+            + (f" and {len(labels) - 10} more" if len(labels) > 10 else ""),
+        ),
+    ]
+    if prepared.params:
+        details.append(
+            (
+                "Parameters",
+                ", ".join(f"`{k}={mrkdwn_escape(v)}`" for k, v in prepared.params.items()),
+            )
+        )
+    if result.completed is not None and result.completed.request_uuids:
+        details.append(
+            (
+                "Already sent",
+                ", ".join(f"`{u}`" for u in result.completed.request_uuids)
+                + f" ({len(result.completed.executions_uuids)} executions)",
+            )
+        )
+    return error_message(
+        result.error,
+        action=f"Running {prepared.workflow.display_name}",
+        details=details,
+        record_id=result.record.id,
+    )

@@ -1,40 +1,69 @@
-"""Messages for paused executions and bot-side approvals (pure Block Kit builders)."""
+"""Messages for paused executions (pure Block Kit builders): the question with its buttons, the
+question once settled, what each ``WaitNews`` reads like, and the clicker's refusals."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.store import ApprovalRecord, RequestRecord, WaitRecord
+from bot.notifier import WaitNews
+from bot.store import WaitRecord
+from bot.waits import ClickRefused
 from handlers import ids
-from handlers.views import Message, _clip, _context, _fields, _section, _when, mrkdwn_escape
+from handlers.blocks import Message, button, clip, context, mrkdwn_escape, section, when
 
 __all__ = [
-    "approval_message",
-    "approval_settled_message",
+    "UNKNOWN_BUTTON",
+    "click_refusal_text",
+    "decided_line",
     "decision_action_id",
+    "principal_text",
+    "wait_buttons",
     "wait_message",
+    "wait_news_message",
     "wait_settled_message",
 ]
 
+UNKNOWN_BUTTON = "This button does not belong to a question the bot knows."
 
-def _button(text: str, action_id: str, value: str, style: str | None) -> dict[str, Any]:
-    button: dict[str, Any] = {
-        "type": "button",
-        "text": {"type": "plain_text", "text": _clip(text, 75)},
-        "action_id": action_id,
-        "value": value,
-    }
-    if style in {"primary", "danger"}:
-        button["style"] = style
-    return button
+_REFUSALS = {
+    "unknown": UNKNOWN_BUTTON,
+    "not_found": "This question is no longer known to the bot.",
+    "expired": "This question has expired; nothing was sent to Nexthink.",
+    "in_progress": "{who} is deciding this right now.",
+    "decided": "This was already decided by {who} {when}.",
+    "failed": "This was already answered by {who} {when}, and Nexthink refused it.",
+    "own_request": "You asked for this, so someone else has to decide it.",
+}
+
+_RETRY = (
+    "An approver may try again; if the execution was already resumed, Nexthink will refuse the "
+    "second try."
+)
 
 
 def decision_action_id(index: int) -> str:
     """The action id of option ``index``'s button: Slack refuses an actions block whose elements
     share an action id, so each button gets ``WAIT_DECISION`` plus its index."""
     return f"{ids.WAIT_DECISION}:{index}"
+
+
+def wait_buttons(wait: WaitRecord, block_id: str) -> dict[str, Any]:
+    """One button per option (channel message and Home tab alike)."""
+    buttons = [
+        button(option.label, decision_action_id(index), f"{wait.id}:{index}", option.style)
+        for index, option in enumerate(wait.options)
+    ]
+    return {"type": "actions", "block_id": block_id[:255], "elements": buttons[:25]}
+
+
+def principal_text(value: str) -> str:
+    """An approver as written in the policy or the webhook: a mention, a handle or a UPN."""
+    if value.startswith(("U", "W")) and value.isalnum():
+        return f"<@{value}>"
+    if value.startswith("@"):
+        return f"`{value}`"
+    return mrkdwn_escape(value)
 
 
 def wait_message(
@@ -44,115 +73,88 @@ def wait_message(
     text = mrkdwn_escape(wait.text)
     if mention:
         text = f"{mention} {text}"
-    buttons = [
-        _button(option.label, decision_action_id(index), f"{wait.id}:{index}", option.style)
-        for index, option in enumerate(wait.options)
-    ]
-    blocks: list[dict[str, Any]] = [_section(text)]
+    blocks: list[dict[str, Any]] = [section(text)]
     if note:
-        blocks.append(_section(note))
-    blocks.append(
-        {"type": "actions", "block_id": f"wait:{wait.id}"[:255], "elements": buttons[:25]}
-    )
+        blocks.append(section(note))
+    blocks.append(wait_buttons(wait, f"wait:{wait.id}"))
     who = ""
     if wait.approvers:
-        who = "Who may decide: " + ", ".join(_principal(a) for a in wait.approvers[:10]) + " · "
+        who = "Who may decide: " + ", ".join(principal_text(a) for a in wait.approvers[:10]) + " · "
     blocks.append(
-        _context(
-            f"{who}Expires {_when(wait.expires_at)} · Nexthink execution `{wait.execution_uuid}`"
+        context(
+            f"{who}Expires {when(wait.expires_at)} · Nexthink execution `{wait.execution_uuid}`"
         )
     )
-    return {"text": _clip(wait.text, 3000), "blocks": blocks}
+    return {"text": clip(wait.text, 3000), "blocks": blocks}
 
 
 def wait_settled_message(wait: WaitRecord, *, headline: str, detail: str | None = None) -> Message:
     """The question after it was decided, failed or expired: no buttons left to click."""
-    blocks: list[dict[str, Any]] = [_section(mrkdwn_escape(wait.text)), _section(headline)]
+    blocks: list[dict[str, Any]] = [section(mrkdwn_escape(wait.text)), section(headline)]
     if detail:
-        blocks.append(_context(detail))
+        blocks.append(context(detail))
     blocks.append(
-        _context(f"Nexthink workflow `{wait.workflow_uuid}` · execution `{wait.execution_uuid}`")
+        context(f"Nexthink workflow `{wait.workflow_uuid}` · execution `{wait.execution_uuid}`")
     )
-    return {"text": _clip(f"{wait.text} — {headline}", 3000), "blocks": blocks}
-
-
-def _principal(value: str) -> str:
-    if value.startswith(("U", "W")) and value.isalnum():
-        return f"<@{value}>"
-    if value.startswith("@"):
-        return f"`{value}`"
-    return mrkdwn_escape(value)
-
-
-def approval_message(
-    approval: ApprovalRecord,
-    request: RequestRecord,
-    *,
-    workflow_name: str,
-    targets: Sequence[str],
-) -> Message:
-    params = (
-        ", ".join(f"`{k}={mrkdwn_escape(str(v))}`" for k, v in sorted(request.params.items()))
-        or "none"
-    )
-    votes = len(approval.votes)
-    head = f":raised_hand: <@{request.user_id}> asks to run *{mrkdwn_escape(workflow_name)}* (`{request.workflow_id}`)."
-    blocks: list[dict[str, Any]] = [
-        _section(head),
-        _fields(
-            [
-                (
-                    "Targets",
-                    ", ".join(mrkdwn_escape(t) for t in targets[:10])
-                    + (f" and {len(targets) - 10} more" if len(targets) > 10 else ""),
-                ),
-                ("Parameters", params),
-                (
-                    "Approvals",
-                    f"{votes} of {approval.count}"
-                    + (
-                        " — " + ", ".join(f"<@{v.user_id}>" for v in approval.votes)
-                        if votes
-                        else ""
-                    ),
-                ),
-                ("Expires", _when(approval.expires_at)),
-            ]
-        ),
-        {
-            "type": "actions",
-            "block_id": f"approval:{approval.id}"[:255],
-            "elements": [
-                _button("Approve", ids.APPROVAL_APPROVE, approval.id, "primary"),
-                _button("Deny", ids.APPROVAL_DENY, approval.id, "danger"),
-            ],
-        },
-    ]
-    if approval.approvers:
-        blocks.append(
-            _context(
-                "Who may approve: "
-                + ", ".join(_principal(a) for a in approval.approvers[:10])
-                + " (never the requester)"
-            )
-        )
-    return {"text": f"Approval needed: {workflow_name} for {request.user_id}", "blocks": blocks}
-
-
-def approval_settled_message(
-    approval: ApprovalRecord,
-    request: RequestRecord,
-    *,
-    workflow_name: str,
-    headline: str,
-    detail: str | None = None,
-) -> Message:
-    head = f"<@{request.user_id}> asked to run *{mrkdwn_escape(workflow_name)}* (`{request.workflow_id}`)."
-    blocks: list[dict[str, Any]] = [_section(head), _section(headline)]
-    if detail:
-        blocks.append(_context(detail))
-    return {"text": f"{workflow_name}: {headline}", "blocks": blocks}
+    return {"text": clip(f"{wait.text} — {headline}", 3000), "blocks": blocks}
 
 
 def decided_line(emoji: str, who: str, label: str, at: datetime) -> str:
-    return f"{emoji} *{mrkdwn_escape(label)}* — decided by <@{who}> {_when(at)}"
+    return f"{emoji} *{mrkdwn_escape(label)}* — decided by <@{who}> {when(at)}"
+
+
+def wait_news_message(wait: WaitRecord, news: WaitNews) -> Message:
+    """The question's message after ``news``."""
+    who, label = f"<@{news.user_id}>", f"*{mrkdwn_escape(news.option_label)}*"
+    at = when(news.at) if news.at else ""
+    if news.event == "expired":
+        headline = (
+            ":hourglass: This question expired; nothing was sent to Nexthink."
+            if news.on_click
+            else ":hourglass: This question expired without a decision; nothing was sent to Nexthink."
+        )
+        return wait_settled_message(wait, headline=headline)
+    if news.event == "sending":
+        headline = f":hourglass_flowing_sand: {who} chose {label}; sending it to Nexthink…"
+        return wait_settled_message(wait, headline=headline)
+    if news.event == "refused":
+        return wait_settled_message(
+            wait,
+            headline=f":x: {who} chose {label} {at}, but Nexthink refused it: {news.detail}",
+            detail="The question is closed; nothing was resumed.",
+        )
+    if news.event == "decided":
+        emoji = ":white_check_mark:" if news.option_style != "danger" else ":no_entry_sign:"
+        assert news.user_id is not None
+        assert news.at is not None
+        return wait_settled_message(
+            wait,
+            headline=decided_line(emoji, news.user_id, news.option_label, news.at),
+            detail=f"Nexthink resumed the execution: request {news.detail}",
+        )
+    return wait_message(wait, mention=news.mention, note=_reopened_note(news))
+
+
+def _reopened_note(news: WaitNews) -> str:
+    who, label = f"<@{news.user_id}>", f"*{mrkdwn_escape(news.option_label)}*"
+    if news.event == "unclear":
+        return (
+            f":warning: {who}'s {label} did not get a clear answer from Nexthink "
+            f"({news.detail}). {_RETRY}"
+        )
+    if news.event == "interrupted":
+        return f":warning: The bot restarted while sending {who}'s {label} to Nexthink. {_RETRY}"
+    return (
+        ":warning: A decision was started but the bot stopped before Nexthink answered, so the "
+        "execution may or may not have been resumed. Try again: if it was, Nexthink refuses "
+        "the second answer."
+    )
+
+
+def click_refusal_text(refused: ClickRefused) -> str:
+    """What the clicker alone reads when their click did nothing."""
+    if refused.reason == "policy":
+        return refused.text
+    who = f"<@{refused.by}>" if refused.by else "someone"
+    moment = when(refused.at) if refused.at else ""
+    return _REFUSALS.get(refused.reason, UNKNOWN_BUTTON).format(who=who, when=moment)

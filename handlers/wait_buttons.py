@@ -1,9 +1,10 @@
-"""Buttons on paused executions: acknowledge, then decide in the background."""
+"""The buttons of a paused execution's question: acknowledge, then decide in the background
+(``bot.waits.decide``)."""
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 
@@ -11,12 +12,11 @@ from bot.logging import get_logger
 from bot.store import StoreError
 from bot.waits import decide
 from handlers import ids
-from handlers.payloads import first_action, obj, text, user_id
-from handlers.replies import reply
+from handlers.delivery import reply
+from handlers.payloads import click_of
+from handlers.services import Services
 from handlers.views import STORE_UNAVAILABLE, text_message
-
-if TYPE_CHECKING:
-    from bot.app import Bot
+from handlers.wait_views import UNKNOWN_BUTTON, click_refusal_text
 
 __all__ = ["register"]
 
@@ -27,16 +27,7 @@ log = get_logger(__name__)
 _DECISION = re.compile(rf"^{re.escape(ids.WAIT_DECISION)}(?::\d+)?$")
 
 
-def click_of(body: dict[str, Any]) -> tuple[str, str | None, str | None, str]:
-    """(user id, channel id, message ts, button value) of a block_actions payload; fields that
-    are missing or of another type read as empty."""
-    container = obj(body.get("container"))
-    channel = text(container.get("channel_id")) or text(obj(body.get("channel")).get("id"))
-    ts = text(container.get("message_ts")) or text(obj(body.get("message")).get("ts"))
-    return user_id(body), channel or None, ts or None, text(first_action(body).get("value"))
-
-
-def register(bot: Bot) -> None:
+def register(bot: Services) -> None:
     @bot.app.action(_DECISION)
     async def on_decision(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
@@ -46,10 +37,10 @@ def register(bot: Bot) -> None:
 
         async def work() -> None:
             if not wait_id or not index.isdigit():
-                answer: str | None = "This button does not belong to a question the bot knows."
+                answer: str | None = UNKNOWN_BUTTON
             else:
                 try:
-                    answer = await decide(
+                    refused = await decide(
                         bot,
                         wait_id=wait_id,
                         option_index=int(index),
@@ -57,6 +48,7 @@ def register(bot: Bot) -> None:
                         channel_id=channel_id,
                         message_ts=ts,
                     )
+                    answer = click_refusal_text(refused) if refused else None
                 except StoreError as exc:  # decide records what it sent even without a database
                     log.error("decision_store_unavailable", error=str(exc))
                     answer = STORE_UNAVAILABLE
@@ -67,7 +59,7 @@ def register(bot: Bot) -> None:
 
 
 async def _ephemeral(
-    bot: Bot, text: str, user_id: str, channel_id: str | None, response_url: str | None
+    bot: Services, text: str, user_id: str, channel_id: str | None, response_url: str | None
 ) -> None:
     # the response_url of a click would replace or follow the shared message; answer privately
     del response_url

@@ -1,4 +1,8 @@
-"""Where a run's reply lives, and how its outcome reaches it later.
+"""Every message the bot sends a person: where it goes, and how a run's outcome reaches it later.
+
+The Slack calls that post, update and answer through a response URL are here, once each
+(``post_message``, ``update_message``, ``send_to_response_url``); ``reply`` is the answer to one
+person (the response URL while it is valid, else an ephemeral or a direct message).
 
 ``deliver_run_result`` is the last step of the one run path (command, modal, Home, shortcuts,
 approved runs). It posts the result and records on the request where the reply lives, so the
@@ -18,7 +22,7 @@ outcome follow-up (``bot.followups``) can update it, even after a restart:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
@@ -26,20 +30,20 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot import followups
 from bot.followups import Progress
 from bot.logging import get_logger
+from bot.runs import PreparedRun, RunResult
 from bot.store import ApprovalRecord, RequestRecord
 from handlers import outcome_views as ov
-from handlers.replies import reply
-
-if TYPE_CHECKING:
-    from bot.app import Bot
-    from bot.runs import PreparedRun, RunResult
+from handlers.services import Services
 
 __all__ = [
     "announce_approval",
     "deliver_run_result",
+    "post_message",
+    "reply",
+    "send_to_response_url",
     "show_outcome",
     "tell_requester",
-    "workflow_name",
+    "update_message",
 ]
 
 log = get_logger(__name__)
@@ -59,23 +63,13 @@ def _thread_root(record: RequestRecord) -> tuple[str, str] | None:
     return None
 
 
-async def workflow_name(bot: Bot, workflow_id: str | None) -> str:
-    """The workflow's display name from the (cached) catalogue; its id if unknown."""
-    try:
-        for workflow in await bot.catalogue.workflows():
-            if workflow.id == workflow_id:
-                return workflow.display_name
-    except Exception as exc:
-        log.info("workflow_name_unavailable", error=type(exc).__name__)
-    return workflow_id or "the workflow"
-
-
 # -- posting -------------------------------------------------------------------------------
 
 
-async def _post(
-    bot: Bot, channel: str, message: dict[str, Any], **extra: Any
+async def post_message(
+    bot: Services, channel: str, message: dict[str, Any], **extra: Any
 ) -> tuple[str, str] | None:
+    """``chat.postMessage``; (channel, ts), or None when Slack refused (logged)."""
     try:
         posted = await bot.slack.chat_postMessage(channel=channel, **message, **extra)
     except SlackApiError as exc:
@@ -84,7 +78,8 @@ async def _post(
     return str(posted.get("channel") or channel), str(posted.get("ts"))
 
 
-async def _update(bot: Bot, where: tuple[str, str], message: dict[str, Any]) -> bool:
+async def update_message(bot: Services, where: tuple[str, str], message: dict[str, Any]) -> bool:
+    """``chat.update`` of the message at (channel, ts); whether Slack took it (logged if not)."""
     try:
         await bot.slack.chat_update(channel=where[0], ts=where[1], **message)
     except SlackApiError as exc:
@@ -93,9 +88,15 @@ async def _update(bot: Bot, where: tuple[str, str], message: dict[str, Any]) -> 
     return True
 
 
-async def _send_url(
-    bot: Bot, url: str, message: dict[str, Any], *, visible: bool = False, replace: bool = False
+async def send_to_response_url(
+    bot: Services,
+    url: str,
+    message: dict[str, Any],
+    *,
+    visible: bool = False,
+    replace: bool = False,
 ) -> bool:
+    """Post through a response URL (``in_channel`` when ``visible``); whether Slack took it."""
     try:
         webhook = AsyncWebhookClient(url, session=getattr(bot.slack, "session", None))
         response = await webhook.send(
@@ -108,23 +109,54 @@ async def _send_url(
         log.info("response_url_failed", error=type(exc).__name__)
         return False
     if response.status_code != 200:
-        log.info("response_url_refused", status=response.status_code)
+        log.info("response_url_refused", status=response.status_code, body=response.body[:200])
         return False
     return True
 
 
-async def _dm(bot: Bot, user_id: str, message: dict[str, Any]) -> tuple[str, str] | None:
-    where = await _post(bot, user_id, message)
+async def _dm(bot: Services, user_id: str, message: dict[str, Any]) -> tuple[str, str] | None:
+    where = await post_message(bot, user_id, message)
     if where is None:
         log.error("reply_lost", user=user_id)
     return where
+
+
+async def reply(
+    bot: Services,
+    message: dict[str, Any],
+    *,
+    user_id: str,
+    channel_id: str | None,
+    response_url: str | None = None,
+    visible: bool = False,
+    replace: bool = False,
+) -> None:
+    """Deliver ``message`` to one person: the ``response_url`` while it is valid, else in the
+    channel (``visible``) or as an ephemeral, else a direct message; never raises."""
+    if response_url and await send_to_response_url(
+        bot, response_url, message, visible=visible, replace=replace
+    ):
+        return
+    try:
+        if visible and channel_id:
+            await bot.slack.chat_postMessage(channel=channel_id, **message)
+            return
+        if channel_id and _is_channel(channel_id):
+            await bot.slack.chat_postEphemeral(channel=channel_id, user=user_id, **message)
+            return
+    except SlackApiError as exc:
+        log.info("channel_reply_failed", error=exc.response.get("error"))
+    try:
+        await bot.slack.chat_postMessage(channel=user_id, **message)
+    except SlackApiError as exc:
+        log.error("reply_lost", error=exc.response.get("error"), user=user_id)
 
 
 # -- the run path's last step ----------------------------------------------------------------
 
 
 async def deliver_run_result(
-    bot: Bot, result: RunResult, message: dict[str, Any], *, response_url: str | None
+    bot: Services, result: RunResult, message: dict[str, Any], *, response_url: str | None
 ) -> None:
     """Tell the requester how the run went, remember where, and follow its outcome."""
     record = result.record
@@ -141,13 +173,15 @@ async def deliver_run_result(
     root = _thread_root(record)
     channel = requester.channel_id
     if root is not None:  # a visible run that waited for approval: its entry in the channel
-        await _update(bot, root, message)
-        await _post(bot, root[0], {"text": ov.approved_line(record, result.ok)}, thread_ts=root[1])
+        await update_message(bot, root, message)
+        await post_message(
+            bot, root[0], {"text": ov.approved_line(record, result.ok)}, thread_ts=root[1]
+        )
     elif prepared.visible and result.ok and channel and _is_channel(channel):
-        where = await _post(bot, channel, message)
+        where = await post_message(bot, channel, message)
         if where is not None:
             located = {"message_channel": where[0], "message_ts": where[1]}
-        elif response_url and await _send_url(bot, response_url, message, visible=True):
+        elif response_url and await send_to_response_url(bot, response_url, message, visible=True):
             located = {"response_url": response_url}
     if root is None and not located:
         located = await _ephemeral(bot, requester.user_id, channel, response_url, message)
@@ -162,7 +196,7 @@ async def deliver_run_result(
 
 
 async def _ephemeral(
-    bot: Bot,
+    bot: Services,
     user_id: str,
     channel: str | None,
     response_url: str | None,
@@ -170,7 +204,7 @@ async def _ephemeral(
 ) -> dict[str, Any]:
     """Only the requester sees it: the response URL, else an ephemeral, else a direct message;
     returns where it is, when it can be updated later."""
-    if response_url and await _send_url(bot, response_url, message):
+    if response_url and await send_to_response_url(bot, response_url, message):
         return {"response_url": response_url}
     if channel and _is_channel(channel):
         try:
@@ -186,7 +220,7 @@ async def _ephemeral(
 
 
 async def announce_approval(
-    bot: Bot,
+    bot: Services,
     prepared: PreparedRun,
     approval: ApprovalRecord,
     message: dict[str, Any],
@@ -205,7 +239,7 @@ async def announce_approval(
                 approval_channel=approval.message_channel or approval.channel_id,
                 targets=[t.label for t in prepared.targets],
             )
-            where = await _post(bot, channel, root)
+            where = await post_message(bot, channel, root)
             if where is not None:
                 await bot.store.update_request(
                     record.id, message_channel=where[0], message_ts=where[1]
@@ -220,7 +254,7 @@ async def announce_approval(
     )
 
 
-async def tell_requester(bot: Bot, record: RequestRecord, message: dict[str, Any]) -> None:
+async def tell_requester(bot: Services, record: RequestRecord, message: dict[str, Any]) -> None:
     """A decision on the requester's run (denied, expired): in the run's thread when it has
     one in a channel, else privately as before."""
     root = _thread_root(record)
@@ -233,36 +267,36 @@ async def tell_requester(bot: Bot, record: RequestRecord, message: dict[str, Any
             response_url=record.response_url,
         )
         return
-    name = await workflow_name(bot, record.workflow_id)
-    await _update(bot, root, ov.approval_root_message(record, name))
-    await _post(bot, root[0], message, thread_ts=root[1])
+    name = await bot.catalogue.display_name(record.workflow_id)
+    await update_message(bot, root, ov.approval_root_message(record, name))
+    await post_message(bot, root[0], message, thread_ts=root[1])
 
 
 # -- the follow-up's updates -----------------------------------------------------------------
 
 
 async def show_outcome(
-    bot: Bot, record: RequestRecord, progress: Progress, *, changed: list[str]
+    bot: Services, record: RequestRecord, progress: Progress, *, changed: list[str]
 ) -> Progress:
     """Bring the run's reply up to date with ``progress``; returns it with the response URL's
     use counted."""
-    name = await workflow_name(bot, record.workflow_id)
+    name = await bot.catalogue.display_name(record.workflow_id)
     max_minutes = bot.settings.followup_max_minutes
     message = ov.run_outcome_message(record, name, progress, max_minutes=max_minutes)
     final = bool(progress.ending)
     if record.message_channel and record.message_ts:
         where = (record.message_channel, record.message_ts)
-        updated = await _update(bot, where, message)
+        updated = await update_message(bot, where, message)
         if _is_channel(where[0]):
             note = ov.thread_update_message(record, name, progress, changed)
             if note is not None:
-                await _post(bot, where[0], note, thread_ts=where[1])
+                await post_message(bot, where[0], note, thread_ts=where[1])
         elif not updated and final:
             await _dm(bot, record.user_id, ov.final_message(record, name, progress))
     elif record.response_url and not progress.url_dead:
         if final or progress.url_uses < _URL_UPDATES:
             progress.url_uses += 1
-            if not await _send_url(bot, record.response_url, message, replace=True):
+            if not await send_to_response_url(bot, record.response_url, message, replace=True):
                 progress.url_dead = True
                 if final:
                     await _dm(bot, record.user_id, ov.final_message(record, name, progress))

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
 from handlers.payloads import first_action, obj, team_id, user_id
-
-if TYPE_CHECKING:
-    from bot.app import Bot
+from handlers.services import Services
 
 __all__ = ["register"]
 
 
-def register(bot: Bot) -> None:
+def register(bot: Services) -> None:
     @bot.app.middleware
     async def bind_request_context(body: dict[str, Any], next: Callable[[], Awaitable[Any]]) -> Any:
         structlog.contextvars.clear_contextvars()

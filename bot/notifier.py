@@ -1,0 +1,104 @@
+"""What the core reports, and to whom: a small interface the Slack layer implements.
+
+The core (waits, approvals, follow-ups) decides and records; it never builds a message or calls
+Slack. It tells a ``Notifier`` what happened, as plain values (``WaitNews``, ``ApprovalNews``,
+``RequesterNews``), and the Slack layer (``handlers.slack_notifier``) turns them into messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+from bot.followups import OutcomeNotifier
+from bot.runs import RunResult
+from bot.store import ApprovalRecord, RequestRecord, WaitRecord
+
+__all__ = ["ApprovalNews", "NotPosted", "Notifier", "RequesterNews", "WaitNews"]
+
+
+class NotPosted(Exception):
+    """Slack refused to post a message; ``error`` is Slack's error code."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+WaitEvent = Literal[
+    "expired",  # the question expired (sweep, or found expired on a click)
+    "sending",  # a choice was made and is being sent to Nexthink
+    "refused",  # Nexthink refused the choice: the question is closed
+    "unclear",  # Nexthink gave no clear answer: the question is open again
+    "interrupted",  # the bot stopped while sending: open again
+    "stale",  # a crashed process left the decision half done: open again
+    "decided",  # Nexthink resumed the execution
+]
+
+
+@dataclass(frozen=True)
+class WaitNews:
+    """What happened to a paused execution's question."""
+
+    event: WaitEvent
+    user_id: str | None = None  #: who chose
+    option_label: str = ""
+    option_style: str | None = None
+    at: datetime | None = None
+    detail: str = ""  #: Nexthink's refusal, error summary or request ids
+    mention: str | None = None  #: the question's addressee, for an open question
+    on_click: bool = False  #: ``expired`` found by a click rather than by the sweep
+
+
+ApprovalEvent = Literal[
+    "votes", "sending", "executed", "failed", "interrupted", "denied", "withdrawn", "expired"
+]
+
+
+@dataclass(frozen=True)
+class ApprovalNews:
+    """What happened to an approval request (its message in the approval channel)."""
+
+    event: ApprovalEvent
+    voters: tuple[str, ...] = ()  #: user ids of the approvers so far
+    user_id: str | None = None  #: who denied or withdrew
+    reason: str | None = None  #: the denial's reason, as typed
+    detail: str = ""  #: Nexthink request ids, or why the run failed
+
+
+@dataclass(frozen=True)
+class RequesterNews:
+    """What the requester of an approval-gated run is told."""
+
+    event: Literal["denied", "expired", "interrupted"]
+    user_id: str | None = None  #: who denied
+    reason: str | None = None
+
+
+class Notifier(OutcomeNotifier, Protocol):
+    """Implemented by the Slack layer; every method but the ``ask`` ones never raises."""
+
+    async def ask_wait(
+        self, wait: WaitRecord, channel: str, mention: str | None
+    ) -> tuple[str, str]:
+        """Post the question; returns (channel, ts) or raises ``NotPosted``."""
+
+    async def withdraw(self, channel: str, ts: str) -> None:
+        """Remove a message posted twice."""
+
+    async def wait_changed(self, wait: WaitRecord, news: WaitNews) -> None: ...
+
+    async def ask_approval(
+        self, approval: ApprovalRecord, record: RequestRecord, name: str, targets: list[str]
+    ) -> tuple[str, str]:
+        """Post the approval request; returns (channel, ts) or raises ``NotPosted``."""
+
+    async def approval_changed(
+        self, approval: ApprovalRecord, record: RequestRecord, name: str, news: ApprovalNews
+    ) -> None: ...
+
+    async def tell_requester(self, record: RequestRecord, news: RequesterNews) -> None: ...
+
+    async def run_finished(self, result: RunResult) -> None:
+        """An approved run was executed: tell the requester as the run path does."""

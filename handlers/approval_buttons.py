@@ -1,0 +1,110 @@
+"""The Approve and Deny buttons of bot-side approvals, and the form asking why a request is
+denied; the decisions themselves are ``bot.approvals``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable
+from typing import Any
+
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_sdk.errors import SlackApiError
+
+from bot import approvals
+from bot.approvals import VoteAnswer
+from bot.logging import get_logger
+from bot.store import StoreError
+from handlers import ids
+from handlers.approval_views import deny_reason_view, vote_answer_text
+from handlers.delivery import reply
+from handlers.payloads import click_of, obj, text
+from handlers.payloads import user_id as payload_user_id
+from handlers.services import Services
+from handlers.views import STORE_UNAVAILABLE, refusal_message, text_message
+
+__all__ = ["register"]
+
+log = get_logger(__name__)
+
+
+async def _deny_refusal(bot: Services, approval_id: str, user_id: str) -> str | None:
+    """Why ``user_id`` may not deny (the form is then not opened), or None."""
+    approval = await bot.store.get_approval(approval_id)
+    if approval is None:
+        return vote_answer_text(VoteAnswer("not_found"))
+    refusal = None
+    if approval.requester_id != user_id:  # the requester may always withdraw
+        _, refusal = await approvals.may_decide(bot, approval, user_id)
+    if approval.state != "pending":
+        refusal = vote_answer_text(VoteAnswer("not_pending"))
+    return refusal
+
+
+def register(bot: Services) -> None:
+    app = bot.app
+
+    async def answer(answered: VoteAnswer | None, user_id: str, channel_id: str | None) -> None:
+        if answered:
+            text = vote_answer_text(answered)
+            await reply(bot, text_message(text), user_id=user_id, channel_id=channel_id)
+
+    @app.action(ids.APPROVAL_APPROVE)
+    async def on_approve(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        user_id, channel_id, _, approval_id = click_of(body)
+
+        async def work() -> None:
+            await answer(await approvals.approve(bot, approval_id, user_id), user_id, channel_id)
+
+        bot.tasks.spawn(_store_guarded(bot, work(), user_id, channel_id), name="approval_approve")
+
+    @app.action(ids.APPROVAL_DENY)
+    async def on_deny(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        user_id, channel_id, _, approval_id = click_of(body)
+        trigger_id = str(body.get("trigger_id") or "")
+
+        async def work() -> None:
+            refusal = await _deny_refusal(bot, approval_id, user_id)
+            if refusal:
+                await reply(bot, refusal_message(refusal), user_id=user_id, channel_id=channel_id)
+                return
+            try:
+                await bot.slack.views_open(
+                    trigger_id=trigger_id, view=deny_reason_view(approval_id)
+                )
+            except SlackApiError:  # the trigger expired: deny without a reason
+                denied = await approvals.deny(bot, approval_id, user_id, None)
+                await answer(denied, user_id, channel_id)
+
+        bot.tasks.spawn(_store_guarded(bot, work(), user_id, channel_id), name="approval_deny")
+
+    @app.view(ids.DENY_REASON_MODAL)
+    async def on_deny_reason(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        view = obj(body.get("view"))
+        try:
+            approval_id = text(obj(json.loads(view.get("private_metadata") or "{}")).get("a"))
+        except (ValueError, TypeError):
+            approval_id = ""
+        values = obj(obj(view.get("state")).get("values"))
+        reason = text(obj(obj(values.get(ids.DENY_REASON_BLOCK)).get(ids.DENY_REASON)).get("value"))
+        user_id = payload_user_id(body)
+
+        async def work() -> None:
+            why = (reason or "").strip()[:500] or None
+            await answer(await approvals.deny(bot, approval_id, user_id, why), user_id, None)
+
+        bot.tasks.spawn(_store_guarded(bot, work(), user_id, None), name="approval_deny_reason")
+
+
+async def _store_guarded(
+    bot: Services, work: Awaitable[None], user_id: str, channel_id: str | None
+) -> None:
+    """``work``, or a clear answer when the database does not answer: an approval is read from
+    the store before anything is sent, and a run records Nexthink's answer even without it."""
+    try:
+        await work
+    except StoreError as exc:
+        log.error("approval_store_unavailable", error=str(exc))
+        await reply(bot, text_message(STORE_UNAVAILABLE), user_id=user_id, channel_id=channel_id)

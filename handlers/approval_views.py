@@ -1,0 +1,215 @@
+"""Messages for bot-side approvals (pure Block Kit builders): the request with Approve and Deny,
+the request once settled, what each ``ApprovalNews`` and ``RequesterNews`` reads like, the deny
+form, and the clicker's answers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from bot.approvals import ApprovalNotPosted, VoteAnswer
+from bot.notifier import ApprovalNews, RequesterNews
+from bot.runs import PreparedRun
+from bot.store import ApprovalRecord, RequestRecord
+from handlers import ids
+from handlers.blocks import (
+    Message,
+    approve_deny_block,
+    context,
+    fields,
+    mrkdwn_escape,
+    plain,
+    section,
+    when,
+)
+from handlers.views import refusal_message
+from handlers.wait_views import principal_text
+
+__all__ = [
+    "approval_message",
+    "approval_news_message",
+    "approval_settled_message",
+    "deny_reason_view",
+    "not_posted_message",
+    "pending_message",
+    "requester_news_message",
+    "vote_answer_text",
+]
+
+_ANSWERS = {
+    "not_found": "This approval request is no longer known to the bot.",
+    "expired": "This approval request has expired.",
+    "not_pending": "This approval request was already settled.",
+    "already_voted": "You already approved this request; another approver is needed.",
+    "own_request": "You cannot approve your own request.",
+    "not_counted": "Your approval was not counted.",
+    "not_deniable": "This request can no longer be denied.",
+}
+
+
+def vote_answer_text(answer: VoteAnswer) -> str:
+    """What the clicker alone reads after an Approve or Deny click."""
+    if answer.reason == "policy":
+        return answer.text
+    if answer.reason == "counted":
+        return f"Your approval was counted ({answer.votes} of {answer.count})."
+    return _ANSWERS.get(answer.reason, _ANSWERS["not_counted"])
+
+
+def _targets(labels: Sequence[str]) -> str:
+    return ", ".join(mrkdwn_escape(t) for t in labels[:10]) + (
+        f" and {len(labels) - 10} more" if len(labels) > 10 else ""
+    )
+
+
+def approval_message(
+    approval: ApprovalRecord,
+    request: RequestRecord,
+    *,
+    workflow_name: str,
+    targets: Sequence[str],
+) -> Message:
+    params = (
+        ", ".join(f"`{k}={mrkdwn_escape(str(v))}`" for k, v in sorted(request.params.items()))
+        or "none"
+    )
+    votes = len(approval.votes)
+    voters = " — " + ", ".join(f"<@{v.user_id}>" for v in approval.votes) if votes else ""
+    head = f":raised_hand: <@{request.user_id}> asks to run *{mrkdwn_escape(workflow_name)}* (`{request.workflow_id}`)."
+    blocks: list[dict[str, Any]] = [
+        section(head),
+        fields(
+            [
+                ("Targets", _targets(targets)),
+                ("Parameters", params),
+                ("Approvals", f"{votes} of {approval.count}{voters}"),
+                ("Expires", when(approval.expires_at)),
+            ]
+        ),
+        approve_deny_block(f"approval:{approval.id}", approval.id),
+    ]
+    if approval.approvers:
+        blocks.append(
+            context(
+                "Who may approve: "
+                + ", ".join(principal_text(a) for a in approval.approvers[:10])
+                + " (never the requester)"
+            )
+        )
+    return {"text": f"Approval needed: {workflow_name} for {request.user_id}", "blocks": blocks}
+
+
+def approval_settled_message(
+    approval: ApprovalRecord,
+    request: RequestRecord,
+    *,
+    workflow_name: str,
+    headline: str,
+    detail: str | None = None,
+) -> Message:
+    head = f"<@{request.user_id}> asked to run *{mrkdwn_escape(workflow_name)}* (`{request.workflow_id}`)."
+    blocks: list[dict[str, Any]] = [section(head), section(headline)]
+    if detail:
+        blocks.append(context(detail))
+    return {"text": f"{workflow_name}: {headline}", "blocks": blocks}
+
+
+def _why(reason: str | None) -> str:
+    return f" — “{mrkdwn_escape(reason)}”" if reason else ""
+
+
+def _headline(news: ApprovalNews) -> str:
+    voters = ", ".join(f"<@{v}>" for v in news.voters) or "the approvers"
+    if news.event == "sending":
+        return ":hourglass_flowing_sand: Approved; sending to Nexthink…"
+    if news.event == "executed":
+        return f":white_check_mark: Approved by {voters}; Nexthink request {news.detail}."
+    if news.event == "failed":
+        return f":x: Approved by {voters}, but the run failed: {news.detail}."
+    if news.event == "interrupted":
+        return (
+            f":warning: Approved by {voters}, but the bot stopped while sending it to "
+            "Nexthink: the outcome is unknown. Check Nexthink before asking again."
+        )
+    if news.event in ("denied", "withdrawn"):
+        verb = "Withdrawn" if news.event == "withdrawn" else "Denied"
+        return f":no_entry: {verb} by <@{news.user_id}>{_why(news.reason)}"
+    return ":hourglass: Expired without enough approvals; nothing was run."
+
+
+def approval_news_message(
+    approval: ApprovalRecord, record: RequestRecord, name: str, news: ApprovalNews
+) -> Message:
+    """The approval request's message after ``news``."""
+    if news.event == "votes":
+        labels = [str(t.get("label")) for t in record.targets]
+        return approval_message(approval, record, workflow_name=name, targets=labels)
+    return approval_settled_message(approval, record, workflow_name=name, headline=_headline(news))
+
+
+def requester_news_message(record: RequestRecord, news: RequesterNews) -> Message:
+    """What the requester of an approval-gated run is told."""
+    workflow = f"`{record.workflow_id}`"
+    if news.event == "denied":
+        text = (
+            f"<@{news.user_id}> denied your request to run {workflow}{_why(news.reason)}. "
+            "Nothing was sent to Nexthink."
+        )
+    elif news.event == "expired":
+        text = (
+            f"Your request to run {workflow} expired before it was approved; nothing was sent "
+            "to Nexthink."
+        )
+    else:
+        text = (
+            f"Your request to run {workflow} was approved, but the bot stopped while "
+            f"sending it to Nexthink, so whether it ran is unknown (bot record `{record.id}`). "
+            "Check Nexthink before asking again."
+        )
+    return refusal_message(text)
+
+
+def pending_message(prepared: PreparedRun, approval: ApprovalRecord) -> str:
+    """The requester's answer while their run waits for approval."""
+    count = approval.count
+    return (
+        f":raised_hand: `{prepared.entry.id}` needs approval ({count} approver"
+        f"{'s' if count > 1 else ''}); the request was posted in <#{approval.message_channel}>. "
+        "You will be told here when it is approved or denied. Nothing was sent to Nexthink yet."
+    )
+
+
+def not_posted_message(exc: ApprovalNotPosted) -> Message:
+    """The requester's answer when the approval request could not be posted."""
+    return refusal_message(
+        f"`{exc.workflow_id}` needs approval, but the request could not be posted in "
+        f"<#{exc.channel}> (Slack answered `{exc.error}`). Nothing was sent to Nexthink.",
+        "Ask the bot's administrators to invite the bot to that channel.",
+    )
+
+
+def deny_reason_view(approval_id: str) -> dict[str, Any]:
+    """The form that asks an approver why they deny."""
+    return {
+        "type": "modal",
+        "callback_id": ids.DENY_REASON_MODAL,
+        "title": plain("Deny the request"),
+        "submit": plain("Deny"),
+        "close": plain("Cancel"),
+        "private_metadata": json.dumps({"a": approval_id}),
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": ids.DENY_REASON_BLOCK,
+                "optional": True,
+                "label": plain("Reason (shown to the requester)"),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": ids.DENY_REASON,
+                    "multiline": True,
+                    "max_length": 500,
+                },
+            }
+        ],
+    }

@@ -1,0 +1,142 @@
+"""The one run path: every run (command, form, Home tab, shortcuts) goes through here.
+
+``run_and_reply`` prepares the run in the core (policy, limits, targets), then
+``execute_and_reply`` either asks for approval (``request_approval``) or executes it and hands
+the result to ``handlers.delivery``, which posts it where the outcome can follow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import uuid
+
+from bot import approvals
+from bot.logging import get_logger
+from bot.metrics import COMMANDS
+from bot.runs import PreparedRun, Refusal, Requester, RunRequest, RunResult
+from bot.store import StoreError
+from handlers import views
+from handlers.approval_views import not_posted_message, pending_message
+from handlers.delivery import announce_approval, deliver_run_result, reply
+from handlers.services import Services
+
+__all__ = ["execute_and_reply", "request_approval", "run_and_reply"]
+
+log = get_logger(__name__)
+
+
+def _metric_name(source: str) -> str:
+    """Runs are counted as ``run`` from the command, else by where they came from (``modal``,
+    ``home``, ``shortcut``, ``approval``)."""
+    return "run" if source == "command" else source
+
+
+async def run_and_reply(
+    bot: Services,
+    requester: Requester,
+    request: RunRequest,
+    *,
+    response_url: str | None,
+    visible: bool = False,
+) -> RunResult | None:
+    """The one run path (command, modal, Home, shortcut): prepare, execute, tell the requester.
+    ``visible`` (the command's ``visible`` word) posts the run in the channel."""
+    kind = _metric_name(request.source)
+    try:
+        prepared = await bot.runner.prepare(requester, request)
+        if visible and not prepared.visible:
+            prepared = dataclasses.replace(prepared, visible=True)
+    except Refusal as exc:
+        COMMANDS.labels(kind, "refused").inc()
+        await reply(
+            bot,
+            views.refusal_message(exc.message, exc.hint),
+            user_id=requester.user_id,
+            channel_id=requester.channel_id,
+            response_url=response_url,
+        )
+        return None
+    return await execute_and_reply(bot, prepared, response_url=response_url)
+
+
+async def execute_and_reply(
+    bot: Services, prepared: PreparedRun, *, response_url: str | None
+) -> RunResult | None:
+    requester = prepared.requester
+    kind = _metric_name(prepared.source)
+    try:
+        if prepared.approval is not None:
+            await request_approval(bot, prepared, response_url=response_url)
+            COMMANDS.labels(kind, "approval_requested").inc()
+            return None
+        result = await bot.runner.run(prepared)
+    except asyncio.CancelledError:
+        # the bot is stopping and gave up on this run: say so rather than go silent
+        COMMANDS.labels(kind, "interrupted").inc()
+        with contextlib.suppress(Exception):  # Slack unreachable, or cancelled once more
+            await asyncio.wait_for(
+                reply(
+                    bot,
+                    views.interrupted_message(prepared.entry.id),
+                    user_id=requester.user_id,
+                    channel_id=requester.channel_id,
+                    response_url=response_url,
+                ),
+                timeout=1.0,
+            )
+        raise
+    except StoreError as exc:  # the request is recorded before the execute: nothing was sent
+        COMMANDS.labels(kind, "store_unavailable").inc()
+        log.error("run_store_unavailable", error=str(exc))
+        await reply(
+            bot,
+            views.store_unavailable_message(),
+            user_id=requester.user_id,
+            channel_id=requester.channel_id,
+            response_url=response_url,
+        )
+        return None
+    except Exception:
+        COMMANDS.labels(kind, "crashed").inc()
+        ref = uuid.uuid4().hex[:8]
+        log.exception("run_failed", ref=ref)
+        await reply(
+            bot,
+            views.internal_error_message(ref),
+            user_id=requester.user_id,
+            channel_id=requester.channel_id,
+            response_url=response_url,
+        )
+        return None
+    message = views.run_result_message(result)
+    COMMANDS.labels(kind, "ok" if result.ok else "nexthink_error").inc()
+    # posted where it can be updated, then followed until the executions end (handlers.delivery)
+    await deliver_run_result(bot, result, message, response_url=response_url)
+    return result
+
+
+async def request_approval(
+    bot: Services, prepared: PreparedRun, *, response_url: str | None
+) -> None:
+    """For workflows that need approval: ask, and tell the requester."""
+    try:
+        approval = await approvals.request(bot, prepared, response_url=response_url)
+    except approvals.ApprovalNotPosted as exc:
+        await reply(
+            bot,
+            not_posted_message(exc),
+            user_id=prepared.requester.user_id,
+            channel_id=prepared.requester.channel_id,
+            response_url=response_url,
+        )
+        return
+    # a visible run gets its channel entry now; its thread then carries the decision
+    await announce_approval(
+        bot,
+        prepared,
+        approval,
+        views.text_message(pending_message(prepared, approval)),
+        response_url=response_url,
+    )

@@ -1,0 +1,85 @@
+"""The Slack side of ``bot.notifier.Notifier``: what the core reports, shown in Slack.
+
+Each report becomes a message from the views (``wait_views``, ``approval_views``,
+``outcome_views``) and is sent through ``handlers.delivery``.
+"""
+
+from __future__ import annotations
+
+from slack_sdk.errors import SlackApiError
+
+from bot.followups import Progress
+from bot.logging import get_logger
+from bot.notifier import ApprovalNews, NotPosted, RequesterNews, WaitNews
+from bot.runs import RunResult
+from bot.store import ApprovalRecord, RequestRecord, WaitRecord
+from handlers import delivery
+from handlers.approval_views import (
+    approval_message,
+    approval_news_message,
+    requester_news_message,
+)
+from handlers.blocks import Message
+from handlers.services import Services
+from handlers.views import run_result_message
+from handlers.wait_views import wait_message, wait_news_message
+
+__all__ = ["SlackNotifier"]
+
+log = get_logger(__name__)
+
+
+class SlackNotifier:
+    def __init__(self, services: Services) -> None:
+        self._s = services
+
+    async def _ask(self, channel: str, message: Message) -> tuple[str, str]:
+        try:
+            posted = await self._s.slack.chat_postMessage(channel=channel, **message)
+        except SlackApiError as exc:
+            raise NotPosted(str(exc.response.get("error"))) from None
+        return str(posted.get("channel") or channel), str(posted.get("ts"))
+
+    async def ask_wait(
+        self, wait: WaitRecord, channel: str, mention: str | None
+    ) -> tuple[str, str]:
+        return await self._ask(channel, wait_message(wait, mention=mention))
+
+    async def withdraw(self, channel: str, ts: str) -> None:
+        try:
+            await self._s.slack.chat_delete(channel=channel, ts=ts)
+        except SlackApiError as exc:
+            log.info("delete_failed", error=exc.response.get("error"))
+
+    async def wait_changed(self, wait: WaitRecord, news: WaitNews) -> None:
+        if wait.message_channel and wait.message_ts:
+            where = (wait.message_channel, wait.message_ts)
+            await delivery.update_message(self._s, where, wait_news_message(wait, news))
+
+    async def ask_approval(
+        self, approval: ApprovalRecord, record: RequestRecord, name: str, targets: list[str]
+    ) -> tuple[str, str]:
+        channel = approval.channel_id or record.channel_id or record.user_id
+        message = approval_message(approval, record, workflow_name=name, targets=targets)
+        return await self._ask(channel, message)
+
+    async def approval_changed(
+        self, approval: ApprovalRecord, record: RequestRecord, name: str, news: ApprovalNews
+    ) -> None:
+        if approval.message_channel and approval.message_ts:
+            where = (approval.message_channel, approval.message_ts)
+            message = approval_news_message(approval, record, name, news)
+            await delivery.update_message(self._s, where, message)
+
+    async def tell_requester(self, record: RequestRecord, news: RequesterNews) -> None:
+        await delivery.tell_requester(self._s, record, requester_news_message(record, news))
+
+    async def run_finished(self, result: RunResult) -> None:
+        await delivery.deliver_run_result(
+            self._s, result, run_result_message(result), response_url=result.record.response_url
+        )
+
+    async def outcome_changed(
+        self, record: RequestRecord, progress: Progress, changed: list[str]
+    ) -> Progress:
+        return await delivery.show_outcome(self._s, record, progress, changed=changed)
