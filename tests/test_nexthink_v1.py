@@ -303,15 +303,6 @@ async def test_the_v2_switch_at_run_time(with_v2: Sandbox) -> None:
     assert statuses(with_v2, "execute_v2") == [404, 200]
 
 
-async def test_an_unknown_path_answers_like_a_missing_route(with_v2: Sandbox) -> None:
-    """Any route the sandbox lacks answers 404 without an ErrorResponse, as the V2 execute does
-    when switched off (one convention for a missing route)."""
-    async with httpx.AsyncClient(base_url=with_v2.url) as http:
-        answer = await http.post("/api/v3/workflows/execute", json={})
-    assert answer.status_code == 404
-    assert answer.json() == {"message": "Not Found"}
-
-
 # -- NQL's 1,000 rows ---------------------------------------------------------------------------
 
 

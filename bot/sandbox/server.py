@@ -37,7 +37,7 @@ from bot.sandbox.executions import (
 )
 from bot.sandbox.faults import ENDPOINTS, Fault, FaultSet, fault_response
 from bot.sandbox.journal import JournalEntry, decode_body
-from bot.sandbox.surface import ApiSurface, missing_route
+from bot.sandbox.surface import ApiSurface
 from bot.sandbox.tokens import TokenIssuer
 
 __all__ = ["Sandbox"]
@@ -262,12 +262,11 @@ class Sandbox:
         except Refused as exc:
             return refusal(exc)
         except web.HTTPException as exc:
-            if exc.status == 404:  # as an instance's front answers: not an ErrorResponse
-                return missing_route()
+            what = "no such endpoint" if exc.status == 404 else "method not allowed"
             return error_response(
                 exc.status,
-                "METHOD_NOT_ALLOWED",
-                f"The Nexthink API has no such method: {request.method} {request.path}.",
+                "NOT_FOUND" if exc.status == 404 else "METHOD_NOT_ALLOWED",
+                f"The Nexthink API has {what}: {request.method} {request.path}.",
             )
         if not isinstance(response, web.Response):
             raise TypeError("sandbox handlers answer with web.Response")
