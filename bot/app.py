@@ -98,7 +98,7 @@ class Bot(Services):
             slack, rewrite_upn=policy.rewrite_upn, ttl=settings.profile_cache_seconds
         )
         catalogue = Catalogue(nexthink)
-        limiter = RateLimiter(policy.runs_per_user_per_minute)
+        limiter = RateLimiter(policy.runs_per_user_per_minute, store=store)
         runner = Runner(
             nexthink=nexthink,
             catalogue=catalogue,

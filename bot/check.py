@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bot.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from bot.nexthink.client import NexthinkClient
 
 __all__ = ["run_check"]
 
@@ -72,6 +75,7 @@ async def run_check(out: TextIO | None = None) -> int:
 
         await step("nexthink token", token)
         await step("nexthink workflows", workflows)
+        line(True, "nexthink execute API", _execute_api(settings.nexthink_execute_api, nexthink))
         if settings.nexthink_status_query_id:
             await step("nexthink status query", status_query)
         else:
@@ -116,6 +120,19 @@ async def run_check(out: TextIO | None = None) -> int:
         line(True, "waits webhook", "enabled: POST /nexthink/waits requires the bearer token")
     out.write("all good\n" if failures == 0 else f"{failures} problem(s)\n")
     return 0 if failures == 0 else 1
+
+
+def _execute_api(setting: str, nexthink: NexthinkClient) -> str:
+    """Which execute runs will go through, and why (``check`` runs nothing to find out)."""
+    in_use = nexthink.execute_api
+    if setting == "auto":
+        return (
+            f"{in_use}: NEXTHINK_EXECUTE_API=auto uses V2, and V1 for SIDs and Collector UUIDs "
+            "if the V2 execute answers 404"
+        )
+    if setting == "v1":
+        return f"{in_use}: NEXTHINK_EXECUTE_API=v1, runs can target only SIDs and Collector UUIDs"
+    return f"{in_use}: NEXTHINK_EXECUTE_API=v2"
 
 
 def _describe(exc: Exception) -> str:

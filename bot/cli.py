@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
         help="where paused executions post their question, e.g. http://127.0.0.1:3000/nexthink/waits",
     )
     sandbox.add_argument("--webhook-token", help="bearer token for --webhook-url")
+    sandbox.add_argument(
+        "--without-v2",
+        action="store_true",
+        help="play an instance without the V2 execute (it answers 404; V1 is served)",
+    )
     sub.add_parser("check", help="check the configuration, Nexthink and Slack, and report")
     return parser
 
@@ -135,6 +140,7 @@ def _sandbox(args: argparse.Namespace) -> int:
                 client_secret=args.client_secret,
                 token_lifetime=args.token_lifetime,
                 execution_delay=args.execution_delay,
+                without_v2=args.without_v2,
             )
         )
     except ValueError as exc:  # a malformed --fault

@@ -210,7 +210,7 @@ class Runner:
         except ParamError as exc:
             name = getattr(exc, "name", None)
             raise Refusal(str(exc), field=f"param:{name}" if name else "params") from None
-        wait = self.limiter.hit(requester.user_id)
+        wait = await self.limiter.hit(requester.user_id)
         if wait is not None:
             limit = self.policy.runs_per_user_per_minute
             raise Refusal(

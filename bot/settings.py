@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     nexthink_webhook_token: SecretStr | None = None
     nexthink_connect_timeout: float = Field(default=5.0, gt=0, le=120)
     nexthink_read_timeout: float = Field(default=30.0, gt=0, le=600)
+    #: which execute runs go through: auto (V2, V1 once V2 answers 404), v2, v1
+    nexthink_execute_api: Literal["auto", "v2", "v1"] = "auto"
 
     port: int = Field(default=3000, ge=0, le=65535)
     database_url: str = "sqlite:///./nexthink-bot.db"
@@ -109,6 +111,15 @@ class Settings(BaseSettings):
         if not _QUERY_ID.match(value):
             raise ValueError(f"must look like #my_query (^#[a-z0-9_]{{2,255}}$), got {value!r}")
         return value
+
+    @field_validator("nexthink_execute_api", mode="before")
+    @classmethod
+    def _execute_api(cls, value: object) -> object:
+        if value is None or value == "":
+            return "auto"
+        if isinstance(value, str) and value.strip().lower() in {"auto", "v2", "v1"}:
+            return value.strip().lower()
+        raise ValueError(f"must be auto, v2 or v1, got {value!r}")
 
     @field_validator("log_format", "log_level", mode="before")
     @classmethod

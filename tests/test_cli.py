@@ -241,6 +241,7 @@ async def test_check_reports_all_good_against_slack_and_the_sandbox(
         "policy": "ok  ",
         "nexthink token": "ok  ",
         "nexthink workflows": "ok  ",
+        "nexthink execute API": "ok  ",
         "nexthink status query": "ok  ",
         "store": "ok  ",
         "slack auth.test": "ok  ",
@@ -250,6 +251,8 @@ async def test_check_reports_all_good_against_slack_and_the_sandbox(
     assert len(sandbox.requests("token")) == 1
     assert len(slack.calls_to("auth.test")) == 1
     assert any("outcomes are not followed" in line for line in lines)
+    (api,) = [line for line in lines if line.startswith("ok   nexthink execute API:")]
+    assert "v2 (not yet probed): NEXTHINK_EXECUTE_API=auto" in api
 
 
 async def test_check_runs_the_status_query_when_one_is_set(

@@ -1,6 +1,9 @@
-"""The per-user sliding-window rate limit."""
+"""The per-user sliding-window rate limit, kept in this process (the store-backed one:
+``test_ratelimit_store.py``)."""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 from hypothesis import given
@@ -17,59 +20,59 @@ class Clock:
         return self.now
 
 
-def test_allows_up_to_the_limit_then_says_how_long_to_wait() -> None:
+async def test_allows_up_to_the_limit_then_says_how_long_to_wait() -> None:
     """``per_minute`` hits pass; the next is refused with the seconds until a slot frees."""
     clock = Clock()
     limiter = RateLimiter(3, clock)
     for step in range(3):
-        assert limiter.hit("U1") is None
+        assert await limiter.hit("U1") is None
         clock.now += 10 * (step < 2)
-    assert limiter.hit("U1") == pytest.approx(40.0)
+    assert await limiter.hit("U1") == pytest.approx(40.0)
 
 
-def test_window_slides() -> None:
+async def test_window_slides() -> None:
     """A slot frees exactly when the oldest hit is 60 seconds old."""
     clock = Clock()
     limiter = RateLimiter(2, clock)
-    assert limiter.hit("U1") is None
+    assert await limiter.hit("U1") is None
     clock.now += 30
-    assert limiter.hit("U1") is None
+    assert await limiter.hit("U1") is None
     clock.now += 29.5
-    assert limiter.hit("U1") == pytest.approx(0.5)
+    assert await limiter.hit("U1") == pytest.approx(0.5)
     clock.now += 0.5
-    assert limiter.hit("U1") is None
-    assert limiter.hit("U1") == pytest.approx(30.0)
+    assert await limiter.hit("U1") is None
+    assert await limiter.hit("U1") == pytest.approx(30.0)
 
 
-def test_refused_hits_are_not_counted() -> None:
+async def test_refused_hits_are_not_counted() -> None:
     """Retrying while refused does not push the next slot further away."""
     clock = Clock()
     limiter = RateLimiter(1, clock)
-    assert limiter.hit("U1") is None
+    assert await limiter.hit("U1") is None
     for _ in range(5):
         clock.now += 10
-        assert limiter.hit("U1") is not None
+        assert await limiter.hit("U1") is not None
     clock.now += 10
-    assert limiter.hit("U1") is None
+    assert await limiter.hit("U1") is None
 
 
-def test_keys_are_independent() -> None:
+async def test_keys_are_independent() -> None:
     """One user's runs do not count against another's."""
     limiter = RateLimiter(1, Clock())
-    assert limiter.hit("U1") is None
-    assert limiter.hit("U2") is None
-    assert limiter.hit("U1") is not None
+    assert await limiter.hit("U1") is None
+    assert await limiter.hit("U2") is None
+    assert await limiter.hit("U1") is not None
 
 
-def test_idle_keys_are_forgotten() -> None:
+async def test_idle_keys_are_forgotten() -> None:
     """Keys with no hit in the window are dropped, so memory follows active users only."""
     clock = Clock()
     limiter = RateLimiter(5, clock)
     for i in range(1023):
-        limiter.hit(f"U{i}")
+        await limiter.hit(f"U{i}")
     assert len(limiter) == 1023
     clock.now += 61
-    limiter.hit("last")
+    await limiter.hit("last")
     assert len(limiter) == 1
 
 
@@ -90,9 +93,16 @@ def test_never_more_than_the_limit_in_any_window(per_minute: int, gaps: list[flo
     clock = Clock()
     limiter = RateLimiter(per_minute, clock)
     accepted: list[float] = []
-    for gap in gaps:
-        clock.now += gap
-        wait = limiter.hit("U1")
+
+    async def hits() -> list[tuple[float, float | None]]:
+        answers: list[tuple[float, float | None]] = []
+        for gap in gaps:
+            clock.now += gap
+            answers.append((clock.now, await limiter.hit("U1")))
+        return answers
+
+    for now, wait in asyncio.run(hits()):
+        clock.now = now
         if wait is None:
             accepted.append(clock.now)
         else:

@@ -1,13 +1,15 @@
 """The Nexthink Workflows API: models, token, client and errors."""
 
-from .client import BulkExecution, NexthinkClient, completed_before
+from .client import BulkExecution, NexthinkClient, NqlResult, completed_before
 from .errors import (
     AuthenticationError,
     BadRequest,
     ConfigurationError,
+    NeedsV2,
     NexthinkError,
     OutcomeUnknown,
     PermissionDenied,
+    RouteMissing,
     Throttled,
     Unavailable,
     UnexpectedResponse,
@@ -18,10 +20,13 @@ __all__ = [
     "BadRequest",
     "BulkExecution",
     "ConfigurationError",
+    "NeedsV2",
     "NexthinkClient",
     "NexthinkError",
+    "NqlResult",
     "OutcomeUnknown",
     "PermissionDenied",
+    "RouteMissing",
     "Throttled",
     "Unavailable",
     "UnexpectedResponse",

@@ -14,7 +14,15 @@ them.
       reset, protocol error
     any other 5xx                             backoff, retry           OutcomeUnknown, at once
     401 on an API call                        new token once (shared by all callers), retry once
+    404 without an ErrorResponse              RouteMissing, never      (V2 execute in ``auto``:
+      (the route is not there)                  retried here             the client sends that run
+                                                                         once more, through V1)
     any other 4xx, 1xx, 3xx                   translated, never retried
+
+The V1 retry after a V2 execute's 404 (``NexthinkClient.execute_many`` with
+``NEXTHINK_EXECUTE_API=auto``) is safe: a 404 without Nexthink's ``ErrorResponse`` means no
+Workflows API route answered, so nothing ran; a 404 that carries one (Nexthink's application
+speaking, e.g. about a workflow) is a plain ``BadRequest`` and is never retried through V1.
 
 A call is retried at most ``RetryPolicy.retries`` times (the one 401 refresh aside); when the
 retries run out, 429 becomes ``Throttled``, 503 and failures to connect ``Unavailable``.
@@ -56,6 +64,7 @@ from .errors import (
     NexthinkError,
     OutcomeUnknown,
     PermissionDenied,
+    RouteMissing,
     Throttled,
     Unavailable,
     UnexpectedResponse,
@@ -435,6 +444,12 @@ def _from_status(call: Call, response: httpx.Response, retry_after: float | None
         code = body.code if body else None
         details = body.details if body else None
         said = f": {code}" + (f" ({details})" if details else "") if body else ""
+        if status == 404 and body is None:
+            return RouteMissing(
+                f"Nexthink refused the {call.what} (HTTP 404): this instance has no "
+                f"{call.method} {call.url}",
+                endpoint=endpoint,
+            )
         if status == 403:
             return PermissionDenied(
                 f"Nexthink denied permission for the {call.what} (HTTP 403){said}",

@@ -9,6 +9,13 @@ Every API call sends ``Authorization: Bearer <token>``, ``Source: <source>`` and
 retried; execute and trigger never repeated once they may have reached Nexthink). Failures are
 ``bot.nexthink.errors`` exceptions, translated in one place (``_http.translate``).
 
+Which execute a run goes through is ``execute_api`` (``NEXTHINK_EXECUTE_API``): ``v2`` always V2;
+``v1`` always ``POST /api/v1/workflows/execute`` (SIDs and Collector UUIDs only); ``auto`` (the
+default) V2 until the V2 execute answers a 404 without Nexthink's ``ErrorResponse`` (``RouteMissing``:
+the route is not there, so nothing ran), then V1 for the rest of the process, starting with the run
+that met the 404. A run V1 cannot express (people by UPN or UID, devices by name or UID) raises
+``NeedsV2`` before anything is sent through V1.
+
 Requests are validated before anything is sent. The request models validate themselves when
 built; the arguments this client turns into a body itself (trigger parameters, execution and
 workflow UUIDs, NQL query ids, ``execute_many``'s chunks) are checked here, and a request that
@@ -23,7 +30,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 import httpx
 from pydantic import SecretStr, ValidationError
@@ -43,9 +50,10 @@ from ._http import (
     translate,
 )
 from .auth import TokenProvider
-from .errors import BadRequest, ConfigurationError, NexthinkError
+from .errors import BadRequest, ConfigurationError, NeedsV2, NexthinkError, RouteMissing
 from .models import (
     MAX_TARGETS,
+    NQL_MAX_ROWS,
     DeviceData,
     ExecutionRequest,
     ExecutionResponse,
@@ -59,7 +67,18 @@ from .models import (
     is_uuid,
 )
 
-__all__ = ["BulkExecution", "NexthinkClient", "completed_before"]
+__all__ = [
+    "EXECUTE_APIS",
+    "BulkExecution",
+    "ExecuteApi",
+    "NexthinkClient",
+    "NqlResult",
+    "completed_before",
+]
+
+ExecuteApi = Literal["auto", "v2", "v1"]
+#: the values of ``NEXTHINK_EXECUTE_API``
+EXECUTE_APIS: Final[tuple[str, ...]] = ("auto", "v2", "v1")
 
 log = get_logger(__name__)
 
@@ -81,6 +100,21 @@ class BulkExecution:
     @property
     def executions_uuids(self) -> list[str]:
         return [uuid for r in self.responses for uuid in r.executions_uuids]
+
+
+@dataclass(frozen=True, slots=True)
+class NqlResult:
+    """The rows of one NQL execute, and whether they may be only the first of more.
+
+    NQL execute answers at most ``NQL_MAX_ROWS`` (1,000) rows and says nothing when it stops
+    there: an answer of exactly that many rows may have been cut short (``maybe_truncated``).
+    """
+
+    rows: list[dict[str, Any]]
+
+    @property
+    def maybe_truncated(self) -> bool:
+        return len(self.rows) >= NQL_MAX_ROWS
 
 
 def completed_before(exc: BaseException) -> BulkExecution | None:
@@ -110,6 +144,7 @@ class NexthinkClient:
         retries: int = 2,
         backoff: float = 0.5,
         token_margin: float = 60.0,
+        execute_api: ExecuteApi = "auto",
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         secret = client_secret if isinstance(client_secret, SecretStr) else SecretStr(client_secret)
@@ -117,8 +152,15 @@ class NexthinkClient:
             raise ConfigurationError(
                 "the Nexthink client needs a base URL, a token URL, a client id and a secret"
             )
+        if execute_api not in EXECUTE_APIS:
+            raise ConfigurationError(
+                f"NEXTHINK_EXECUTE_API must be auto, v2 or v1, got {execute_api!r}"
+            )
         self.base_url = base_url.rstrip("/")
         self.client_id = client_id
+        self._execute_mode: ExecuteApi = execute_api
+        #: in ``auto``: "v1" once the V2 execute met a RouteMissing, "v2" once it was answered
+        self._probed: Literal["v1", "v2"] | None = None
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(
@@ -159,10 +201,19 @@ class NexthinkClient:
             source=settings.nexthink_source,
             connect_timeout=settings.nexthink_connect_timeout,
             read_timeout=settings.nexthink_read_timeout,
+            execute_api=settings.nexthink_execute_api,
         )
 
     def __repr__(self) -> str:
         return f"NexthinkClient(base_url={self.base_url!r}, client_id={self.client_id!r})"
+
+    @property
+    def execute_api(self) -> str:
+        """Which execute runs go through: ``"v2"``, ``"v1"``, or ``"v2 (not yet probed)"`` in
+        ``auto`` before the first V2 execute has been answered."""
+        if self._execute_mode != "auto":
+            return self._execute_mode
+        return self._probed or "v2 (not yet probed)"
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -317,13 +368,18 @@ class NexthinkClient:
         devices: Sequence[DeviceData],
         params: Mapping[str, str],
     ) -> BulkExecution:
-        """V2 execute for any number of targets, in requests of at most 10,000 users and devices.
+        """Run a workflow on any number of targets, in requests of at most 10,000 users and devices,
+        through the execute ``execute_api`` names.
 
         Chunk ``k`` holds users ``[k*10000, (k+1)*10000)`` and the devices of the same range.
         Every chunk is built and validated before the first is sent; they are sent one after
         the other. If chunk ``k`` fails, its error is raised with ``exc.completed`` (also
         ``completed_before(exc)``): the ``BulkExecution`` of the chunks that did run, and
         ``exc.chunk`` / ``exc.chunks`` (1-based index, total).
+
+        In ``auto``, a V2 chunk answered ``RouteMissing`` (nothing ran) makes the client use V1
+        from then on: that chunk and the rest are converted to V1 (all of them before any is
+        sent) and sent. ``NeedsV2`` (nothing more sent) when V1 cannot express them.
         """
         chunks = max(-(-len(users) // MAX_TARGETS), -(-len(devices) // MAX_TARGETS), 1)
         requests = []
@@ -342,9 +398,104 @@ class NexthinkClient:
                 what = _run_what(workflow_id, len(users), len(devices))
                 raise local_error(_local_call("execute_v2", what), exc) from exc
         done: list[ExecutionResponse] = []
+        if self._uses_v1():
+            v1 = self._as_v1(requests, done, chunks)
+            return await self._send_v1(v1, done, chunks, first=1)
         for k, request in enumerate(requests, start=1):
             try:
                 done.append(await self.execute(request))
+            except RouteMissing as exc:
+                if self._execute_mode != "auto":
+                    _attach(exc, BulkExecution(list(done)), k, chunks)
+                    raise
+                self._probed = "v1"
+                log.warning(
+                    "nexthink.v2_execute_missing",
+                    detail="POST /api/v2/workflows/execute answered 404; using V1 from now on",
+                )
+                v1 = self._as_v1(requests[k - 1 :], done, chunks, first=k)
+                return await self._send_v1(v1, done, chunks, first=k)
+            except NexthinkError as exc:
+                if self._execute_mode == "auto" and getattr(exc, "code", None):
+                    self._probed = self._probed or "v2"  # the route answered
+                _attach(exc, BulkExecution(list(done)), k, chunks)
+                raise
+            if self._execute_mode == "auto":
+                self._probed = self._probed or "v2"
+        return BulkExecution(done)
+
+    def _uses_v1(self) -> bool:
+        return self._execute_mode == "v1" or (self._execute_mode == "auto" and self._probed == "v1")
+
+    def _as_v1(
+        self,
+        requests: Sequence[ExternalIdsExecutionRequest],
+        done: list[ExecutionResponse],
+        chunks: int,
+        *,
+        first: int = 1,
+    ) -> list[ExecutionRequest]:
+        """The V1 bodies of these V2 requests; ``NeedsV2`` (with what ran attached) if one of
+        their targets is not a SID or a Collector UUID."""
+        bodies: list[ExecutionRequest] = []
+        unexpressible: list[str] = []
+        kinds: list[str] = []
+        for request in requests:
+            sids: list[str] = []
+            collectors: list[str] = []
+            for user in request.users:
+                if user.sid is not None:
+                    sids.append(user.sid)
+                else:
+                    kind = "people by UPN" if user.upn is not None else "people by UID"
+                    kinds.append(kind)
+                    unexpressible.append(user.upn or user.uid or "?")
+            for device in request.devices:
+                if device.collector_uid is not None:
+                    collectors.append(device.collector_uid)
+                else:
+                    kind = "devices by name" if device.name is not None else "devices by UID"
+                    kinds.append(kind)
+                    unexpressible.append(device.name or device.uid or "?")
+            if not unexpressible:
+                bodies.append(
+                    ExecutionRequest(
+                        workflow_id=request.workflow_id,
+                        users=sids,
+                        devices=collectors,
+                        params=dict(request.params),
+                    )
+                )
+        if unexpressible:
+            why = (
+                "NEXTHINK_EXECUTE_API=v1"
+                if self._execute_mode == "v1"
+                else "this Nexthink instance has no V2 execute"
+            )
+            shown = ", ".join(unexpressible[:5])
+            more = len(unexpressible) - 5
+            shown += f" and {more} more" if more > 0 else ""
+            named = " or ".join(dict.fromkeys(kinds))
+            exc = NeedsV2(
+                f"The run of workflow {requests[0].workflow_id!r} was not sent: {why}; V1 cannot "
+                f"target {named}: {shown}. V1 takes only SIDs and Collector UUIDs.",
+                unexpressible=tuple(unexpressible[:5]),
+            )
+            _attach(exc, BulkExecution(list(done)), first, chunks)
+            raise exc
+        return bodies
+
+    async def _send_v1(
+        self,
+        bodies: Sequence[ExecutionRequest],
+        done: list[ExecutionResponse],
+        chunks: int,
+        *,
+        first: int,
+    ) -> BulkExecution:
+        for k, body in enumerate(bodies, start=first):
+            try:
+                done.append(await self.execute_v1(body))
             except NexthinkError as exc:
                 _attach(exc, BulkExecution(list(done)), k, chunks)
                 raise
@@ -388,6 +539,11 @@ class NexthinkClient:
 
     async def nql(self, query_id: str, parameters: Mapping[str, str]) -> list[dict[str, Any]]:
         """Run a predefined NQL query (``POST /api/v2/nql/execute``); its ``data`` rows."""
+        return (await self.nql_query(query_id, parameters)).rows
+
+    async def nql_query(self, query_id: str, parameters: Mapping[str, str]) -> NqlResult:
+        """Run a predefined NQL query; its rows and whether they may have been cut short at
+        1,000 (``NqlResult.maybe_truncated``)."""
         what = f"NQL query {query_id!r}"
         if not _QUERY_ID.match(query_id):
             raise BadRequest(
@@ -413,11 +569,11 @@ class NexthinkClient:
             json={"queryId": query_id, "parameters": dict(parameters)},
         )
 
-        def parse(data: Any) -> list[dict[str, Any]]:
+        def parse(data: Any) -> NqlResult:
             rows = data.get("data") if isinstance(data, dict) else None
             if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
                 raise malformed("no list of rows in 'data'")
-            return rows
+            return NqlResult(rows)
 
         return await self._call(call, parse)
 

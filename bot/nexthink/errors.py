@@ -5,9 +5,12 @@
     ├── AuthenticationError    the token endpoint refused the credentials, or 401 persisted after a refresh
     ├── PermissionDenied       403: the credential lacks the "Workflows API" permission (code, details)
     ├── BadRequest             400: Nexthink refused the request as invalid (code, details)
+    │   └── RouteMissing       404 without Nexthink's ErrorResponse: the instance has no such endpoint
     ├── Throttled              429 that outlasted the retries (retry_after)
     ├── Unavailable            Nexthink could not be reached or answered 5xx; nothing was processed
     ├── OutcomeUnknown         an execute or trigger was sent but no answer came back: it may have run
+    ├── NeedsV2                no V2 execute here (or NEXTHINK_EXECUTE_API=v1), and V1 cannot take
+    │                          the run's targets (UPNs, UIDs, device names); nothing ran
     └── UnexpectedResponse     Nexthink answered something the reference does not allow
 
 Lower-level errors (httpx's, pydantic's) are translated into these in one place,
@@ -23,9 +26,11 @@ __all__ = [
     "AuthenticationError",
     "BadRequest",
     "ConfigurationError",
+    "NeedsV2",
     "NexthinkError",
     "OutcomeUnknown",
     "PermissionDenied",
+    "RouteMissing",
     "Throttled",
     "Unavailable",
     "UnexpectedResponse",
@@ -81,6 +86,37 @@ class PermissionDenied(_CodedError):
 
 class BadRequest(_CodedError):
     summary = "Nexthink refused the request"
+
+
+class RouteMissing(BadRequest):
+    """HTTP 404 without Nexthink's ``{"code", "details"}``: the instance has no such endpoint.
+
+    The reference documents no 404 for any of its endpoints; its own refusals (an unknown
+    workflow among them) are 400/403 answers carrying an ``ErrorResponse``. A 404 that carries one
+    is Nexthink's application speaking and stays a plain ``BadRequest``; a 404 without one (empty,
+    HTML, a gateway's ``{"message": "Not Found"}``) comes from in front of the Workflows API: the
+    route is not there, so nothing was processed.
+    """
+
+    summary = "this Nexthink instance has no such endpoint"
+
+
+class NeedsV2(NexthinkError):
+    """The run must go through V1 (no V2 execute on this instance, or ``NEXTHINK_EXECUTE_API=v1``)
+    and V1 cannot express some of its targets: it takes only SIDs and Collector UUIDs. Nothing
+    was sent through V1; ``unexpressible`` names the targets it could not take (at most a few)."""
+
+    summary = "V1 execute cannot target people by UPN or UID, nor devices by name or UID"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        unexpressible: tuple[str, ...] = (),
+        endpoint: str | None = "execute_v1",
+    ) -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.unexpressible = unexpressible
 
 
 class Throttled(NexthinkError):

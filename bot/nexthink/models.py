@@ -24,6 +24,7 @@ from pydantic import (
 
 __all__ = [
     "MAX_TARGETS",
+    "NQL_MAX_ROWS",
     "SID_PATTERN",
     "UPN_PATTERN",
     "UUID_PATTERN",
@@ -47,6 +48,8 @@ __all__ = [
 
 #: the reference's limit on users and on devices in one execute request
 MAX_TARGETS = 10_000
+#: NQL execute answers at most this many rows (and does not say when it stopped there)
+NQL_MAX_ROWS = 1_000
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 SID_PATTERN = r"^S(-\d+){2,10}$|^0$"

@@ -15,7 +15,10 @@ trigger value, a bad query parameter), ``MISSING_PARAMETER``, ``EXECUTION_NOT_FO
 
 Reading the undocumented corners: ``workflowId`` and ``nqlId`` are NQL ids, with or without the
 ``#`` Nexthink's examples show; ``details?nqlId=`` of an unknown id answers ``[]``; an execute
-with no target is refused unless the workflow's dependency is ``NONE``.
+with no target is refused unless the workflow's dependency is ``NONE``; NQL execute answers at
+most 1,000 rows (``NQL_MAX_ROWS``), cutting the rest without saying so, as Nexthink's NQL API is
+reported to. Without its V2 execute (``bot.sandbox.surface``), that route answers 404 as a missing
+route does.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 
 from bot.nexthink.models import (
     MAX_TARGETS,
+    NQL_MAX_ROWS,
     ExecutionRequest,
     ExternalIdsExecutionRequest,
     ThinkletTriggerRequest,
@@ -39,6 +43,7 @@ from bot.nexthink.models import (
 )
 from bot.sandbox.catalogue import SandboxCatalogue, SandboxWorkflow
 from bot.sandbox.executions import Execution, ExecutionEngine, Refused, Target
+from bot.sandbox.surface import ApiSurface, missing_route
 from bot.sandbox.tokens import SCOPE, TokenIssuer
 
 __all__ = ["PATHS", "NexthinkApi", "error_response", "refusal"]
@@ -86,11 +91,16 @@ class NexthinkApi:
     """The handlers; ``routes()`` names each route after its endpoint."""
 
     def __init__(
-        self, catalogue: SandboxCatalogue, engine: ExecutionEngine, tokens: TokenIssuer
+        self,
+        catalogue: SandboxCatalogue,
+        engine: ExecutionEngine,
+        tokens: TokenIssuer,
+        surface: ApiSurface | None = None,
     ) -> None:
         self.catalogue = catalogue
         self.engine = engine
         self.tokens = tokens
+        self.surface = surface if surface is not None else ApiSurface()
 
     def routes(self) -> list[web.RouteDef]:
         handlers = {
@@ -138,6 +148,8 @@ class NexthinkApi:
     # -- execute ------------------------------------------------------------------------
 
     async def execute_v2(self, request: web.Request) -> web.Response:
+        if not self.surface.v2_execute:  # an instance without V2: the route is not there
+            return missing_route()
         if not self._authorized(request):
             return web.Response(status=401)
         body = await _execute_body(request)
@@ -251,7 +263,8 @@ class NexthinkApi:
         request_id = parameters.get("request_id")
         if not request_id:
             raise Refused("MISSING_PARAMETER", "The query needs the parameter request_id.")
-        executions: list[Execution] = self.engine.of_request(request_id)
+        # NQL execute answers at most 1,000 rows, silently: the rest of the answer is cut
+        executions: list[Execution] = self.engine.of_request(request_id)[:NQL_MAX_ROWS]
         return _json(
             200,
             {

@@ -28,6 +28,7 @@ async def run_sandbox(
     client_secret: str = DEFAULT_CLIENT_SECRET,
     token_lifetime: float = 900.0,
     execution_delay: float = 2.0,
+    without_v2: bool = False,
     out: Callable[[str], None] = print,
 ) -> None:
     """Serve a sandbox on ``host:port`` until cancelled; ``out`` gets a few lines of usage, the
@@ -46,6 +47,7 @@ async def run_sandbox(
         webhook_token=webhook_token,
         execution_delay=execution_delay,
         faults=parsed,
+        without_v2=without_v2,
         report=lambda line: out(f"{datetime.now().strftime('%H:%M:%S')} {line}"),
     )
     url = await sandbox.start(host, port)
@@ -68,6 +70,11 @@ async def run_sandbox(
             out(f"  paused executions post their question to {webhook_url}")
         else:
             out("  no webhook: paused executions wait silently (see GET /_sandbox/executions)")
+        if without_v2:
+            out(
+                "  no V2 execute: POST /api/v2/workflows/execute answers 404 (V1 is served); "
+                f"restore it with curl -X POST {url}/_sandbox/api -d with-v2"
+            )
         for fault in parsed:
             out(f"  fault armed: {fault.spec()}")
         out(f"  more: GET {url}/_sandbox (journal, catalogue, executions, token expiry)")

@@ -37,6 +37,7 @@ from bot.sandbox.executions import (
 )
 from bot.sandbox.faults import ENDPOINTS, Fault, FaultSet, fault_response
 from bot.sandbox.journal import JournalEntry, decode_body
+from bot.sandbox.surface import ApiSurface
 from bot.sandbox.tokens import TokenIssuer
 
 __all__ = ["Sandbox"]
@@ -63,11 +64,14 @@ class Sandbox:
         catalogue: SandboxCatalogue | None = None,
         clock: Callable[[], float] = time.monotonic,
         report: Callable[[str], None] | None = None,
+        without_v2: bool = False,
     ) -> None:
         """``clock`` times token expiry (a test may pass its own); ``wait_expiry`` is how many
         seconds a paused execution waits before it expires (default ``expires_in_minutes``);
         ``report`` gets one line per request served and per wait question posted (nothing is
-        logged otherwise, so an in-process sandbox stays quiet; the journal keeps everything)."""
+        logged otherwise, so an in-process sandbox stays quiet; the journal keeps everything);
+        ``without_v2`` plays an instance whose V2 execute is missing (``self.surface``, switchable
+        at run time: ``bot.sandbox.surface``)."""
         self.catalogue = catalogue if catalogue is not None else SandboxCatalogue.seeded()
         self.config = EngineConfig(
             execution_delay=execution_delay,
@@ -80,6 +84,7 @@ class Sandbox:
         )
         self.tokens = TokenIssuer(client_id, client_secret, token_lifetime, clock)
         self.engine = ExecutionEngine(self.catalogue, self.config)
+        self.surface = ApiSurface(v2_execute=not without_v2)
         self.faults = FaultSet()
         for fault in faults:
             self.faults.add(fault)
@@ -167,8 +172,10 @@ class Sandbox:
 
     def make_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=16 * 1024 * 1024)
-        app.router.add_routes(NexthinkApi(self.catalogue, self.engine, self.tokens).routes())
+        api = NexthinkApi(self.catalogue, self.engine, self.tokens, self.surface)
+        app.router.add_routes(api.routes())
         app.router.add_routes(SandboxControl(self).routes())
+        app.router.add_routes(self.surface.routes())
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:

@@ -160,8 +160,20 @@ def _v1_initial(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _v2_rate_limits(conn: Connection) -> None:
+    # one row per key: the hits inside the window (an array on PostgreSQL, JSON text on SQLite)
+    hits = "DOUBLE PRECISION[]" if conn.dialect.name == "postgresql" else "TEXT"
+    real = "DOUBLE PRECISION" if conn.dialect.name == "postgresql" else "REAL"
+    conn.exec_driver_sql(
+        f"CREATE TABLE rate_limits (key TEXT PRIMARY KEY, hits {hits} NOT NULL, "
+        f"last_hit {real} NOT NULL)"
+    )
+    conn.exec_driver_sql("CREATE INDEX ix_rate_limits_last_hit ON rate_limits (last_hit)")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "requests, waits, approvals, approval_votes, followups", _v1_initial),
+    Migration(2, "rate_limits: the per-user run limit shared by replicas", _v2_rate_limits),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

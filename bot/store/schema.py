@@ -10,6 +10,10 @@ Two column types keep both backends alike:
   ``timestamptz``; SQLite stores fixed-width ISO text in UTC, whose text order is time order, so
   ``expires_at > :now`` means the same thing on both.
 * ``JSONText``: JSON kept as TEXT, identical on both backends; the store never queries inside it.
+
+One column differs by backend on purpose: ``rate_limits.hits`` (``HitTimes``) is a
+``double precision[]`` on PostgreSQL and a JSON array in TEXT on SQLite, because the rate-limit
+check reads inside it in its one atomic statement (``ratelimits.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -30,16 +35,19 @@ from sqlalchemy import (
     Table,
     Text,
 )
-from sqlalchemy.types import DateTime, TypeDecorator
+from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION
+from sqlalchemy.types import DateTime, TypeDecorator, TypeEngine
 
 __all__ = [
     "ACTIVE_WAIT_STATES",
+    "HitTimes",
     "JSONText",
     "UTCDateTime",
     "approval_votes",
     "approvals",
     "followups",
     "metadata",
+    "rate_limits",
     "requests",
     "schema_version",
     "waits",
@@ -84,6 +92,29 @@ class JSONText(TypeDecorator[Any]):
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
         return None if value is None else json.loads(value)
+
+
+class HitTimes(TypeDecorator[list[float]]):
+    """A list of epoch seconds: ``double precision[]`` on PostgreSQL, a JSON array on SQLite."""
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(ARRAY(DOUBLE_PRECISION))
+        return dialect.type_descriptor(Text())
+
+    def process_bind_param(self, value: list[float] | None, dialect: Dialect) -> Any:
+        if value is None or dialect.name == "postgresql":
+            return value
+        return json.dumps(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> list[float] | None:
+        if value is None:
+            return None
+        items = json.loads(value) if isinstance(value, str) else value
+        return [float(v) for v in items]
 
 
 def _id(name: str = "id") -> Column[str]:
@@ -208,4 +239,14 @@ Index(
     unique=True,
     sqlite_where=waits.c.state.in_(ACTIVE_WAIT_STATES),
     postgresql_where=waits.c.state.in_(ACTIVE_WAIT_STATES),
+)
+
+# The per-key sliding window of the rate limit (``ratelimits.py``), shared by every replica.
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("hits", HitTimes, nullable=False),
+    Column("last_hit", Float, nullable=False),
+    Index("ix_rate_limits_last_hit", "last_hit"),
 )

@@ -11,6 +11,7 @@ from .engine import create_engine, describe_url, driver_url, enable_wal, transla
 from .errors import StoreUnavailable
 from .followups import FollowupsMixin
 from .migrations import LATEST_VERSION, migrate
+from .ratelimits import RateLimitsMixin
 from .requests import RequestsMixin
 from .schema import schema_version
 from .waits import WaitsMixin
@@ -18,7 +19,7 @@ from .waits import WaitsMixin
 __all__ = ["Store"]
 
 
-class Store(RequestsMixin, WaitsMixin, ApprovalsMixin, FollowupsMixin):
+class Store(RequestsMixin, WaitsMixin, ApprovalsMixin, FollowupsMixin, RateLimitsMixin):
     """The bot's database: SQLite (one process) or PostgreSQL (several replicas), one code path.
 
     Open with ``await Store.open(settings.database_url)`` and ``await store.close()`` at the end.
