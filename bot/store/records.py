@@ -104,7 +104,7 @@ AUDIT_FIELDS: tuple[str, ...] = (
 
 def iso_utc(value: datetime) -> str:
     """``2026-12-02T17:51:31.123456Z``: fixed width, so text order is time order."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 @dataclass(frozen=True, slots=True)
