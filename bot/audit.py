@@ -23,7 +23,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from enum import Enum
+from typing import Any, Final, Literal
 
 from bot.logging import Redactor, get_logger, redactor
 from bot.store import (
@@ -34,12 +35,28 @@ from bot.store import (
     RequestRecord,
     Store,
     StoreError,
+    WaitRecord,
 )
 from bot.store._base import utc
 
-__all__ = ["AUDIT_EVENTS", "AUDIT_FIELDS", "AuditEvent", "AuditRecord", "AuditTrail"]
+__all__ = [
+    "AUDIT_EVENTS",
+    "AUDIT_FIELDS",
+    "REQUESTER",
+    "AuditEvent",
+    "AuditRecord",
+    "AuditTrail",
+]
 
 log = get_logger("bot.audit")
+
+
+class _Requester(Enum):
+    REQUESTER = "requester"
+
+
+#: ``record_request``'s default actor: the person who asked for the request.
+REQUESTER: Final = _Requester.REQUESTER
 
 
 class AuditTrail:
@@ -117,14 +134,15 @@ class AuditTrail:
         event: AuditEvent,
         request: RequestRecord,
         *,
-        actor: str | None = None,
+        actor: str | Literal[_Requester.REQUESTER] | None = REQUESTER,
         actor_upn: str | None = None,
         **fields: Any,
     ) -> AuditRecord:
-        """``record`` with the fields a bot request already holds: its requester (unless
-        ``actor`` is given: a voter, a decider), workflow, targets, parameters, team, id,
-        Nexthink request uuids (comma-separated when a run was split) and execution uuids.
-        ``fields`` are the other keywords of ``record`` and win over the request's."""
+        """``record`` with the fields a bot request already holds: its workflow, targets,
+        parameters, team, id, Nexthink request uuids (comma-separated when a run was split) and
+        execution uuids; the actor is the requester unless given (a voter, a denier) or ``None``
+        (the bot itself: an expiry, an outcome found by polling). ``fields`` are the other
+        keywords of ``record`` and win over the request's."""
         values: dict[str, Any] = {
             "workflow": request.workflow_id,
             "targets": request.targets,
@@ -135,8 +153,30 @@ class AuditTrail:
             "team_id": request.team_id,
         }
         values.update(fields)
-        if actor is None:
+        if actor is REQUESTER:
             actor, actor_upn = request.user_id, actor_upn or request.user_upn
+        return await self.record(event, actor=actor, actor_upn=actor_upn, **values)
+
+    async def record_wait(
+        self,
+        event: AuditEvent,
+        wait: WaitRecord,
+        *,
+        actor: str | None = None,
+        actor_upn: str | None = None,
+        **fields: Any,
+    ) -> AuditRecord:
+        """``record`` for a question of a paused execution: Nexthink's workflow and execution
+        uuids, the question (``detail``) and its options (``params``: ``{"question_id",
+        "options"}``); after a decision ``result`` defaults to the chosen option's label."""
+        values: dict[str, Any] = {
+            "workflow": wait.workflow_uuid,
+            "execution_uuids": (wait.execution_uuid,),
+            "detail": wait.text,
+            "params": {"question_id": wait.id, "options": [o.label for o in wait.options]},
+            "result": wait.decision_label,
+        }
+        values.update(fields)
         return await self.record(event, actor=actor, actor_upn=actor_upn, **values)
 
     def redacted(self, record: AuditRecord) -> AuditRecord:

@@ -21,7 +21,7 @@ from bot.audit import AuditTrail
 from bot.audit_export import export, parse_time
 from bot.logging import REDACTED, Redactor, redactor
 from bot.settings import Settings, SettingsError
-from bot.store import AUDIT_EVENTS, AUDIT_FIELDS, AuditQuery, AuditRecord, Store
+from bot.store import AUDIT_EVENTS, AUDIT_FIELDS, AuditQuery, AuditRecord, Store, WaitOption
 from tests.support.secret_scan import captured_lines, remember
 from tests.test_store import Backend, _postgresql
 
@@ -357,3 +357,54 @@ def test_parse_time(value: str, expected: datetime) -> None:
 def test_parse_time_refuses(value: str) -> None:
     with pytest.raises(ValueError, match="is not a duration"):
         parse_time(value, now=T0)
+
+
+async def test_request_and_wait_helpers_fill_the_fields_they_hold(store: Store) -> None:
+    trail = AuditTrail(store, redact=Redactor())
+    request = await store.create_request(
+        kind="run",
+        user_id="U_REQ",
+        user_upn="req@example.com",
+        team_id="T1",
+        workflow_id="#wf",
+        targets=[{"label": "PC-1"}],
+        params={"p": "1"},
+    )
+    request = await store.update_request(
+        request.id, nexthink_request_uuids=["n-1", "n-2"], executions_uuids=["e-1"]
+    )
+    by_requester = await trail.record_request("executed", request, result="sent", now=T0)
+    assert (by_requester.actor, by_requester.actor_upn) == ("U_REQ", "req@example.com")
+    assert by_requester.workflow == "#wf"
+    assert by_requester.targets == ({"label": "PC-1"},)
+    assert by_requester.params == {"p": "1"}
+    assert by_requester.request_uuid == "n-1,n-2"
+    assert by_requester.execution_uuids == ("e-1",)
+    assert (by_requester.request_id, by_requester.team_id) == (request.id, "T1")
+    vote = await trail.record_request(
+        "approval_vote", request, actor="U_VOTER", actor_upn="v@example.com", now=T0
+    )
+    assert (vote.actor, vote.actor_upn) == ("U_VOTER", "v@example.com")
+    expired = await trail.record_request("approval_expired", request, actor=None, now=T0)
+    assert (expired.actor, expired.actor_upn) == (None, None)
+
+    wait, _ = await store.create_wait(
+        workflow_uuid="wf-uuid",
+        execution_uuid="ex-uuid",
+        text="Reinstall Office?",
+        options=[WaitOption("Yes"), WaitOption("No")],
+        expires_at=T0 + timedelta(hours=1),
+        channel_id="C1",
+        now=T0,
+    )
+    posted = await trail.record_wait("question_posted", wait, now=T0)
+    assert posted.workflow == "wf-uuid"
+    assert posted.execution_uuids == ("ex-uuid",)
+    assert posted.detail == "Reinstall Office?"
+    assert posted.params == {"question_id": wait.id, "options": ["Yes", "No"]}
+    assert posted.actor is None
+    assert posted.result is None
+    decided = await trail.record_wait("question_decided", wait, actor="U9", result="Yes", now=T0)
+    assert (decided.actor, decided.result) == ("U9", "Yes")
+    stored = [r.to_json() for r in await _all(store)]
+    assert stored == [r.to_json() for r in (by_requester, vote, expired, posted, decided)]
