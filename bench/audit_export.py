@@ -13,8 +13,12 @@ them, CSV over all of them. The script reads the subprocess's stdout as it comes
 its lines, which must equal the records plus the CSV header); for each export it prints the
 wall time, records/s, the subprocess's CPU time (user + system, from ``os.wait4``: less
 sensitive than wall time to other work on a shared machine) and records per CPU-second, bytes
-written and the subprocess's peak resident memory (``ru_maxrss`` from ``os.wait4``, i.e. the
-kernel's high-water mark for that process, interpreter and libraries included). A first export
+written and the subprocess's peak resident memory: ``VmHWM`` of ``/proc/<pid>/status`` (the
+kernel's high-water mark of the process's own memory since its exec, interpreter and libraries
+included), read every 0.1 s while it runs, the last reading kept. (``ru_maxrss`` from
+``wait4`` is not used: Linux carries the pre-exec image's peak into it, i.e. this script's
+own memory at fork time.) ``--database PATH`` reuses a file seeded by an earlier run
+(``--keep-db``) and skips the seeding. A first export
 that matches nothing gives the baseline (interpreter, libraries, an open store). The export is
 streamed if the peak does not grow with the number of records: compare a tenth with all.
 """
@@ -29,6 +33,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -105,35 +110,58 @@ def _export(url: str, args: list[str]) -> tuple[float, float, int, int, int, int
     started = time.perf_counter()
     proc = subprocess.Popen([str(script), "audit", *args], stdout=subprocess.PIPE, env=env)  # noqa: S603
     assert proc.stdout is not None
+    peak = [0]
+    done = threading.Event()
+
+    def watch() -> None:
+        status = Path(f"/proc/{proc.pid}/status")
+        while not done.is_set():
+            with contextlib.suppress(OSError, ValueError):
+                for line in status.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak[0] = max(peak[0], int(line.split()[1]))
+            done.wait(0.1)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     lines = size = 0
     while chunk := proc.stdout.read(1 << 20):
         lines += chunk.count(b"\n")
         size += len(chunk)
+    done.set()  # stdout closed: the export is over; the process is exiting
+    watcher.join()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     cpu = usage.ru_utime + usage.ru_stime
-    return time.perf_counter() - started, cpu, lines, size, usage.ru_maxrss, proc.returncode
+    return time.perf_counter() - started, cpu, lines, size, peak[0], proc.returncode
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--keep-db", action="store_true", help="print the file's path, keep it")
+    parser.add_argument("--database", type=Path, help="a file seeded by an earlier --keep-db run")
     options = parser.parse_args()
     for line in machine_lines():
         print(line)
-    directory = Path(tempfile.mkdtemp(prefix="bench-audit-"))
-    path = directory / "audit.db"
-    url = f"sqlite:///{path}"
     n = options.records
-    seconds = asyncio.run(_seed(url, n))
-    stored = min(n, BASE)
-    print(
-        f"store.append_audit: {stored:,} records in {seconds:.1f} s ({stored / seconds:,.0f} "
-        f"records/s, batches of {BATCH:,})"
-    )
-    if n > BASE:
-        print(f"copied inside SQLite up to {n:,} records in {_copy(path, n):.1f} s")
+    if options.database:
+        path = options.database.resolve()
+        directory = None
+        url = f"sqlite:///{path}"
+        print(f"reusing {path} (seeded with --records {n:,} by an earlier run)")
+    else:
+        directory = Path(tempfile.mkdtemp(prefix="bench-audit-"))
+        path = directory / "audit.db"
+        url = f"sqlite:///{path}"
+        seconds = asyncio.run(_seed(url, n))
+        stored = min(n, BASE)
+        print(
+            f"store.append_audit: {stored:,} records in {seconds:.1f} s "
+            f"({stored / seconds:,.0f} records/s, batches of {BATCH:,})"
+        )
+        if n > BASE:
+            print(f"copied inside SQLite up to {n:,} records in {_copy(path, n):.1f} s")
     print(f"SQLite file {path.stat().st_size / 2**20:,.0f} MiB")
     tenth = max(1, n // 10)
     until = (T0 + timedelta(seconds=tenth)).isoformat()
@@ -154,7 +182,7 @@ def main() -> int:
             f"peak RSS {peak / 1024:,.1f} MiB"
             + ("" if ok else f"  FAILED: exit {code}, {lines:,} lines (expected {expected:,})")
         )
-    if options.keep_db:
+    if options.keep_db or directory is None:
         print(f"database kept at {path}")
     else:
         for name in os.listdir(directory):
