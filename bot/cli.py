@@ -78,7 +78,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if words[:1] == ["audit"]:  # its own parser: bad arguments are one line (exit 2)
         from bot.audit_export import run_audit
 
-        sys.exit(run_audit(words[1:]))
+        try:
+            sys.exit(run_audit(words[1:]))
+        except KeyboardInterrupt:
+            sys.exit(130)
     args = _parser().parse_args(words)
     try:
         if args.command == "serve":
