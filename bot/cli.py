@@ -1,4 +1,4 @@
-"""``nexthink-bot``: serve | console | sandbox | check."""
+"""``nexthink-bot``: serve | console | sandbox | check | audit."""
 
 from __future__ import annotations
 
@@ -72,11 +72,22 @@ def _parser() -> argparse.ArgumentParser:
         help="play an instance without the V2 execute (it answers 404; V1 is served)",
     )
     sub.add_parser("check", help="check the configuration, Nexthink and Slack, and report")
+    from bot.audit_export import add_audit_parser
+
+    add_audit_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["audit"]:  # its own parser: bad arguments are one line (exit 2)
+        from bot.audit_export import run_audit
+
+        try:
+            sys.exit(run_audit(words[1:]))
+        except KeyboardInterrupt:
+            sys.exit(130)
+    args = _parser().parse_args(words)
     try:
         if args.command == "serve":
             code = asyncio.run(_serve(args))
@@ -153,3 +164,7 @@ async def _check() -> int:
     from bot.check import run_check
 
     return await run_check()
+
+
+if __name__ == "__main__":
+    main()

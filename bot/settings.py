@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Mode", "Settings", "SettingsError", "derive_token_url"]
 
-Mode = Literal["serve", "console", "check", "sandbox"]
+Mode = Literal["serve", "console", "check", "sandbox", "audit"]
 
 _TOKEN_PATH = "/oauth2/default/v1/token"
 _API_HOST = re.compile(r"^(?P<instance>[^.]+)\.api\.(?P<region>[^.]+)\.nexthink\.cloud$")
@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     followup_tick_seconds: float = Field(default=2.0, gt=0, le=300)
     #: how often the Home tabs of people who opened them lately are brought up to date
     home_refresh_seconds: float = Field(default=10.0, gt=0, le=3600)
+    #: audit records older than this many days are deleted by the sweep; 0 keeps everything
+    audit_retention_days: int = Field(default=400, ge=0, le=36500)
 
     @field_validator("slack_api_url")
     @classmethod
@@ -171,7 +173,7 @@ class Settings(BaseSettings):
         return settings
 
     def check(self, mode: Mode) -> None:
-        if mode == "sandbox":
+        if mode in {"sandbox", "audit"}:  # `audit` needs DATABASE_URL only
             return
         self._check_nexthink(required=mode in {"serve", "check"})
         if mode == "console":

@@ -18,6 +18,7 @@ _PREFIXES = (
     "PROFILE_CACHE_",
     "FOLLOWUP_",
     "HOME_REFRESH_",
+    "AUDIT_",
 )
 
 

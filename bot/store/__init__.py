@@ -1,4 +1,4 @@
-"""The bot's database: the request audit, paused executions, approvals and follow-ups.
+"""The bot's database: requests, paused executions, approvals, follow-ups and the audit trail.
 
 One code path (SQLAlchemy 2 async Core) for SQLite (``sqlite:///path.db``, one process) and
 PostgreSQL (``postgresql://...``, several replicas)::
@@ -17,12 +17,17 @@ Modules: ``engine`` (URLs, connections, error translation), ``migrations``, ``sc
 
 from __future__ import annotations
 
+from .audit import AuditQuery
 from .errors import RecordNotFound, StoreConfigError, StoreError, StoreUnavailable
 from .migrations import LATEST_VERSION
 from .records import (
+    AUDIT_EVENTS,
+    AUDIT_FIELDS,
     ApprovalRecord,
     ApprovalState,
     ApprovalVote,
+    AuditEvent,
+    AuditRecord,
     ClaimRefusal,
     ClaimRefusalReason,
     DenyResult,
@@ -39,10 +44,15 @@ from .records import (
 from .store import Store
 
 __all__ = [
+    "AUDIT_EVENTS",
+    "AUDIT_FIELDS",
     "LATEST_VERSION",
     "ApprovalRecord",
     "ApprovalState",
     "ApprovalVote",
+    "AuditEvent",
+    "AuditQuery",
+    "AuditRecord",
     "ClaimRefusal",
     "ClaimRefusalReason",
     "DenyResult",

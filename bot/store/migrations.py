@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Connection,
@@ -171,9 +172,40 @@ def _v2_rate_limits(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX ix_rate_limits_last_hit ON rate_limits (last_hit)")
 
 
+def _v3_audit_events(conn: Connection) -> None:
+    md = MetaData()
+    audit = Table(
+        "audit_events",
+        md,
+        Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+        Column("occurred_at", UTCDateTime, nullable=False),
+        Column("event", String(32), nullable=False),
+        Column("actor", Text),
+        Column("actor_upn", Text),
+        Column("workflow", Text),
+        Column("targets", JSONText, nullable=False),
+        Column("params", JSONText, nullable=False),
+        Column("ticket", Text),
+        Column("request_uuid", Text),
+        Column("execution_uuids", JSONText, nullable=False),
+        Column("result", Text),
+        Column("detail", Text),
+        Column("request_id", String(36)),
+        Column("enterprise_id", Text),
+        Column("team_id", Text),
+        Index("ix_audit_events_time", "occurred_at", "id"),
+        Index("ix_audit_events_actor", "actor", "occurred_at"),
+        Index("ix_audit_events_workflow", "workflow", "occurred_at"),
+        Index("ix_audit_events_ticket", "ticket", "occurred_at"),
+    )
+    Index("ix_audit_events_actor_upn", func.lower(audit.c.actor_upn), audit.c.occurred_at)
+    md.create_all(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "requests, waits, approvals, approval_votes, followups", _v1_initial),
     Migration(2, "rate_limits: the per-user run limit shared by replicas", _v2_rate_limits),
+    Migration(3, "audit_events: the audit trail", _v3_audit_events),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -8,17 +8,21 @@ plain dicts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 __all__ = [
     "APPROVAL_STATES",
+    "AUDIT_EVENTS",
+    "AUDIT_FIELDS",
     "REQUEST_KINDS",
     "REQUEST_STATES",
     "WAIT_STATES",
     "ApprovalRecord",
     "ApprovalState",
     "ApprovalVote",
+    "AuditEvent",
+    "AuditRecord",
     "ClaimRefusal",
     "ClaimRefusalReason",
     "DenyResult",
@@ -31,6 +35,7 @@ __all__ = [
     "WaitOption",
     "WaitRecord",
     "WaitState",
+    "iso_utc",
 ]
 
 RequestKind = Literal["run", "resume", "decision", "approval"]
@@ -48,10 +53,58 @@ ClaimRefusalReason = Literal[
 #: why ``vote_approval`` / ``deny_approval`` refused.
 VoteRefusalReason = Literal["not_found", "expired", "not_pending", "already_voted", "own_request"]
 
+#: every event of the audit trail, as named in the contract ("Change management and audit").
+AuditEvent = Literal[
+    "run_requested",
+    "run_refused",
+    "approval_requested",
+    "approval_vote",
+    "approval_denied",
+    "approval_expired",
+    "executed",
+    "execute_failed",
+    "outcome",
+    "question_posted",
+    "question_decided",
+    "question_expired",
+    "resumed",
+    "delegation_set",
+    "consent_asked",
+    "consent_given",
+    "consent_refused",
+    "scheduled",
+    "schedule_cancelled",
+]
+
 REQUEST_KINDS: frozenset[str] = frozenset(get_args(RequestKind))
 REQUEST_STATES: frozenset[str] = frozenset(get_args(RequestState))
 WAIT_STATES: frozenset[str] = frozenset(get_args(WaitState))
 APPROVAL_STATES: frozenset[str] = frozenset(get_args(ApprovalState))
+AUDIT_EVENTS: tuple[str, ...] = get_args(AuditEvent)
+
+#: the fields of an exported audit record, in order: the CSV header and the JSON keys.
+AUDIT_FIELDS: tuple[str, ...] = (
+    "time",
+    "event",
+    "actor",
+    "actor_upn",
+    "workflow",
+    "targets",
+    "params",
+    "ticket",
+    "request_uuid",
+    "execution_uuids",
+    "result",
+    "detail",
+    "request_id",
+    "enterprise_id",
+    "team_id",
+)
+
+
+def iso_utc(value: datetime) -> str:
+    """``2026-12-02T17:51:31.123456Z``: fixed width, so text order is time order."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,3 +269,54 @@ class FollowupRecord:
     last_status: str | None
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One event of the audit trail: who did what, on whom, and how it ended.
+
+    ``actor`` is the Slack user id of whoever caused the event (the requester, the voter, the
+    person who clicked), ``None`` for the bot itself (an expiry, an outcome found by polling).
+    ``request_uuid`` / ``execution_uuids`` are Nexthink's; ``request_id`` is the bot's own request
+    record, which ties the events of one run together. ``result`` is a short word (``ok``,
+    ``refused``, ``approved``, ``denied``, ``succeeded``, ``failed``, ``unknown``...); ``detail``
+    is free text (a refusal, a deny reason, an error). ``seq`` is the store's sequence number
+    (``None`` before the record is written); it orders records of the same instant.
+    """
+
+    time: datetime
+    event: AuditEvent
+    actor: str | None = None
+    actor_upn: str | None = None
+    workflow: str | None = None
+    targets: tuple[dict[str, Any], ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
+    ticket: str | None = None
+    request_uuid: str | None = None
+    execution_uuids: tuple[str, ...] = ()
+    result: str | None = None
+    detail: str | None = None
+    request_id: str | None = None
+    enterprise_id: str | None = None
+    team_id: str | None = None
+    seq: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The exported shape: ``AUDIT_FIELDS`` in order, ``time`` as ISO 8601 UTC text."""
+        return {
+            "time": iso_utc(self.time),
+            "event": self.event,
+            "actor": self.actor,
+            "actor_upn": self.actor_upn,
+            "workflow": self.workflow,
+            "targets": [dict(t) for t in self.targets],
+            "params": dict(self.params),
+            "ticket": self.ticket,
+            "request_uuid": self.request_uuid,
+            "execution_uuids": list(self.execution_uuids),
+            "result": self.result,
+            "detail": self.detail,
+            "request_id": self.request_id,
+            "enterprise_id": self.enterprise_id,
+            "team_id": self.team_id,
+        }

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Dialect,
@@ -34,6 +35,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION
 from sqlalchemy.types import DateTime, TypeDecorator, TypeEngine
@@ -45,6 +47,7 @@ __all__ = [
     "UTCDateTime",
     "approval_votes",
     "approvals",
+    "audit_events",
     "followups",
     "metadata",
     "rate_limits",
@@ -230,6 +233,34 @@ followups = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_followups_due", "done", "next_poll_at"),
 )
+
+#: one row per audited event, appended and never changed (``records.AuditRecord``); ``id`` is a
+#: sequence that orders events of the same instant, so (occurred_at, id) is the export's key.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("actor", Text),
+    Column("actor_upn", Text),
+    Column("workflow", Text),
+    Column("targets", JSONText, nullable=False),
+    Column("params", JSONText, nullable=False),
+    Column("ticket", Text),
+    Column("request_uuid", Text),
+    Column("execution_uuids", JSONText, nullable=False),
+    Column("result", Text),
+    Column("detail", Text),
+    Column("request_id", String(36)),
+    Column("enterprise_id", Text),
+    Column("team_id", Text),
+    Index("ix_audit_events_time", "occurred_at", "id"),
+    Index("ix_audit_events_actor", "actor", "occurred_at"),
+    Index("ix_audit_events_workflow", "workflow", "occurred_at"),
+    Index("ix_audit_events_ticket", "ticket", "occurred_at"),
+)
+Index("ix_audit_events_actor_upn", func.lower(audit_events.c.actor_upn), audit_events.c.occurred_at)
 
 # A repeated webhook for the same paused execution must find the existing wait, not add one.
 Index(
