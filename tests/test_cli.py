@@ -243,6 +243,7 @@ async def test_check_reports_all_good_against_slack_and_the_sandbox(
         "nexthink workflows": "ok  ",
         "nexthink status query": "ok  ",
         "store": "ok  ",
+        "slack install": "ok  ",
         "slack auth.test": "ok  ",
         "waits webhook": "ok  ",
     }
@@ -250,6 +251,7 @@ async def test_check_reports_all_good_against_slack_and_the_sandbox(
     assert len(sandbox.requests("token")) == 1
     assert len(slack.calls_to("auth.test")) == 1
     assert any("outcomes are not followed" in line for line in lines)
+    assert "ok   slack install: one bot token (SLACK_BOT_TOKEN), HTTP mode" in "\n".join(lines)
 
 
 async def test_check_runs_the_status_query_when_one_is_set(

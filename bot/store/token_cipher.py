@@ -12,10 +12,12 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from .errors import StoreError
 
-__all__ = ["KEY_SETTING", "TokenCipher", "TokenKeyMismatch"]
+__all__ = ["KEY_HINT", "KEY_SETTING", "TokenCipher", "TokenKeyMismatch"]
 
 KEY_SETTING = "SLACK_TOKEN_ENCRYPTION_KEY"
-_GENERATE = (
+#: what a key is and how to make one, for messages
+KEY_HINT = (
+    "a Fernet key (32 url-safe base64-encoded bytes, 44 characters), made with "
     'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
 )
 
@@ -35,17 +37,14 @@ class TokenCipher:
         """The cipher for the setting's value; ``ValueError`` (one line, no key in it) if unusable."""
         keys = [part.strip() for part in value.split(",")]
         if not value.strip() or any(not key for key in keys):
-            raise ValueError(f"{KEY_SETTING} is empty: give a Fernet key, e.g. from {_GENERATE}")
+            raise ValueError(f"{KEY_SETTING} has an empty key: give {KEY_HINT}")
         fernets: list[Fernet] = []
         for number, key in enumerate(keys, start=1):
             try:
                 fernets.append(Fernet(key))
             except ValueError:  # also binascii.Error: not base64, or not 32 bytes
                 which = f"key {number} of {len(keys)}" if len(keys) > 1 else "the key"
-                raise ValueError(
-                    f"{KEY_SETTING}: {which} is not a Fernet key (32 url-safe base64-encoded "
-                    f"bytes, 44 characters); make one with {_GENERATE}"
-                ) from None
+                raise ValueError(f"{KEY_SETTING}: {which} is not {KEY_HINT}") from None
         return cls(MultiFernet(fernets))
 
     def seal(self, token: str) -> str:
