@@ -42,8 +42,9 @@ class SealedToken(TypeDecorator[str]):
     """A token column: encrypted with the cipher on the way in, decrypted on the way out."""
 
     impl = Text
-    #: the cipher is part of the type; statements using it are not shared between stores
-    cache_ok = False
+    #: the cipher (compared by identity) is part of the type's cache key, so a compiled statement
+    #: is only reused with the cipher it was compiled for
+    cache_ok = True
 
     def __init__(self, cipher: TokenCipher) -> None:
         super().__init__()

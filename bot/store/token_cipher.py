@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from .errors import StoreError
+from .errors import TokenKeyMismatch
 
 __all__ = ["KEY_HINT", "KEY_SETTING", "TokenCipher", "TokenKeyMismatch"]
 
@@ -20,10 +20,6 @@ KEY_HINT = (
     "a Fernet key (32 url-safe base64-encoded bytes, 44 characters), made with "
     'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
 )
-
-
-class TokenKeyMismatch(StoreError):
-    """A stored token cannot be decrypted: it was encrypted with a key that is not configured."""
 
 
 class TokenCipher:
