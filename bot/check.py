@@ -95,7 +95,64 @@ async def run_check(out: TextIO | None = None) -> int:
         return f"{backend} reachable, schema up to date"
 
     await step("store", store)
+    if settings.oauth:
+        try:
+            ok, detail = await _oauth_installs(settings)
+        except Exception as exc:
+            ok, detail = False, _describe(exc)
+        line(ok, "slack install", detail)
+        line(True, "slack auth.test", "not run: with OAuth each installation has its own token")
+    else:
+        line(True, "slack install", _INSTALL_MODES[settings.install_mode])
+        await _auth_test(settings, step)
+    if settings.nexthink_webhook_token is None:
+        line(
+            True,
+            "waits webhook",
+            "disabled (no NEXTHINK_WEBHOOK_TOKEN): POST /nexthink/waits answers 503",
+        )
+    else:
+        line(True, "waits webhook", "enabled: POST /nexthink/waits requires the bearer token")
+    out.write("all good\n" if failures == 0 else f"{failures} problem(s)\n")
+    return 0 if failures == 0 else 1
 
+
+_INSTALL_MODES = {
+    "token": "one bot token (SLACK_BOT_TOKEN), HTTP mode: Slack posts to /slack/events",
+    "socket": "one bot token (SLACK_BOT_TOKEN), Socket Mode (SLACK_APP_TOKEN)",
+}
+
+
+async def _oauth_installs(settings: Settings) -> tuple[bool, str]:
+    """OAuth: how many installations the store holds, and whether the key decrypts their tokens."""
+    from bot.store import Store
+    from bot.store.token_cipher import TokenCipher
+
+    assert settings.slack_client_id
+    assert settings.slack_token_encryption_key
+    cipher = TokenCipher.from_setting(settings.slack_token_encryption_key.get_secret_value())
+    opened = await Store.open(settings.database_url)
+    try:
+        installs = opened.slack_installations(client_id=settings.slack_client_id, cipher=cipher)
+        census = await installs.census()
+    finally:
+        await opened.close()
+    stored = (
+        f"OAuth installs (client id {settings.slack_client_id}, GET /slack/install): "
+        f"{census.total} stored ({census.org_wide} org-wide, {census.workspaces} "
+        f"workspace{'' if census.workspaces == 1 else 's'})"
+    )
+    if census.unreadable:
+        return False, (
+            f"{stored}; SLACK_TOKEN_ENCRYPTION_KEY cannot decrypt the tokens of "
+            f"{census.unreadable} of them (they were encrypted with another key)"
+        )
+    return True, stored
+
+
+async def _auth_test(
+    settings: Settings, step: Callable[[str, Callable[[], Awaitable[str]]], Awaitable[None]]
+) -> None:
     from bot.app import slack_client
 
     slack = slack_client(settings)
@@ -110,16 +167,6 @@ async def run_check(out: TextIO | None = None) -> int:
         session = getattr(slack, "session", None)
         if session is not None:
             await session.close()
-    if settings.nexthink_webhook_token is None:
-        line(
-            True,
-            "waits webhook",
-            "disabled (no NEXTHINK_WEBHOOK_TOKEN): POST /nexthink/waits answers 503",
-        )
-    else:
-        line(True, "waits webhook", "enabled: POST /nexthink/waits requires the bearer token")
-    out.write("all good\n" if failures == 0 else f"{failures} problem(s)\n")
-    return 0 if failures == 0 else 1
 
 
 def _execute_api(setting: str, nexthink: NexthinkClient) -> str:

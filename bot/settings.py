@@ -15,9 +15,11 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Mode", "Settings", "SettingsError", "derive_token_url"]
+__all__ = ["InstallMode", "Mode", "Settings", "SettingsError", "derive_token_url"]
 
 Mode = Literal["serve", "console", "check", "sandbox", "audit"]
+#: how the bot gets its Slack token: one SLACK_BOT_TOKEN (HTTP or Socket Mode) or OAuth installs
+InstallMode = Literal["token", "socket", "oauth"]
 
 _TOKEN_PATH = "/oauth2/default/v1/token"
 _API_HOST = re.compile(r"^(?P<instance>[^.]+)\.api\.(?P<region>[^.]+)\.nexthink\.cloud$")
@@ -63,6 +65,11 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
+    #: OAuth installs (HTTP mode): all three set, then SLACK_TOKEN_ENCRYPTION_KEY is required
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    slack_state_secret: SecretStr | None = None
+    slack_token_encryption_key: SecretStr | None = None
 
     nexthink_base_url: str | None = None
     nexthink_token_url: str | None = None
@@ -151,6 +158,32 @@ class Settings(BaseSettings):
         return self.slack_app_token is not None
 
     @property
+    def oauth(self) -> bool:
+        """OAuth installs: SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and SLACK_STATE_SECRET are set."""
+        return not self._oauth_missing()
+
+    @property
+    def install_mode(self) -> InstallMode:
+        if self.oauth:
+            return "oauth"
+        return "socket" if self.socket_mode else "token"
+
+    def _oauth_given(self) -> dict[str, bool]:
+        def given(value: str | SecretStr | None) -> bool:
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            return bool(value and value.strip())
+
+        return {
+            "SLACK_CLIENT_ID": given(self.slack_client_id),
+            "SLACK_CLIENT_SECRET": given(self.slack_client_secret),
+            "SLACK_STATE_SECRET": given(self.slack_state_secret),
+        }
+
+    def _oauth_missing(self) -> list[str]:
+        return [name for name, given in self._oauth_given().items() if not given]
+
+    @property
     def uses_sandbox(self) -> bool:
         return self.nexthink_base_url is None
 
@@ -176,7 +209,11 @@ class Settings(BaseSettings):
         if mode in {"sandbox", "audit"}:  # `audit` needs DATABASE_URL only
             return
         self._check_nexthink(required=mode in {"serve", "check"})
+        self._check_oauth()
         if mode == "console":
+            return
+        if self.oauth:
+            self._check_oauth_mode(mode)
             return
         token = self.slack_bot_token
         if token is None or not token.get_secret_value():
@@ -196,6 +233,47 @@ class Settings(BaseSettings):
             raise SettingsError(
                 "SLACK_SIGNING_SECRET is required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)"
             )
+
+    def _check_oauth(self) -> None:
+        """All of SLACK_CLIENT_ID, SLACK_CLIENT_SECRET, SLACK_STATE_SECRET or none; then a key."""
+        missing = self._oauth_missing()
+        if len(missing) == 3:
+            return
+        if missing:
+            given = [name for name, is_given in self._oauth_given().items() if is_given]
+            raise SettingsError(
+                f"{_and(missing)} {'is' if len(missing) == 1 else 'are'} required with "
+                f"{_and(given)} for OAuth installs (or unset {_and(given)} to serve one "
+                "workspace or org with SLACK_BOT_TOKEN)"
+            )
+        from bot.store.token_cipher import KEY_HINT, TokenCipher  # cryptography, when needed
+
+        key = self.slack_token_encryption_key
+        if key is None or not key.get_secret_value().strip():
+            raise SettingsError(
+                "SLACK_TOKEN_ENCRYPTION_KEY is required with OAuth installs (SLACK_CLIENT_ID): "
+                + KEY_HINT
+            )
+        try:
+            TokenCipher.from_setting(key.get_secret_value())
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+
+    def _check_oauth_mode(self, mode: Mode) -> None:
+        if self.slack_app_token is not None:
+            raise SettingsError(
+                "SLACK_APP_TOKEN (Socket Mode) cannot be used with OAuth installs "
+                "(SLACK_CLIENT_ID): Slack must reach /slack/oauth_redirect and /slack/events "
+                "over HTTP; unset one or the other"
+            )
+        if self.slack_bot_token is not None and self.slack_bot_token.get_secret_value():
+            raise SettingsError(
+                "SLACK_BOT_TOKEN must not be set with OAuth installs (SLACK_CLIENT_ID): each "
+                "installation brings its own token; unset one or the other"
+            )
+        secret = self.slack_signing_secret
+        if mode == "serve" and (secret is None or not secret.get_secret_value()):
+            raise SettingsError("SLACK_SIGNING_SECRET is required in HTTP mode (OAuth installs)")
 
     def _check_nexthink(self, *, required: bool) -> None:
         if self.nexthink_base_url is None:
@@ -219,10 +297,21 @@ class Settings(BaseSettings):
             self.slack_bot_token,
             self.slack_signing_secret,
             self.slack_app_token,
+            self.slack_client_secret,
+            self.slack_state_secret,
+            self.slack_token_encryption_key,
             self.nexthink_client_secret,
             self.nexthink_webhook_token,
         ]
-        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+        found = [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+        if self.slack_token_encryption_key is not None:  # each key of a comma-separated list too
+            keys = self.slack_token_encryption_key.get_secret_value().split(",")
+            found += [key.strip() for key in keys if key.strip()]
+        return found
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _redact_url(url: str) -> str:

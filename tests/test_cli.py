@@ -244,6 +244,7 @@ async def test_check_reports_all_good_against_slack_and_the_sandbox(
         "nexthink execute API": "ok  ",
         "nexthink status query": "ok  ",
         "store": "ok  ",
+        "slack install": "ok  ",
         "slack auth.test": "ok  ",
         "waits webhook": "ok  ",
     }
@@ -253,6 +254,7 @@ async def test_check_reports_all_good_against_slack_and_the_sandbox(
     assert any("outcomes are not followed" in line for line in lines)
     (api,) = [line for line in lines if line.startswith("ok   nexthink execute API:")]
     assert "v2 (not yet probed): NEXTHINK_EXECUTE_API=auto" in api
+    assert "ok   slack install: one bot token (SLACK_BOT_TOKEN), HTTP mode" in "\n".join(lines)
 
 
 async def test_check_runs_the_status_query_when_one_is_set(

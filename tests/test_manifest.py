@@ -87,7 +87,7 @@ def test_bot_scopes_are_exactly_what_the_bot_uses(manifest: dict[str, Any]) -> N
 
 
 def test_surfaces_and_delivery_settings(manifest: dict[str, Any]) -> None:
-    """Home tab, app_home_opened, interactivity and Socket Mode are on; org deploy and token rotation off."""
+    """Home tab, app_home_opened, interactivity, Socket Mode and org-wide deploy are on; token rotation off."""
     features, settings = manifest["features"], manifest["settings"]
     assert manifest["display_information"]["name"] == "Nexthink"
     assert features["app_home"]["home_tab_enabled"] is True
@@ -96,7 +96,7 @@ def test_surfaces_and_delivery_settings(manifest: dict[str, Any]) -> None:
     assert settings["event_subscriptions"]["bot_events"] == ["app_home_opened"]
     assert settings["interactivity"]["is_enabled"] is True
     assert settings["socket_mode_enabled"] is True
-    assert settings["org_deploy_enabled"] is False
+    assert settings["org_deploy_enabled"] is True
     assert settings["token_rotation_enabled"] is False
 
 
@@ -110,6 +110,13 @@ def test_every_request_url_is_the_bots_events_endpoint(manifest: dict[str, Any])
         settings["interactivity"]["message_menu_options_url"],
     }
     assert urls == {EVENTS_URL}
+
+
+def test_oauth_redirect_is_the_bots_redirect_endpoint(manifest: dict[str, Any]) -> None:
+    """The one OAuth redirect URL is the placeholder host's /slack/oauth_redirect, which Bolt serves."""
+    assert manifest["oauth_config"]["redirect_urls"] == [
+        "https://bot.example.com/slack/oauth_redirect"
+    ]
 
 
 def test_mentions_reach_the_command_escaped(manifest: dict[str, Any]) -> None:

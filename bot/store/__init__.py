@@ -11,6 +11,10 @@ Decisions that must have one winner (claiming a wait, the vote that reaches an a
 denying, expiring, leasing follow-ups) are made inside the database, atomically, so they hold
 across processes as well as coroutines. See ``waits.py`` and ``approvals.py``.
 
+Slack OAuth installs live here too: ``store.slack_installations(...)`` and
+``store.slack_oauth_states(...)`` are slack_sdk's SQLAlchemy stores on this database, tokens
+encrypted (``installations``, ``oauth_states``, ``token_cipher``).
+
 Modules: ``engine`` (URLs, connections, error translation), ``migrations``, ``schema``,
 ``records``, ``errors``, and one module per record kind.
 """
@@ -18,8 +22,16 @@ Modules: ``engine`` (URLs, connections, error translation), ``migrations``, ``sc
 from __future__ import annotations
 
 from .audit import AuditQuery
-from .errors import RecordNotFound, StoreConfigError, StoreError, StoreUnavailable
+from .errors import (
+    RecordNotFound,
+    StoreConfigError,
+    StoreError,
+    StoreUnavailable,
+    TokenKeyMismatch,
+)
+from .installations import InstallationCensus, InstallationStore
 from .migrations import LATEST_VERSION
+from .oauth_states import OAuthStateStore
 from .records import (
     AUDIT_EVENTS,
     AUDIT_FIELDS,
@@ -42,6 +54,7 @@ from .records import (
     WaitState,
 )
 from .store import Store
+from .token_cipher import TokenCipher
 
 __all__ = [
     "AUDIT_EVENTS",
@@ -57,6 +70,9 @@ __all__ = [
     "ClaimRefusalReason",
     "DenyResult",
     "FollowupRecord",
+    "InstallationCensus",
+    "InstallationStore",
+    "OAuthStateStore",
     "RecordNotFound",
     "RequestKind",
     "RequestRecord",
@@ -65,6 +81,8 @@ __all__ = [
     "StoreConfigError",
     "StoreError",
     "StoreUnavailable",
+    "TokenCipher",
+    "TokenKeyMismatch",
     "VoteRefusalReason",
     "VoteResult",
     "WaitOption",

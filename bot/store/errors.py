@@ -3,7 +3,8 @@
     StoreError
     ├── StoreConfigError   the database URL cannot work (unknown scheme, missing directory, :memory:)
     ├── StoreUnavailable   the database cannot be reached or used right now, or the store is closed
-    └── RecordNotFound     an update names a record id that does not exist
+    ├── RecordNotFound     an update names a record id that does not exist
+    └── TokenKeyMismatch   a stored Slack token cannot be decrypted with SLACK_TOKEN_ENCRYPTION_KEY
 
 Driver and SQLAlchemy errors are translated in one place, ``engine.translate_errors``, always with
 ``raise ... from exc``. Messages name the database with its password hidden and never carry a
@@ -12,7 +13,13 @@ secret, so they can go to logs and to ``/readyz`` as they are.
 
 from __future__ import annotations
 
-__all__ = ["RecordNotFound", "StoreConfigError", "StoreError", "StoreUnavailable"]
+__all__ = [
+    "RecordNotFound",
+    "StoreConfigError",
+    "StoreError",
+    "StoreUnavailable",
+    "TokenKeyMismatch",
+]
 
 
 class StoreError(Exception):
@@ -29,3 +36,7 @@ class StoreUnavailable(StoreError):
 
 class RecordNotFound(StoreError):
     """An update or mark named a record that does not exist."""
+
+
+class TokenKeyMismatch(StoreError):
+    """A stored Slack token cannot be decrypted: it was encrypted with a key that is not configured."""

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Connection,
+    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -202,10 +203,83 @@ def _v3_audit_events(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _v4_slack_oauth(conn: Connection) -> None:
+    """slack_sdk's installation and OAuth state tables, as its SQLAlchemy stores define them
+    (slack-sdk 3.48), except that token columns are TEXT: they hold Fernet ciphertext."""
+    md = MetaData()
+    Table(
+        "slack_installations",
+        md,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("client_id", String(32), nullable=False),
+        Column("app_id", String(32), nullable=False),
+        Column("enterprise_id", String(32)),
+        Column("enterprise_name", String(200)),
+        Column("enterprise_url", String(200)),
+        Column("team_id", String(32)),
+        Column("team_name", String(200)),
+        Column("bot_token", Text),
+        Column("bot_id", String(32)),
+        Column("bot_user_id", String(32)),
+        Column("bot_scopes", String(1000)),
+        Column("bot_refresh_token", Text),
+        Column("bot_token_expires_at", DateTime),
+        Column("user_id", String(32), nullable=False),
+        Column("user_token", Text),
+        Column("user_scopes", String(1000)),
+        Column("user_refresh_token", Text),
+        Column("user_token_expires_at", DateTime),
+        Column("incoming_webhook_url", String(200)),
+        Column("incoming_webhook_channel", String(200)),
+        Column("incoming_webhook_channel_id", String(200)),
+        Column("incoming_webhook_configuration_url", String(200)),
+        Column("is_enterprise_install", Boolean, nullable=False),
+        Column("token_type", String(32)),
+        Column("installed_at", DateTime, nullable=False),
+        Index(
+            "slack_installations_idx",
+            "client_id",
+            "enterprise_id",
+            "team_id",
+            "user_id",
+            "installed_at",
+        ),
+    )
+    Table(
+        "slack_bots",
+        md,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("client_id", String(32), nullable=False),
+        Column("app_id", String(32), nullable=False),
+        Column("enterprise_id", String(32)),
+        Column("enterprise_name", String(200)),
+        Column("team_id", String(32)),
+        Column("team_name", String(200)),
+        Column("bot_token", Text),
+        Column("bot_id", String(32)),
+        Column("bot_user_id", String(32)),
+        Column("bot_scopes", String(1000)),
+        Column("bot_refresh_token", Text),
+        Column("bot_token_expires_at", DateTime),
+        Column("is_enterprise_install", Boolean, nullable=False),
+        Column("installed_at", DateTime, nullable=False),
+        Index("slack_bots_idx", "client_id", "enterprise_id", "team_id", "installed_at"),
+    )
+    Table(
+        "slack_oauth_states",
+        md,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("state", String(200), nullable=False),
+        Column("expire_at", DateTime, nullable=False),
+    )
+    md.create_all(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "requests, waits, approvals, approval_votes, followups", _v1_initial),
     Migration(2, "rate_limits: the per-user run limit shared by replicas", _v2_rate_limits),
     Migration(3, "audit_events: the audit trail", _v3_audit_events),
+    Migration(4, "slack_installations, slack_bots, slack_oauth_states (OAuth)", _v4_slack_oauth),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -14,6 +14,12 @@ Two column types keep both backends alike:
 One column differs by backend on purpose: ``rate_limits.hits`` (``HitTimes``) is a
 ``double precision[]`` on PostgreSQL and a JSON array in TEXT on SQLite, because the rate-limit
 check reads inside it in its one atomic statement (``ratelimits.py``).
+
+The ``slack_*`` tables are slack_sdk's (``AsyncSQLAlchemyInstallationStore`` and
+``AsyncSQLAlchemyOAuthStateStore``, which write the queries): same names, columns, types and
+index, naive UTC ``DateTime`` as the library writes it, except that the four token columns are
+TEXT, not VARCHAR(200): they hold Fernet ciphertext, about 1.4 times the token plus 100 characters
+(``installations.py``).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from sqlalchemy.types import DateTime, TypeDecorator, TypeEngine
 
 __all__ = [
     "ACTIVE_WAIT_STATES",
+    "SLACK_TOKEN_COLUMNS",
     "HitTimes",
     "JSONText",
     "UTCDateTime",
@@ -53,8 +60,14 @@ __all__ = [
     "rate_limits",
     "requests",
     "schema_version",
+    "slack_bots",
+    "slack_installations",
+    "slack_oauth_states",
     "waits",
 ]
+
+#: the columns of ``slack_installations`` and ``slack_bots`` that hold tokens (encrypted at rest)
+SLACK_TOKEN_COLUMNS = ("bot_token", "bot_refresh_token", "user_token", "user_refresh_token")
 
 #: states in which a wait still stands for its execution; at most one per execution.
 ACTIVE_WAIT_STATES = ("pending", "claimed")
@@ -280,4 +293,74 @@ rate_limits = Table(
     Column("hits", HitTimes, nullable=False),
     Column("last_hit", Float, nullable=False),
     Index("ix_rate_limits_last_hit", "last_hit"),
+)
+
+# -- slack_sdk's OAuth tables (see the module docstring) -------------------------------------
+
+slack_installations = Table(
+    "slack_installations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client_id", String(32), nullable=False),
+    Column("app_id", String(32), nullable=False),
+    Column("enterprise_id", String(32)),
+    Column("enterprise_name", String(200)),
+    Column("enterprise_url", String(200)),
+    Column("team_id", String(32)),
+    Column("team_name", String(200)),
+    Column("bot_token", Text),
+    Column("bot_id", String(32)),
+    Column("bot_user_id", String(32)),
+    Column("bot_scopes", String(1000)),
+    Column("bot_refresh_token", Text),
+    Column("bot_token_expires_at", DateTime),
+    Column("user_id", String(32), nullable=False),
+    Column("user_token", Text),
+    Column("user_scopes", String(1000)),
+    Column("user_refresh_token", Text),
+    Column("user_token_expires_at", DateTime),
+    Column("incoming_webhook_url", String(200)),
+    Column("incoming_webhook_channel", String(200)),
+    Column("incoming_webhook_channel_id", String(200)),
+    Column("incoming_webhook_configuration_url", String(200)),
+    Column("is_enterprise_install", Boolean, nullable=False),
+    Column("token_type", String(32)),
+    Column("installed_at", DateTime, nullable=False),
+    Index(
+        "slack_installations_idx",
+        "client_id",
+        "enterprise_id",
+        "team_id",
+        "user_id",
+        "installed_at",
+    ),
+)
+
+slack_bots = Table(
+    "slack_bots",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client_id", String(32), nullable=False),
+    Column("app_id", String(32), nullable=False),
+    Column("enterprise_id", String(32)),
+    Column("enterprise_name", String(200)),
+    Column("team_id", String(32)),
+    Column("team_name", String(200)),
+    Column("bot_token", Text),
+    Column("bot_id", String(32)),
+    Column("bot_user_id", String(32)),
+    Column("bot_scopes", String(1000)),
+    Column("bot_refresh_token", Text),
+    Column("bot_token_expires_at", DateTime),
+    Column("is_enterprise_install", Boolean, nullable=False),
+    Column("installed_at", DateTime, nullable=False),
+    Index("slack_bots_idx", "client_id", "enterprise_id", "team_id", "installed_at"),
+)
+
+slack_oauth_states = Table(
+    "slack_oauth_states",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("state", String(200), nullable=False),
+    Column("expire_at", DateTime, nullable=False),
 )

@@ -11,10 +11,13 @@ from .audit import AuditMixin
 from .engine import create_engine, describe_url, driver_url, enable_wal, translate_errors
 from .errors import StoreUnavailable
 from .followups import FollowupsMixin
+from .installations import InstallationStore
 from .migrations import LATEST_VERSION, migrate
+from .oauth_states import OAuthStateStore
 from .ratelimits import RateLimitsMixin
 from .requests import RequestsMixin
 from .schema import schema_version
+from .token_cipher import TokenCipher
 from .waits import WaitsMixin
 
 __all__ = ["Store"]
@@ -100,6 +103,20 @@ class Store(RequestsMixin, WaitsMixin, ApprovalsMixin, FollowupsMixin, RateLimit
                 f"database {self._where} is at schema version {version}, "
                 f"this bot needs {LATEST_VERSION}"
             )
+
+    # -- Slack OAuth installs (slack_sdk's stores on this database) ---------------------------
+
+    def slack_installations(self, *, client_id: str, cipher: TokenCipher) -> InstallationStore:
+        """The installations of the Slack app ``client_id``, tokens encrypted with ``cipher``."""
+        return InstallationStore(
+            self._live(), client_id=client_id, cipher=cipher, where=self._where
+        )
+
+    def slack_oauth_states(self, *, secret: str, expiration_seconds: int = 600) -> OAuthStateStore:
+        """The OAuth states of installs in progress, signed with ``secret`` (SLACK_STATE_SECRET)."""
+        return OAuthStateStore(
+            self._live(), secret=secret, where=self._where, expiration_seconds=expiration_seconds
+        )
 
     async def __aenter__(self) -> Store:
         return self
