@@ -60,7 +60,6 @@ async def run(world: World, text: str = "run restart_teams") -> str:
     before = len(answers(world, ALICE))
     response = await world.driver.command(ALICE, text)
     assert response.status == 200
-    assert response.elapsed < 3.0
     await world.settle(within=30)
     replies = answers(world, ALICE)[before:]
     assert replies, "no answer"
