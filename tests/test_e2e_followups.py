@@ -11,7 +11,7 @@ from bot import followups
 from bot.console.slack import LocalSlack
 from bot.console.world import WEBHOOK_TOKEN, World
 from bot.sandbox import Sandbox
-from tests.support.e2e import answers, executes, last_answer, text_of, world_at
+from tests.support.e2e import PatientWorld, answers, executes, last_answer, text_of, world_at
 from tests.support.outcomes import FOLLOW, QUERY_ID, eventually, reads
 
 ENGINEERS = """
@@ -128,7 +128,7 @@ async def test_a_follow_up_survives_a_restart(tmp_path: Path) -> None:
         LocalSlack() as slack,
     ):
         idle = {**FOLLOW, "followup_tick_seconds": 300}  # this bot never gets to look
-        async with World(database, sandbox=sandbox, slack=slack, overrides=idle) as first:
+        async with PatientWorld(database, sandbox=sandbox, slack=slack, overrides=idle) as first:
             assert first.driver is not None
             await first.driver.command("U0ALICE", "run restart_teams", channel_id="C0GENERAL")
             await first.settle()
@@ -136,7 +136,7 @@ async def test_a_follow_up_survives_a_restart(tmp_path: Path) -> None:
             assert reads(reply, "alice@example.com — in progress")
         await sandbox.settle()  # the execution ends while no bot is running
         assert sandbox.requests("nql") == []
-        async with World(database, sandbox=sandbox, slack=slack, overrides=FOLLOW) as second:
+        async with PatientWorld(database, sandbox=sandbox, slack=slack, overrides=FOLLOW) as second:
             await eventually(lambda: reads(reply, "*Outcome:* 1 succeeded"))
             assert last_answer(second, "U0ALICE") is reply
             assert len(sandbox.requests("nql")) == 1

@@ -27,7 +27,7 @@ from bot.sandbox import Fault, Sandbox
 from handlers import ids
 from handlers.grammar import SUBCOMMANDS, GrammarError, Help, OpenModal, Run, parse
 from handlers.wait_views import decision_action_id
-from tests.support.e2e import ack_problems, answers, executes, text_of, world_at
+from tests.support.e2e import PatientWorld, ack_problems, answers, executes, text_of, world_at
 
 FUZZ = settings(
     max_examples=60,
@@ -526,7 +526,7 @@ async def broken(tmp_path: Path) -> AsyncIterator[tuple[World, BrokenNexthink]]:
         proxy = BrokenNexthink(sandbox.url)
         url = await proxy.start()
         try:
-            async with World(
+            async with PatientWorld(
                 database_url=f"sqlite:///{tmp_path}/bot.db",
                 nexthink_base_url=url,
                 nexthink_client_id=sandbox.client_id,

@@ -542,14 +542,17 @@ async def test_a_cancelled_waiter_does_not_cancel_the_shared_token_request(
 
 
 async def test_token_is_renewed_shortly_before_it_expires(fake: FakeNexthink) -> None:
-    """A token is reused until ``token_margin`` before ``expires_in``, then a new one is requested."""
-    fake.token_lifetime = 1
-    async with make_client(fake, token_margin=0.85) as client:
+    """A token is reused until ``token_margin`` before ``expires_in``, then a new one is requested.
+
+    The client reads the real clock: the reuse window is 5 s so that busy cores cannot close it
+    between two calls (the 0.15 s window it had could)."""
+    fake.token_lifetime = 10
+    async with make_client(fake, token_margin=5.0) as client:
         first = await client.token()
         assert await client.token() == first
         assert client.last_token_at is not None
         assert client.last_token_at <= time.monotonic()
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(5.2)
         second = await client.token()
     assert second != first
     assert len(fake.requests("token")) == 2

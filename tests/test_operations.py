@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 
 from bot.console.world import WEBHOOK_TOKEN, World
 from bot.server import SLACK_RECHECK_SECONDS
+from tests.support.e2e import PatientWorld
 from tests.support.relay import Relay
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -45,7 +46,7 @@ workflows:
 async def started(tmp_path: Path, **kwargs: Any) -> AsyncIterator[World]:
     kwargs.setdefault("database_url", f"sqlite:///{tmp_path}/bot.db")
     kwargs.setdefault("execution_delay", 0.05)
-    async with World(**kwargs) as world:
+    async with PatientWorld(**kwargs) as world:
         yield world
 
 

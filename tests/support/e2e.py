@@ -32,15 +32,26 @@ async def world_at(
         policy_file = tmp_path / "policy.yaml"
         policy_file.write_text(textwrap.dedent(policy))
     kwargs.setdefault("execution_delay", 0.05)
-    async with World(
+    async with PatientWorld(
         database_url=f"sqlite:///{tmp_path}/bot.db", policy_file=policy_file, **kwargs
     ) as world:
-        assert world.driver is not None
-        await world.driver.aclose()
-        world.driver = patient_driver(world)
         yield world
         assert world.bot is not None
         assert world.bot.tasks.failures == 0, "a background task of the bot raised"
+
+
+class PatientWorld(World):
+    """A `World` for tests on busy cores: its Slack waits ``PATIENCE`` s for an answer without
+    calling it late, and ``settle()`` waits up to ``PATIENCE`` s (both bound a hung test only)."""
+
+    async def start(self) -> None:
+        await super().start()
+        assert self.driver is not None
+        await self.driver.aclose()
+        self.driver = patient_driver(self)
+
+    async def settle(self, within: float = PATIENCE) -> None:
+        await super().settle(within)
 
 
 def patient_driver(world: World) -> SlackDriver:
