@@ -60,7 +60,7 @@ async def run(world: World, text: str = "run restart_teams") -> str:
     before = len(answers(world, ALICE))
     response = await world.driver.command(ALICE, text)
     assert response.status == 200
-    await world.settle(within=30)
+    await world.settle()
     replies = answers(world, ALICE)[before:]
     assert replies, "no answer"
     return "\n".join(text_of(m) for m in replies)
