@@ -2,9 +2,14 @@
 
 The stdlib loggers (``slack_bolt``, ``slack_sdk``, ``httpx``, ``aiohttp``) go through the same
 processors, so every line, ours or a library's, passes the redactor. The redactor does not rely
-on anyone remembering: it masks every configured secret value wherever it appears, every value
-under a secret-looking key, and anything shaped like a Slack token, a bearer credential or a
-Slack ``response_url``.
+on anyone remembering: it masks every configured secret value wherever it appears (however
+short), every value under a secret-looking key (``response_url`` is one), also inside a JSON,
+Python or form-encoded text such as Bolt's "Received message" debug line, and anything shaped
+like a Slack token, a bearer credential or a Slack response URL (``hooks.slack.com`` and ``hooks.slack-gov.com``; plain, JSON-escaped
+``https:\\/\\/…`` and percent-encoded ``https%3A%2F%2F…``).
+
+``processors()``, ``structlog_processors()`` and ``formatter()`` are the one configuration:
+``configure`` uses them for the process, and the test suite's secret scan for its capture.
 """
 
 from __future__ import annotations
@@ -17,18 +22,43 @@ from typing import Any
 
 import structlog
 
-__all__ = ["REDACTED", "Redactor", "configure", "get_logger"]
+__all__ = [
+    "REDACTED",
+    "Redactor",
+    "configure",
+    "configure_structlog",
+    "formatter",
+    "get_logger",
+    "processors",
+    "redactor",
+    "structlog_processors",
+]
 
 REDACTED = "[redacted]"
 
 _SECRET_KEY = re.compile(
-    r"(?i)(^|_|-)(token|secret|password|passwd|authorization|auth|cookie|signature|client_secret|access_token)s?($|_|-)"
+    r"(?i)(^|_|-)(token|secret|password|passwd|authorization|auth|cookie|signature|client_secret"
+    r"|access_token|response_url)s?($|_|-)"
 )
+#: a slash as written plainly, JSON-escaped (``\/``, ``\\/``) or percent-encoded (``%2F``)
+_SLASH = r"(?:/|\\+/|%2[Ff])"
 _SECRET_SHAPES = re.compile(
     r"(xox[abposer]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+"
     r"|(?i:bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"
-    r"|https://hooks\.slack\.com/\S+)"
+    rf"|(?i:https?(?::|%3A){_SLASH}{{2}}hooks\.slack(?:-gov)?\.com){_SLASH}[^\s\"'<>&,]*"
+    # a response URL by its path, whatever the host (a proxy, a local Slack):
+    # .../commands/T0123/4567/AbC (an optional /hooks first)
+    rf"|(?i:https?(?::|%3A){_SLASH}{{2}}(?:[^\s\"'<>&,/\\%]|%3A)+(?:{_SLASH}hooks)?)"
+    rf"{_SLASH}(?:commands|actions){_SLASH}[A-Z0-9]+{_SLASH}\d+{_SLASH}[A-Za-z0-9]+)"
 )
+#: a secret-looking key's value written inside a text (a ``response_url`` is one: whoever holds it
+#: can post as the bot for half an hour, wherever it points): ``"token": "…"`` (JSON, or JSON-escaped
+#: ``\"token\":\"…\"``), ``'token': '…'`` (Python), ``token=…`` (a form or query string)
+_KEY_WORDS = r"[A-Za-z_-]*(?:token|secret|password|passwd|signature|authorization|response_url)s?"
+_QUOTED_KEY_VALUE = re.compile(
+    rf"(?i)(?P<q>\\*[\"'])(?P<key>{_KEY_WORDS})(?P=q)(?P<sep>\s*:\s*)(?P=q).*?(?<!\\)(?P=q)"
+)
+_FORM_KEY_VALUE = re.compile(rf"(?i)(?P<lead>(?:^|[?&\s]){_KEY_WORDS}=)[^&\s\"']+")
 
 
 class Redactor:
@@ -40,7 +70,7 @@ class Redactor:
 
     def add(self, secrets: Iterable[str]) -> None:
         for secret in secrets:
-            if secret and len(secret) >= 4 and secret not in self._secrets:
+            if secret and secret not in self._secrets:  # however short: a secret is a secret
                 self._secrets.append(secret)
         # longest first, so a secret that contains another is masked whole
         self._secrets.sort(key=len, reverse=True)
@@ -49,6 +79,8 @@ class Redactor:
         for secret in self._secrets:
             if secret in value:
                 value = value.replace(secret, REDACTED)
+        value = _QUOTED_KEY_VALUE.sub(_masked_value, value)
+        value = _FORM_KEY_VALUE.sub(lambda m: m.group("lead") + REDACTED, value)
         return _SECRET_SHAPES.sub(REDACTED, value)
 
     def value(self, value: Any, depth: int = 0) -> Any:
@@ -83,19 +115,18 @@ class Redactor:
         return event_dict
 
 
+def _masked_value(match: re.Match[str]) -> str:
+    quote = match.group("q")
+    return f"{quote}{match.group('key')}{quote}{match.group('sep')}{quote}{REDACTED}{quote}"
+
+
 #: the process-wide redactor; ``configure`` adds the configured secrets to it
 _redactor = Redactor()
 
 
-def configure(
-    *, level: str = "INFO", fmt: str | None = None, secrets: Iterable[str] = (), stream: Any = None
-) -> Redactor:
-    """Set up structlog and the stdlib root logger; safe to call more than once."""
-    stream = stream or sys.stdout
-    if fmt is None:
-        fmt = "console" if getattr(stream, "isatty", lambda: False)() else "json"
-    _redactor.add(secrets)
-    shared: list[Any] = [
+def processors() -> list[Any]:
+    """What every line goes through before it is rendered, ours or a library's: the redactor last."""
+    return [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
@@ -104,32 +135,57 @@ def configure(
         structlog.processors.format_exc_info,
         _redactor,
     ]
+
+
+def structlog_processors() -> list[Any]:
+    """structlog's own chain: the level filter, ``processors()``, then hand-over to logging."""
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.filter_by_level,
+        *processors()[1:],
+        structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+    ]
+
+
+def formatter(fmt: str = "json", *, colors: bool = False) -> logging.Formatter:
+    """The formatter of every handler: the shared processors, the redactor, then the renderer."""
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=getattr(stream, "isatty", lambda: False)())
+        else structlog.dev.ConsoleRenderer(colors=colors)
     )
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.stdlib.filter_by_level,
-            *shared[1:],
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=False,
-    )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=processors(),
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             _redactor,
             renderer,
         ],
     )
+
+
+def configure_structlog() -> None:
+    """structlog's configuration (``configure`` calls it; so does the tests' secret scan)."""
+    structlog.configure(
+        processors=structlog_processors(),
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+
+
+def configure(
+    *, level: str = "INFO", fmt: str | None = None, secrets: Iterable[str] = (), stream: Any = None
+) -> Redactor:
+    """Set up structlog and the stdlib root logger; safe to call more than once."""
+    stream = stream or sys.stdout
+    tty = bool(getattr(stream, "isatty", lambda: False)())
+    if fmt is None:
+        fmt = "console" if tty else "json"
+    _redactor.add(secrets)
+    configure_structlog()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(formatter)
+    handler.setFormatter(formatter(fmt, colors=tty))
     root = logging.getLogger()
     for old in list(root.handlers):
         if getattr(old, "_nexthink_bot", False):

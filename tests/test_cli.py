@@ -15,6 +15,7 @@ import pytest
 
 from bot.console.localslack import LocalSlack
 from bot.sandbox import Sandbox
+from tests.support.secret_scan import remember_environment, subprocess_output
 
 pytestmark = pytest.mark.slow
 
@@ -207,9 +208,13 @@ async def _check(env: dict[str, str], cwd: Path) -> tuple[int, list[str], str]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+    remember_environment(env)
+    out, err = b"", b""
     try:
         out, err = await asyncio.wait_for(process.communicate(), 60)
     finally:
+        subprocess_output("check", out)
+        subprocess_output("check", err)
         if process.returncode is None:
             process.kill()
             await process.wait()

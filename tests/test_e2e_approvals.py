@@ -17,6 +17,7 @@ from bot.console.localslack import LocalSlack, Message, View
 from bot.console.world import WEBHOOK_TOKEN, World
 from bot.sandbox import Sandbox
 from handlers import ids
+from tests.support.e2e import PatientWorld
 from tests.support.openapi import validate_request, validate_response
 
 POLICY = """\
@@ -35,7 +36,7 @@ RUN = "run reimage_device device:LAPTOP-BOB reason=broken"
 async def _world(tmp_path: Path, count: int) -> World:
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY.format(count=count))
-    return World(
+    return PatientWorld(
         database_url=f"sqlite:///{tmp_path}/bot.db", policy_file=policy, execution_delay=0.05
     )
 
@@ -248,7 +249,7 @@ async def test_an_execute_cut_short_by_a_shutdown_is_reported_not_repeated(
         Sandbox(execution_delay=0.05, webhook_token=WEBHOOK_TOKEN) as sandbox,
         LocalSlack() as slack,
     ):
-        async with World(sandbox=sandbox, slack=slack, **common) as first:
+        async with PatientWorld(sandbox=sandbox, slack=slack, **common) as first:
             message = await request(first)
             before = dataclasses.replace(message)
             sandbox.faults.add("execute_v2:timeout:delay=60")
@@ -260,7 +261,7 @@ async def test_an_execute_cut_short_by_a_shutdown_is_reported_not_repeated(
             message
         )
         assert "whether it ran is unknown" in told(slack, "U0BOB")[-1]
-        async with World(sandbox=sandbox, slack=slack, **common) as second:
+        async with PatientWorld(sandbox=sandbox, slack=slack, **common) as second:
             await click(second, "U0CAROL", before, ids.APPROVAL_APPROVE)
             assert told(slack, "U0CAROL") == ["This approval request was already settled."]
         assert [e.status for e in sandbox.requests("execute_v2")] == [None]

@@ -11,7 +11,15 @@ import pytest
 from bot.console.world import World
 from bot.nexthink.models import WorkflowStatus
 from bot.sandbox.catalogue import PAUSING_WORKFLOW_ID
-from tests.support.e2e import answers, executes, last_answer, seen_by, text_of, world_at
+from tests.support.e2e import (
+    ack_problems,
+    answers,
+    executes,
+    last_answer,
+    seen_by,
+    text_of,
+    world_at,
+)
 from tests.support.openapi import validate_request
 
 ENGINEERS = """
@@ -52,7 +60,7 @@ async def test_self_service_run_sends_a_v2_execute_for_the_requester(world: Worl
         "U0ALICE", "run restart_teams mode=hard", channel_id="C0GENERAL"
     )
     assert response.status == 200
-    assert not response.problems
+    assert not ack_problems(response)
     await world.settle()
     assert executes(world) == [
         {

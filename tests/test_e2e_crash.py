@@ -12,6 +12,7 @@ from bot import approvals, waits
 from bot.console.world import World
 from bot.store import WaitRecord
 from handlers.wait_views import decision_action_id
+from tests.support.e2e import PatientWorld
 from tests.test_e2e_waits import ask, paused, question
 
 APPROVAL_POLICY = """\
@@ -34,7 +35,7 @@ workflows:
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     policy = tmp_path / "policy.yaml"
     policy.write_text(APPROVAL_POLICY)
-    async with World(
+    async with PatientWorld(
         database_url=f"sqlite:///{tmp_path}/bot.db", policy_file=policy, execution_delay=0.05
     ) as w:
         yield w

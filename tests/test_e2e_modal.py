@@ -12,7 +12,7 @@ import pytest
 from bot.console.localslack import View
 from bot.console.world import World
 from handlers import ids
-from tests.support.e2e import executes, last_answer, text_of, world_at
+from tests.support.e2e import ack_problems, executes, last_answer, text_of, world_at
 
 POLICY = """
 roles:
@@ -65,7 +65,7 @@ async def choose(world: World, user_id: str, view: View, workflow: str) -> View:
     assert world.driver is not None
     response = await world.driver.click(user_id, view, ids.MODAL_WORKFLOW, workflow)
     assert response.status == 200
-    assert not response.problems
+    assert not ack_problems(response)
     await world.settle()
     return world.slack.views[view.id]
 
@@ -76,8 +76,8 @@ async def submit(
     """Submit the modal; returns the acknowledgement's body (``{}`` when it just closes)."""
     assert world.driver is not None
     response = await world.driver.submit_view(user_id, view.id, values)
-    assert response.status == 200, response.problems
-    assert not response.problems
+    assert response.status == 200, ack_problems(response)
+    assert not ack_problems(response)
     await world.settle()
     return response.body if isinstance(response.body, dict) else {}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.console.world import World
-from tests.support.e2e import answers, executes, last_answer, text_of, world_at
+from tests.support.e2e import ack_problems, answers, executes, last_answer, text_of, world_at
 
 TEAMS = "run restart_teams"
 
@@ -15,7 +15,7 @@ async def _run(world: World, user_id: str, text: str, channel_id: str = "C0SUPPO
     assert world.driver is not None
     response = await world.driver.command(user_id, text, channel_id=channel_id)
     assert response.status == 200
-    assert not response.problems
+    assert not ack_problems(response)
     await world.settle()
     return text_of(last_answer(world, user_id))
 

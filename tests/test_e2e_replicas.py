@@ -31,6 +31,7 @@ from bot.console.world import WEBHOOK_TOKEN, World
 from bot.sandbox import Sandbox
 from handlers import ids
 from handlers.wait_views import decision_action_id
+from tests.support.e2e import PatientWorld
 
 pytestmark = pytest.mark.postgres
 
@@ -90,8 +91,8 @@ async def _replicas(
     sandbox, slack = shared
     common: dict[str, Any] = {"sandbox": sandbox, "slack": slack, "policy_file": policy}
     async with (
-        World(database_url=database_url, **common) as first,
-        World(database_url=database_url, **common) as second,
+        PatientWorld(database_url=database_url, **common) as first,
+        PatientWorld(database_url=database_url, **common) as second,
     ):
         yield first, second
 

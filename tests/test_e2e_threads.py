@@ -105,10 +105,17 @@ async def test_a_visible_role_threads_each_target_outcome(world: World) -> None:
     await world.settle()
     root = root_in(world, "C0SUPPORT")
     await eventually(lambda: reads(root, "*Outcome:* 1 succeeded, 1 failed"))
-    thread = "\n".join(text_of(m) for m in thread_of(world, root))
-    assert ":x: device GONE-PC — failed: not found" in thread
-    assert ":white_check_mark: device LAPTOP-BOB — success" in thread
-    assert "*Finished:* 1 succeeded, 1 failed" in thread
+    lines = (
+        ":x: device GONE-PC — failed: not found",
+        ":white_check_mark: device LAPTOP-BOB — success",
+        "*Finished:* 1 succeeded, 1 failed",
+    )
+
+    def thread() -> str:
+        return "\n".join(text_of(m) for m in thread_of(world, root))
+
+    # the entry and its thread are updated one after the other: wait for the thread too
+    await eventually(lambda: all(line in thread() for line in lines), what=f"{lines} in the thread")
 
 
 async def test_an_approval_decision_lands_in_the_runs_thread(world: World) -> None:

@@ -23,6 +23,7 @@ from bot.console.localslack import LocalSlack, Message
 from bot.console.world import WEBHOOK_TOKEN, World
 from bot.sandbox import Execution, ExecutionStatus, JournalEntry, Sandbox
 from handlers.wait_views import decision_action_id
+from tests.support.e2e import PatientWorld
 from tests.support.openapi import validate_request, validate_response
 from tests.support.sandbox_helpers import Caller
 
@@ -45,7 +46,7 @@ roles:
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with World(database_url=f"sqlite:///{tmp_path}/bot.db", execution_delay=0.05) as w:
+    async with PatientWorld(database_url=f"sqlite:///{tmp_path}/bot.db", execution_delay=0.05) as w:
         yield w
 
 
@@ -188,7 +189,7 @@ def buttons(message: Message) -> list[str]:
 
 async def test_webhook_answers_503_while_no_token_is_configured(tmp_path: Path) -> None:
     """Without NEXTHINK_WEBHOOK_TOKEN the webhook is off: 503 with an error naming the setting."""
-    async with World(
+    async with PatientWorld(
         database_url=f"sqlite:///{tmp_path}/bot.db",
         execution_delay=0.05,
         overrides={"nexthink_webhook_token": None},
@@ -573,10 +574,10 @@ async def test_a_question_survives_a_restart_of_the_bot(tmp_path: Path) -> None:
         Sandbox(execution_delay=0.05, webhook_token=WEBHOOK_TOKEN) as sandbox,
         LocalSlack() as slack,
     ):
-        async with World(database_url=database_url, sandbox=sandbox, slack=slack) as first:
+        async with PatientWorld(database_url=database_url, sandbox=sandbox, slack=slack) as first:
             message = await run_pausing_workflow(first, "channel=C0SUPPORT approvers=@it-leads")
             before = dataclasses.replace(message)
-        async with World(database_url=database_url, sandbox=sandbox, slack=slack) as second:
+        async with PatientWorld(database_url=database_url, sandbox=sandbox, slack=slack) as second:
             assert second.url != first.url
             await click(second, "U0BOB", message)
             assert ephemerals(slack, "U0BOB") == ["Only @it-leads may decide this."]
@@ -598,7 +599,7 @@ async def test_a_trigger_cut_short_by_a_shutdown_can_be_retried_after_the_restar
         Sandbox(execution_delay=0.05, webhook_token=WEBHOOK_TOKEN) as sandbox,
         LocalSlack() as slack,
     ):
-        async with World(database_url=database_url, sandbox=sandbox, slack=slack) as first:
+        async with PatientWorld(database_url=database_url, sandbox=sandbox, slack=slack) as first:
             message = await run_pausing_workflow(first, "channel=C0SUPPORT")
             sandbox.faults.add("trigger:timeout:delay=60")
             assert first.driver is not None
@@ -606,7 +607,7 @@ async def test_a_trigger_cut_short_by_a_shutdown_can_be_retried_after_the_restar
             await first.driver.click("U0CAROL", message, decision_action_id(0))
         assert buttons(message) == ["Approve", "Deny"]
         assert "The bot restarted while sending <@U0CAROL>'s *Approve*" in shown(message)
-        async with World(database_url=database_url, sandbox=sandbox, slack=slack) as second:
+        async with PatientWorld(database_url=database_url, sandbox=sandbox, slack=slack) as second:
             await click(second, "U0DAVE", message)
             triggers = bot_triggers(sandbox)
             assert [t.status for t in triggers] == [None, 200]
@@ -760,7 +761,7 @@ async def test_resume_is_for_roles_with_resume(tmp_path: Path) -> None:
     """`/nexthink resume` triggers once for a role with ``resume: true`` and is refused to others."""
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
-    async with World(
+    async with PatientWorld(
         database_url=f"sqlite:///{tmp_path}/bot.db", policy_file=policy, execution_delay=0.05
     ) as world:
         assert world.driver is not None

@@ -30,7 +30,7 @@ from bot.console.world import SIGNING_SECRET, WEBHOOK_TOKEN, World
 from bot.sandbox import Fault, Sandbox
 from handlers import ids
 from handlers.wait_views import decision_action_id
-from tests.support.e2e import answers, executes, text_of, world_at
+from tests.support.e2e import PatientWorld, answers, executes, text_of, world_at
 from tests.support.secret_scan import captured_lines, leaks_in, remember
 
 ALICE = "U0ALICE"
@@ -429,7 +429,7 @@ async def test_no_secret_reaches_logs_slack_readyz_or_metrics(tmp_path: Path) ->
         token_lifetime=900,
     )
     async with sandbox, LocalSlack(bot_token=bot_token) as slack:
-        world = World(
+        world = PatientWorld(
             database_url=f"sqlite:///{tmp_path}/bot.db",
             sandbox=sandbox,
             slack=slack,

@@ -542,14 +542,17 @@ async def test_a_cancelled_waiter_does_not_cancel_the_shared_token_request(
 
 
 async def test_token_is_renewed_shortly_before_it_expires(fake: FakeNexthink) -> None:
-    """A token is reused until ``token_margin`` before ``expires_in``, then a new one is requested."""
-    fake.token_lifetime = 1
-    async with make_client(fake, token_margin=0.85) as client:
+    """A token is reused until ``token_margin`` before ``expires_in``, then a new one is requested.
+
+    The client reads the real clock: the reuse window is 5 s so that busy cores cannot close it
+    between two calls (the 0.15 s window it had could)."""
+    fake.token_lifetime = 10
+    async with make_client(fake, token_margin=5.0) as client:
         first = await client.token()
         assert await client.token() == first
         assert client.last_token_at is not None
         assert client.last_token_at <= time.monotonic()
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(5.2)
         second = await client.token()
     assert second != first
     assert len(fake.requests("token")) == 2
@@ -706,12 +709,13 @@ async def test_unavailability_that_outlasts_the_retries_is_unavailable(
 
 
 async def test_retry_after_is_capped(fake: FakeNexthink) -> None:
-    """A Retry-After of an hour is waited only up to ``max_retry_after``."""
+    """A Retry-After of an hour is waited only up to ``max_retry_after`` (the upper bound here is
+    generous for busy cores and still far from the hour)."""
     fake.queue("get", Reply(429, headers={"Retry-After": "3600"}))
     async with make_client(fake, max_retry_after=0.05) as client:
         started = time.monotonic()
         await client.get_workflow("restart_teams")
-    assert 0.05 <= time.monotonic() - started < 1.0
+    assert 0.05 <= time.monotonic() - started < 60
     assert len(fake.requests("get")) == 2
 
 
@@ -1047,18 +1051,16 @@ async def test_a_small_execute_many_is_one_request(
     assert len(fake.requests("execute_v2")) == 1
 
 
-def test_building_ten_thousand_targets_is_fast() -> None:
-    """Building and serialising a 10,000 + 10,000 target request takes well under 50 ms."""
+def test_ten_thousand_users_and_devices_serialise_whole() -> None:
+    """A 10,000 + 10,000 target request serialises every target, in order (how fast: bench/bulk.py)."""
     users = [UserData(upn=f"user{i}@example.com") for i in range(10_000)]
     targets = devices(10_000)
-    best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        ExternalIdsExecutionRequest(
-            workflow_id="clear_disk_space", users=users, devices=targets, params={}
-        ).to_json()
-        best = min(best, time.perf_counter() - started)
-    assert best < 0.05
+    request = ExternalIdsExecutionRequest(
+        workflow_id="clear_disk_space", users=users, devices=targets, params={}
+    )
+    body = json.loads(json.dumps(request.to_json()))
+    assert body["users"] == [u.to_json() for u in users]
+    assert body["devices"] == [d.to_json() for d in targets]
 
 
 # -- configuration and secrets ----------------------------------------------------------------

@@ -47,7 +47,7 @@ async def replica(
         await bot.start()
         serving = await bot.event("serving", within=30)
         url = f"http://127.0.0.1:{serving['port']}"
-        async with SlackDriver(f"{url}/slack/events", SIGNING_SECRET, slack) as driver:
+        async with SlackDriver(f"{url}/slack/events", SIGNING_SECRET, slack, timeout=120) as driver:
             yield url, driver
     finally:
         await bot.stop()
@@ -82,7 +82,7 @@ async def test_two_serve_processes_share_commands_and_decide_a_wait_once(
             assert (
                 await two.command("U0BOB", "run clear_disk_space", channel_id="C0GENERAL")
             ).status == 200
-            await until(lambda: len(sandbox.requests("execute_v2")) == 2, 15, "two executes")
+            await until(lambda: len(sandbox.requests("execute_v2")) == 2, 60, "two executes")
 
             # the paused execution posts its question through process one
             sandbox.webhook_url = f"{url_one}/nexthink/waits"
@@ -97,7 +97,7 @@ async def test_two_serve_processes_share_commands_and_decide_a_wait_once(
                     (m for m in slack.messages.get("C0SUPPORT", []) if "Visio" in m.text), None
                 )
 
-            await until(lambda: question() is not None, 15, "the question in #it-support")
+            await until(lambda: question() is not None, 60, "the question in #it-support")
             message = question()
             assert message is not None
             wait_value = _button_value(message, decision_action_id(0))
@@ -111,12 +111,12 @@ async def test_two_serve_processes_share_commands_and_decide_a_wait_once(
             assert all(a.status == 200 for a in answers)
             await until(
                 lambda: "decided by" in str((question() or message).blocks),
-                15,
+                60,
                 "the decision shown",
             )
             await asyncio.sleep(0.5)  # any second trigger would have been sent by now
             assert len(sandbox.requests("trigger")) == 1
-            async with httpx.AsyncClient(timeout=5) as http:
+            async with httpx.AsyncClient(timeout=30) as http:
                 ready = await http.get(f"{url_one}/readyz")
             assert ready.status_code == 200
 
@@ -171,6 +171,6 @@ async def test_copies_of_one_webhook_at_two_processes_leave_one_question(
                     ]
                     == [kept]
                 ),
-                15,
+                60,
                 "one question left in Slack",
             )

@@ -205,19 +205,18 @@ async def test_timeout_fault_never_answers(sandbox: Sandbox, api: Caller, proces
 
 
 async def test_timeout_fault_ends_when_the_sandbox_stops() -> None:
-    """A held request is dropped (connection closed) as soon as the sandbox stops."""
+    """A held request is dropped (connection closed) when the sandbox stops, not left to time out."""
     sb = Sandbox(faults=["get:timeout"])
     await sb.start()
-    async with httpx.AsyncClient(base_url=sb.url, timeout=5.0) as client:
+    async with httpx.AsyncClient(base_url=sb.url, timeout=120.0) as client:
         api = Caller(client)
         await api.get_token()
         pending = asyncio.create_task(api.call("GET", DETAILS, query="nqlId=x", check=False))
         await eventually(lambda: sb.requests("get"))
-        started = time.monotonic()
         await sb.stop()
-        with pytest.raises(httpx.TransportError):
+        with pytest.raises(httpx.TransportError) as dropped:
             await pending
-        assert time.monotonic() - started < 1.0
+        assert not isinstance(dropped.value, httpx.TimeoutException), dropped.value
 
 
 @pytest.mark.parametrize("processed", [False, True], ids=["not-processed", "processed"])

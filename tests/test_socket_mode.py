@@ -68,8 +68,8 @@ async def socket_bot(world: World, tmp_path: Path) -> AsyncIterator[Bot]:
 
 
 async def settle(bot: Bot) -> None:
-    """Wait for the work the bot acknowledged."""
-    async with asyncio.timeout(10):
+    """Wait for the work the bot acknowledged (generous: it bounds a hung test)."""
+    async with asyncio.timeout(60):
         while pending := bot.tasks.running():
             await asyncio.wait(pending)
 

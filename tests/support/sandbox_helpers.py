@@ -212,12 +212,17 @@ class WebhookReceiver:
             await self._runner.cleanup()
 
 
-async def eventually(predicate: Callable[[], object], within: float = 2.0) -> None:
-    """Until ``predicate()`` is true, checking every 10 ms; AssertionError after ``within`` s."""
-    for _ in range(max(1, int(within / 0.01))):
+async def eventually(predicate: Callable[[], object], within: float = 60.0) -> None:
+    """Until ``predicate()`` is true, checking every 10 ms; AssertionError after ``within`` s
+    (generous: it bounds a hung test, it does not measure speed)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while loop.time() < deadline:
         if predicate():
             return
         await asyncio.sleep(0.01)
+    if predicate():
+        return
     raise AssertionError(f"not true within {within:g} s: {predicate}")
 
 

@@ -1,9 +1,11 @@
 """A pytest plugin: no secret may appear in any log line the test suite produces.
 
 For the whole session every record that reaches the stdlib root logger, the bot's structlog
-lines included, is rendered as the bot renders it in production (the shared processors, the
-project's redactor, the JSON renderer; see ``bot.logging.configure``, which tests do not call)
-and kept. After each test its lines are checked against every secret known so far; a line that
+lines included, is rendered as the bot renders it in production (``bot.logging.formatter`` and
+``bot.logging.configure_structlog``: the same configuration ``bot.logging.configure`` sets up,
+which tests do not call) and kept. So are the lines the bot's subprocesses write (``serve``,
+``console``, ``check``…): what ``subprocess.run`` captured, and what a test hands to
+``subprocess_output`` as it reads a process's pipes. After each test its lines are checked against every secret known so far; a line that
 holds one fails the session (exit status 1) with a report that names the test and shows the
 line with the secret masked. The root logger is at DEBUG throughout: the product promises that
 no secret is logged at any level.
@@ -13,7 +15,8 @@ test hands to ``remember``, and what the objects alive when each test's body end
 for only in modules that use worlds, sandboxes, fake Slacks or settings): every ``Settings``'
 secrets, every sandbox's client secret and the access tokens its journal shows it issued, every
 ``LocalSlack``'s bot token. Values shorter than 8 characters and the sandbox's documented default
-secret ``sandbox`` are too common to search for. Subprocesses' output is not captured here.
+secret ``sandbox`` are too common to search for. ``remember_environment`` adds the secrets a test
+passes to a subprocess in its environment.
 
 Other modules use ``remember`` and ``leaks_in`` (to check texts that are not log lines, such as
 Slack messages and ``/metrics``, against the same secrets).
@@ -24,21 +27,28 @@ from __future__ import annotations
 import gc
 import logging
 import re
+import subprocess
 import time
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import structlog
 
 from bot.console.localslack import LocalSlack
 from bot.console.world import SIGNING_SECRET, WEBHOOK_TOKEN
-from bot.logging import redactor
+from bot.logging import configure_structlog, formatter
 from bot.sandbox.server import Sandbox
 from bot.settings import Settings
 
-__all__ = ["captured_lines", "known_secrets", "leaks_in", "remember"]
+__all__ = [
+    "captured_lines",
+    "known_secrets",
+    "leaks_in",
+    "remember",
+    "remember_environment",
+    "subprocess_output",
+]
 
 _MIN_LENGTH = 8
 _TOO_COMMON = frozenset({"sandbox"})
@@ -65,6 +75,14 @@ def remember(*values: str | None) -> None:
         if value and len(value) >= _MIN_LENGTH and value not in _TOO_COMMON | _secrets:
             _secrets.add(value)
             _pattern = None
+
+
+_SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|SIGNING)", re.IGNORECASE)
+
+
+def remember_environment(env: Mapping[str, str]) -> None:
+    """Remember the secrets in a subprocess's environment (names with TOKEN, SECRET, PASSWORD)."""
+    remember(*(value for name, value in env.items() if _SECRET_NAME.search(name)))
 
 
 def known_secrets() -> frozenset[str]:
@@ -99,17 +117,7 @@ class _Capture(logging.Handler):
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
-        shared = _shared_processors()
-        self.setFormatter(
-            structlog.stdlib.ProcessorFormatter(
-                foreign_pre_chain=shared,
-                processors=[
-                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    redactor(),
-                    structlog.processors.JSONRenderer(),
-                ],
-            )
-        )
+        self.setFormatter(formatter("json"))
         self.lines: list[str] = []
         self.total = 0
 
@@ -122,19 +130,6 @@ class _Capture(logging.Handler):
         self.total += 1
 
 
-def _shared_processors() -> list[Any]:
-    """The processors ``bot.logging.configure`` runs before rendering (its ``shared`` list)."""
-    return [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.stdlib.PositionalArgumentsFormatter(),
-        structlog.processors.format_exc_info,
-        redactor(),
-    ]
-
-
 _handler: _Capture | None = None
 
 
@@ -143,20 +138,41 @@ def captured_lines() -> list[str]:
     return list(_handler.lines) if _handler is not None else []
 
 
+def subprocess_output(source: str, text: str | bytes | None) -> None:
+    """Keep what a subprocess wrote (one or more lines) for the current test's scan."""
+    if _handler is None or not text:
+        return
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    for line in text.splitlines():
+        if line.strip():
+            _handler.lines.append(f"[{source}] {line}")
+            _handler.total += 1
+
+
+_run = subprocess.run
+
+
+def _run_and_keep(*args: Any, **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+    """``subprocess.run``, keeping what it captured (stdout and stderr) for the scan."""
+    try:
+        done = _run(*args, **kwargs)
+    except subprocess.TimeoutExpired as expired:
+        subprocess_output("subprocess", expired.stdout)
+        subprocess_output("subprocess", expired.stderr)
+        raise
+    env = kwargs.get("env")
+    if isinstance(env, Mapping):
+        remember_environment(env)
+    subprocess_output("subprocess", done.stdout)
+    subprocess_output("subprocess", done.stderr)
+    return done
+
+
 def _install() -> None:
     global _handler
-    shared = _shared_processors()
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.stdlib.filter_by_level,
-            *shared[1:],
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=False,
-    )
+    configure_structlog()
+    subprocess.run = _run_and_keep
     _handler = _Capture()
     root = logging.getLogger()
     root.addHandler(_handler)
