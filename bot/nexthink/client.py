@@ -26,9 +26,7 @@ breaks the reference raises ``BadRequest`` with ``code=None`` (its ``__cause__``
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Literal, TypeVar
 
@@ -53,7 +51,6 @@ from .auth import TokenProvider
 from .errors import BadRequest, ConfigurationError, NeedsV2, NexthinkError, RouteMissing
 from .models import (
     MAX_TARGETS,
-    NQL_MAX_ROWS,
     DeviceData,
     ExecutionRequest,
     ExecutionResponse,
@@ -66,6 +63,9 @@ from .models import (
     WorkflowDependency,
     is_uuid,
 )
+from .nql import nql_call, parse_rows
+from .results import BulkExecution, NqlResult, attach, completed_before
+from .v1 import v1_bodies
 
 __all__ = [
     "EXECUTE_APIS",
@@ -83,44 +83,6 @@ EXECUTE_APIS: Final[tuple[str, ...]] = ("auto", "v2", "v1")
 log = get_logger(__name__)
 
 T = TypeVar("T")
-
-_QUERY_ID = re.compile(r"^#[a-z0-9_]{2,255}$")
-
-
-@dataclass(frozen=True, slots=True)
-class BulkExecution:
-    """The answers to the requests of one ``execute_many``, in the order they were sent."""
-
-    responses: list[ExecutionResponse] = field(default_factory=list)
-
-    @property
-    def request_uuids(self) -> list[str]:
-        return [r.request_uuid for r in self.responses]
-
-    @property
-    def executions_uuids(self) -> list[str]:
-        return [uuid for r in self.responses for uuid in r.executions_uuids]
-
-
-@dataclass(frozen=True, slots=True)
-class NqlResult:
-    """The rows of one NQL execute, and whether they may be only the first of more.
-
-    NQL execute answers at most ``NQL_MAX_ROWS`` (1,000) rows and says nothing when it stops
-    there: an answer of exactly that many rows may have been cut short (``maybe_truncated``).
-    """
-
-    rows: list[dict[str, Any]]
-
-    @property
-    def maybe_truncated(self) -> bool:
-        return len(self.rows) >= NQL_MAX_ROWS
-
-
-def completed_before(exc: BaseException) -> BulkExecution | None:
-    """What an ``execute_many`` that raised ``exc`` had already run (``exc.completed``)."""
-    completed = getattr(exc, "completed", None)
-    return completed if isinstance(completed, BulkExecution) else None
 
 
 def _count(n: int, noun: str) -> str:
@@ -406,7 +368,7 @@ class NexthinkClient:
                 done.append(await self.execute(request))
             except RouteMissing as exc:
                 if self._execute_mode != "auto":
-                    _attach(exc, BulkExecution(list(done)), k, chunks)
+                    attach(exc, BulkExecution(list(done)), k, chunks)
                     raise
                 self._probed = "v1"
                 log.warning(
@@ -418,7 +380,7 @@ class NexthinkClient:
             except NexthinkError as exc:
                 if self._execute_mode == "auto" and getattr(exc, "code", None):
                     self._probed = self._probed or "v2"  # the route answered
-                _attach(exc, BulkExecution(list(done)), k, chunks)
+                attach(exc, BulkExecution(list(done)), k, chunks)
                 raise
             if self._execute_mode == "auto":
                 self._probed = self._probed or "v2"
@@ -435,55 +397,11 @@ class NexthinkClient:
         *,
         first: int = 1,
     ) -> list[ExecutionRequest]:
-        """The V1 bodies of these V2 requests; ``NeedsV2`` (with what ran attached) if one of
-        their targets is not a SID or a Collector UUID."""
-        bodies: list[ExecutionRequest] = []
-        unexpressible: list[str] = []
-        kinds: list[str] = []
-        for request in requests:
-            sids: list[str] = []
-            collectors: list[str] = []
-            for user in request.users:
-                if user.sid is not None:
-                    sids.append(user.sid)
-                else:
-                    kind = "people by UPN" if user.upn is not None else "people by UID"
-                    kinds.append(kind)
-                    unexpressible.append(user.upn or user.uid or "?")
-            for device in request.devices:
-                if device.collector_uid is not None:
-                    collectors.append(device.collector_uid)
-                else:
-                    kind = "devices by name" if device.name is not None else "devices by UID"
-                    kinds.append(kind)
-                    unexpressible.append(device.name or device.uid or "?")
-            if not unexpressible:
-                bodies.append(
-                    ExecutionRequest(
-                        workflow_id=request.workflow_id,
-                        users=sids,
-                        devices=collectors,
-                        params=dict(request.params),
-                    )
-                )
-        if unexpressible:
-            why = (
-                "NEXTHINK_EXECUTE_API=v1"
-                if self._execute_mode == "v1"
-                else "this Nexthink instance has no V2 execute"
-            )
-            shown = ", ".join(unexpressible[:5])
-            more = len(unexpressible) - 5
-            shown += f" and {more} more" if more > 0 else ""
-            named = " or ".join(dict.fromkeys(kinds))
-            exc = NeedsV2(
-                f"The run of workflow {requests[0].workflow_id!r} was not sent: {why}; V1 cannot "
-                f"target {named}: {shown}. V1 takes only SIDs and Collector UUIDs.",
-                unexpressible=tuple(unexpressible[:5]),
-            )
-            _attach(exc, BulkExecution(list(done)), first, chunks)
-            raise exc
-        return bodies
+        try:
+            return v1_bodies(requests, forced=self._execute_mode == "v1")
+        except NeedsV2 as exc:
+            attach(exc, BulkExecution(list(done)), first, chunks)
+            raise
 
     async def _send_v1(
         self,
@@ -497,7 +415,7 @@ class NexthinkClient:
             try:
                 done.append(await self.execute_v1(body))
             except NexthinkError as exc:
-                _attach(exc, BulkExecution(list(done)), k, chunks)
+                attach(exc, BulkExecution(list(done)), k, chunks)
                 raise
         return BulkExecution(done)
 
@@ -544,38 +462,7 @@ class NexthinkClient:
     async def nql_query(self, query_id: str, parameters: Mapping[str, str]) -> NqlResult:
         """Run a predefined NQL query; its rows and whether they may have been cut short at
         1,000 (``NqlResult.maybe_truncated``)."""
-        what = f"NQL query {query_id!r}"
-        if not _QUERY_ID.match(query_id):
-            raise BadRequest(
-                f"The {what} was not sent: a query id looks like #my_query",
-                code=None,
-                details="queryId: must match ^#[a-z0-9_]{2,255}$",
-                endpoint="nql",
-            )
-        bad = [k for k, v in parameters.items() if not isinstance(k, str) or not isinstance(v, str)]
-        if bad:
-            raise BadRequest(
-                f"The {what} was not sent: parameter values must be strings",
-                code=None,
-                details=f"parameters: not strings: {', '.join(map(str, bad))}",
-                endpoint="nql",
-            )
-        call = Call(
-            endpoint="nql",
-            method="POST",
-            url="/api/v2/nql/execute",
-            what=what,
-            idempotent=True,  # a query changes nothing: safe to repeat
-            json={"queryId": query_id, "parameters": dict(parameters)},
-        )
-
-        def parse(data: Any) -> NqlResult:
-            rows = data.get("data") if isinstance(data, dict) else None
-            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-                raise malformed("no list of rows in 'data'")
-            return NqlResult(rows)
-
-        return await self._call(call, parse)
+        return await self._call(nql_call(query_id, parameters), parse_rows)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -598,13 +485,3 @@ def _run_what(workflow_id: str, users: int, devices: int) -> str:
 
 def _local_call(endpoint: str, what: str) -> Call:
     return Call(endpoint=endpoint, method="POST", url="", what=what, idempotent=False)
-
-
-def _attach(exc: NexthinkError, completed: BulkExecution, chunk: int, chunks: int) -> None:
-    """Tell the caller what ran before ``exc``: attributes, and a note for tracebacks."""
-    exc.completed = completed
-    exc.chunk = chunk
-    exc.chunks = chunks
-    if chunks > 1:
-        ran = ", ".join(completed.request_uuids) or "none"
-        exc.add_note(f"chunk {chunk} of {chunks} failed; requests that ran before it: {ran}")
