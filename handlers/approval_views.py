@@ -15,15 +15,18 @@ from bot.store import ApprovalRecord, RequestRecord
 from handlers import ids
 from handlers.blocks import (
     Message,
+    Outside,
     approve_deny_block,
+    code,
     context,
     fields,
-    mrkdwn_escape,
+    outside,
     plain,
     section,
+    shown,
     when,
 )
-from handlers.views import refusal_message
+from handlers.views import params_text, refusal_message, targets_text
 from handlers.wait_views import principal_text
 
 __all__ = [
@@ -48,6 +51,12 @@ _ANSWERS = {
 }
 
 
+def _request_ids(detail: str) -> str:
+    """Nexthink's request ids as the core lists them ("`id`, `id`"), in code spans."""
+    found = [part.strip().strip("`") for part in detail.split(",")]
+    return ", ".join(code(outside(i), 100) for i in found if i) or "none"
+
+
 def vote_answer_text(answer: VoteAnswer) -> str:
     """What the clicker alone reads after an Approve or Deny click."""
     if answer.reason == "policy":
@@ -57,32 +66,24 @@ def vote_answer_text(answer: VoteAnswer) -> str:
     return _ANSWERS.get(answer.reason, _ANSWERS["not_counted"])
 
 
-def _targets(labels: Sequence[str]) -> str:
-    return ", ".join(mrkdwn_escape(t) for t in labels[:10]) + (
-        f" and {len(labels) - 10} more" if len(labels) > 10 else ""
-    )
-
-
 def approval_message(
     approval: ApprovalRecord,
     request: RequestRecord,
     *,
-    workflow_name: str,
+    workflow_name: Outside,
     targets: Sequence[str],
 ) -> Message:
-    params = (
-        ", ".join(f"`{k}={mrkdwn_escape(str(v))}`" for k, v in sorted(request.params.items()))
-        or "none"
-    )
     votes = len(approval.votes)
     voters = " — " + ", ".join(f"<@{v.user_id}>" for v in approval.votes) if votes else ""
-    head = f":raised_hand: <@{request.user_id}> asks to run *{mrkdwn_escape(workflow_name)}* (`{request.workflow_id}`)."
+    name = shown(workflow_name, 200)
+    workflow = code(outside(request.workflow_id or ""), 100)
+    head = f":raised_hand: <@{request.user_id}> asks to run *{name}* ({workflow})."
     blocks: list[dict[str, Any]] = [
         section(head),
         fields(
             [
-                ("Targets", _targets(targets)),
-                ("Parameters", params),
+                ("Targets", targets_text(targets)),
+                ("Parameters", params_text(request.params)),
                 ("Approvals", f"{votes} of {approval.count}{voters}"),
                 ("Expires", when(approval.expires_at)),
             ]
@@ -97,26 +98,28 @@ def approval_message(
                 + " (never the requester)"
             )
         )
-    return {"text": f"Approval needed: {workflow_name} for {request.user_id}", "blocks": blocks}
+    return {"text": f"Approval needed: {name} for <@{request.user_id}>", "blocks": blocks}
 
 
 def approval_settled_message(
     approval: ApprovalRecord,
     request: RequestRecord,
     *,
-    workflow_name: str,
+    workflow_name: Outside,
     headline: str,
     detail: str | None = None,
 ) -> Message:
-    head = f"<@{request.user_id}> asked to run *{mrkdwn_escape(workflow_name)}* (`{request.workflow_id}`)."
+    name = shown(workflow_name, 200)
+    workflow = code(outside(request.workflow_id or ""), 100)
+    head = f"<@{request.user_id}> asked to run *{name}* ({workflow})."
     blocks: list[dict[str, Any]] = [section(head), section(headline)]
     if detail:
         blocks.append(context(detail))
-    return {"text": f"{workflow_name}: {headline}", "blocks": blocks}
+    return {"text": f"{name}: {headline}", "blocks": blocks}
 
 
 def _why(reason: str | None) -> str:
-    return f" — “{mrkdwn_escape(reason)}”" if reason else ""
+    return f" — “{shown(outside(reason), 500)}”" if reason else ""
 
 
 def _headline(news: ApprovalNews) -> str:
@@ -124,9 +127,9 @@ def _headline(news: ApprovalNews) -> str:
     if news.event == "sending":
         return ":hourglass_flowing_sand: Approved; sending to Nexthink…"
     if news.event == "executed":
-        return f":white_check_mark: Approved by {voters}; Nexthink request {news.detail}."
+        return f":white_check_mark: Approved by {voters}; Nexthink request {_request_ids(news.detail)}."
     if news.event == "failed":
-        return f":x: Approved by {voters}, but the run failed: {news.detail}."
+        return f":x: Approved by {voters}, but the run failed: {shown(outside(news.detail), 1000)}."
     if news.event == "interrupted":
         return (
             f":warning: Approved by {voters}, but the bot stopped while sending it to "
@@ -139,7 +142,7 @@ def _headline(news: ApprovalNews) -> str:
 
 
 def approval_news_message(
-    approval: ApprovalRecord, record: RequestRecord, name: str, news: ApprovalNews
+    approval: ApprovalRecord, record: RequestRecord, name: Outside, news: ApprovalNews
 ) -> Message:
     """The approval request's message after ``news``."""
     if news.event == "votes":
@@ -150,7 +153,7 @@ def approval_news_message(
 
 def requester_news_message(record: RequestRecord, news: RequesterNews) -> Message:
     """What the requester of an approval-gated run is told."""
-    workflow = f"`{record.workflow_id}`"
+    workflow = code(outside(record.workflow_id or ""), 100)
     if news.event == "denied":
         text = (
             f"<@{news.user_id}> denied your request to run {workflow}{_why(news.reason)}. "
@@ -164,7 +167,7 @@ def requester_news_message(record: RequestRecord, news: RequesterNews) -> Messag
     else:
         text = (
             f"Your request to run {workflow} was approved, but the bot stopped while "
-            f"sending it to Nexthink, so whether it ran is unknown (bot record `{record.id}`). "
+            f"sending it to Nexthink, so whether it ran is unknown (bot record {code(outside(record.id))}). "
             "Check Nexthink before asking again."
         )
     return refusal_message(text)
@@ -174,7 +177,7 @@ def pending_message(prepared: PreparedRun, approval: ApprovalRecord) -> str:
     """The requester's answer while their run waits for approval."""
     count = approval.count
     return (
-        f":raised_hand: `{prepared.entry.id}` needs approval ({count} approver"
+        f":raised_hand: {code(outside(prepared.entry.id))} needs approval ({count} approver"
         f"{'s' if count > 1 else ''}); the request was posted in <#{approval.message_channel}>. "
         "You will be told here when it is approved or denied. Nothing was sent to Nexthink yet."
     )
@@ -183,8 +186,8 @@ def pending_message(prepared: PreparedRun, approval: ApprovalRecord) -> str:
 def not_posted_message(exc: ApprovalNotPosted) -> Message:
     """The requester's answer when the approval request could not be posted."""
     return refusal_message(
-        f"`{exc.workflow_id}` needs approval, but the request could not be posted in "
-        f"<#{exc.channel}> (Slack answered `{exc.error}`). Nothing was sent to Nexthink.",
+        f"{code(outside(exc.workflow_id))} needs approval, but the request could not be posted in "
+        f"<#{exc.channel}> (Slack answered {code(outside(exc.error))}). Nothing was sent to Nexthink.",
         "Ask the bot's administrators to invite the bot to that channel.",
     )
 

@@ -33,6 +33,7 @@ from bot.logging import get_logger
 from bot.runs import PreparedRun, RunResult
 from bot.store import ApprovalRecord, RequestRecord
 from handlers import outcome_views as ov
+from handlers.blocks import outside
 from handlers.services import Services
 
 __all__ = [
@@ -235,7 +236,7 @@ async def announce_approval(
         if record is not None:
             root = ov.approval_root_message(
                 record,
-                prepared.workflow.display_name,
+                outside(prepared.workflow.display_name),
                 approval_channel=approval.message_channel or approval.channel_id,
                 targets=[t.label for t in prepared.targets],
             )
@@ -267,7 +268,7 @@ async def tell_requester(bot: Services, record: RequestRecord, message: dict[str
             response_url=record.response_url,
         )
         return
-    name = await bot.catalogue.display_name(record.workflow_id)
+    name = outside(await bot.catalogue.display_name(record.workflow_id))
     await update_message(bot, root, ov.approval_root_message(record, name))
     await post_message(bot, root[0], message, thread_ts=root[1])
 
@@ -280,7 +281,7 @@ async def show_outcome(
 ) -> Progress:
     """Bring the run's reply up to date with ``progress``; returns it with the response URL's
     use counted."""
-    name = await bot.catalogue.display_name(record.workflow_id)
+    name = outside(await bot.catalogue.display_name(record.workflow_id))
     max_minutes = bot.settings.followup_max_minutes
     message = ov.run_outcome_message(record, name, progress, max_minutes=max_minutes)
     final = bool(progress.ending)

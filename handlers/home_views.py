@@ -20,13 +20,16 @@ from handlers.blocks import (
     approve_deny_block,
     button,
     clip,
+    code,
     context,
-    mrkdwn_escape,
+    outside,
     plain,
     section,
+    shown,
     when,
 )
 from handlers.outcome_views import outcome_summary
+from handlers.views import params_text, targets_text
 from handlers.wait_views import wait_buttons
 
 __all__ = ["MAX_DECISIONS", "MAX_RUNNABLE", "Recent", "home_view", "run_button"]
@@ -51,10 +54,8 @@ def run_button(
 ) -> dict[str, Any]:
     """A Run button for ``entry`` that asks Slack to confirm first."""
     name = entry.workflow.display_name
-    on = f" for you ({upn})" if upn else " for you"
-    with_params = (
-        " with " + ", ".join(f"{k}={v}" for k, v in sorted(params.items())) if params else ""
-    )
+    on = f" for you ({shown(outside(upn), 100)})" if upn else " for you"
+    with_params = " with " + params_text(params) if params else ""
     then = (
         "It runs once approved; you will be told by a message from the bot."
         if needs_approval
@@ -69,8 +70,8 @@ def run_button(
             "text": {
                 "type": "mrkdwn",
                 "text": clip(
-                    f"Nexthink runs *{mrkdwn_escape(clip(name, 60))}*{mrkdwn_escape(on)} on your most recent "
-                    f"device{mrkdwn_escape(with_params)}. {then}",
+                    f"Nexthink runs *{shown(outside(name), 60)}*{on} on your most recent "
+                    f"device{with_params}. {then}",
                     300,
                 ),
             },
@@ -97,9 +98,9 @@ def _runnable_blocks(
         blocks.append(section("There are no workflows you may run on yourself."))
     for entry in entries[:MAX_RUNNABLE]:
         wf = entry.workflow
-        text = f"*{mrkdwn_escape(wf.display_name)}*"
+        text = f"*{shown(outside(wf.display_name), 200)}*"
         if wf.description:
-            text += f"\n{mrkdwn_escape(clip(wf.description, 300))}"
+            text += f"\n{shown(outside(wf.description), 300)}"
         block = section(text)
         block["block_id"] = f"home_run:{entry.id}"[:255]
         block["accessory"] = run_button(
@@ -142,7 +143,7 @@ def _recent_line(item: Recent) -> str:
         state = outcome_summary(counts)
         failed = [s for s in progress.executions.values() if s.status == "failed" and s.details]
         if failed:
-            state += f" ({mrkdwn_escape(clip(failed[0].details, 120))})"
+            state += f" ({shown(outside(failed[0].details), 120)})"
         if item.following and not progress.ending:
             emoji = ":hourglass_flowing_sand:"
             state += ", following"
@@ -157,8 +158,12 @@ def _recent_line(item: Recent) -> str:
     elif record.kind == "decision":
         what = "Decided on a paused execution"
     else:
-        what = f"*{mrkdwn_escape(item.workflow_name)}*"
-    uuid = f" · `{record.nexthink_request_uuids[0]}`" if record.nexthink_request_uuids else ""
+        what = f"*{shown(outside(item.workflow_name), 200)}*"
+    uuid = (
+        f" · {code(outside(record.nexthink_request_uuids[0]), 100)}"
+        if record.nexthink_request_uuids
+        else ""
+    )
     return f"{emoji} {when(record.created_at)} {what}: {state}{uuid}"
 
 
@@ -176,13 +181,11 @@ def _approval_blocks(
     approval: ApprovalRecord, record: RequestRecord, workflow_name: str
 ) -> list[dict[str, Any]]:
     labels = [str(t.get("label") or "") for t in record.targets]
-    targets = ", ".join(mrkdwn_escape(t) for t in labels[:5]) + (
-        f" and {len(labels) - 5} more" if len(labels) > 5 else ""
-    )
-    params = ", ".join(f"`{k}={mrkdwn_escape(str(v))}`" for k, v in sorted(record.params.items()))
+    targets = targets_text(labels, 5)
+    params = params_text(record.params) if record.params else ""
     text = (
-        f":raised_hand: <@{record.user_id}> asks to run *{mrkdwn_escape(workflow_name)}* "
-        f"(`{record.workflow_id}`) on {targets or 'themselves'}"
+        f":raised_hand: <@{record.user_id}> asks to run *{shown(outside(workflow_name), 200)}* "
+        f"({code(outside(record.workflow_id or ''), 100)}) on {targets or 'themselves'}"
         + (f" with {params}" if params else "")
         + f".\n{len(approval.votes)} of {approval.count} approvals · expires {when(approval.expires_at)}"
     )
@@ -194,8 +197,8 @@ def _approval_blocks(
 
 def _wait_blocks(wait: WaitRecord) -> list[dict[str, Any]]:
     text = (
-        f":pause_button: {mrkdwn_escape(clip(wait.text, 1500))}\n"
-        f"Nexthink execution `{wait.execution_uuid}` · expires {when(wait.expires_at)}"
+        f":pause_button: {shown(outside(wait.text), 1500)}\n"
+        f"Nexthink execution {code(outside(wait.execution_uuid), 100)} · expires {when(wait.expires_at)}"
     )
     return [section(text), wait_buttons(wait, f"home_wait:{wait.id}")]
 

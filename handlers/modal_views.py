@@ -99,9 +99,12 @@ def run_view(
     selected: Entry | None,
     may_target_others: bool,
     param_choices: Mapping[str, tuple[Sequence[str], str | None]],
+    other_params: bool = True,
 ) -> dict[str, Any]:
     """The form. ``param_choices``: for the selected workflow, parameter → (allowed values, default);
-    an empty tuple of values means free text."""
+    an empty tuple of values means free text. ``other_params``: whether the workflow takes
+    parameters beyond those (False when the policy declares its complete list), so that the
+    form offers no "Other parameters" field whose every line would be refused."""
     options = [_option(e) for e in entries[:_MAX_OPTIONS]]
     select: dict[str, Any] = {
         "type": "static_select",
@@ -195,7 +198,7 @@ def run_view(
                 "element": element,
             }
         )
-    if selected is not None:
+    if selected is not None and other_params:
         blocks.append(
             {
                 "type": "input",

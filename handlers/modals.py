@@ -103,6 +103,7 @@ async def _fill(
             selected=selected,
             may_target_others=may_target,
             param_choices=_param_choices(bot, selected),
+            other_params=_takes_other_params(bot, selected),
         )
     try:
         kwargs: dict[str, Any] = {"view_id": view_id, "view": content}
@@ -111,6 +112,12 @@ async def _fill(
         await bot.slack.views_update(**kwargs)
     except SlackApiError as exc:  # closed meanwhile, or a newer update won
         log.info("modal_update_skipped", error=exc.response.get("error"))
+
+
+def _takes_other_params(bot: Services, entry: Entry | None) -> bool:
+    """False when the policy declares the workflow's complete list of parameters."""
+    rule = bot.policy.rule_for(entry.id) if entry is not None else None
+    return rule is None or rule.params is None
 
 
 def _param_choices(

@@ -12,8 +12,8 @@ from typing import Any
 
 from bot.followups import ExecutionState, Progress
 from bot.store import RequestRecord
-from handlers.blocks import Message, clip, context, mrkdwn_escape, section
-from handlers.views import run_message
+from handlers.blocks import Message, Outside, clip, code, context, outside, section, shown
+from handlers.views import run_message, targets_text
 
 __all__ = [
     "approval_root_message",
@@ -64,10 +64,14 @@ def check_in_nexthink(record: RequestRecord) -> str:
     uuids = record.nexthink_request_uuids
     if not uuids:
         return "Nexthink did not return a request id for this run."
-    more = f" (and for {', '.join(f'`{u}`' for u in uuids[1:4])})" if len(uuids) > 1 else ""
+    more = (
+        f" (and for {', '.join(code(outside(u), 100) for u in uuids[1:4])})"
+        if len(uuids) > 1
+        else ""
+    )
     return (
         "To see how it ends, run this NQL in Nexthink (Investigations)"
-        f"{more}: `{status_query(uuids[0])}`"
+        f"{more}: {code(outside(status_query(uuids[0])), None)}"
     )
 
 
@@ -83,17 +87,18 @@ def target_labels(record: RequestRecord) -> dict[str, str]:
 
 def _line(label: str, state: ExecutionState | None) -> str:
     if state is None:
-        return f":hourglass_flowing_sand: {mrkdwn_escape(label)} — in progress"
+        return f":hourglass_flowing_sand: {shown(outside(label), 200)} — in progress"
     emoji, word = _LOOK.get(state.status, _LOOK["unknown"])
-    shown = word or mrkdwn_escape(state.raw_status) or "unknown"
+    status = word or state.raw_status or "unknown"
     if state.status == "success":
         extra = [state.outcome or state.details]
     else:
         extra = [state.details, state.outcome]
-    extra = [x for x in extra if x and x.casefold() != shown.casefold()]
-    line = f"{emoji} {mrkdwn_escape(label)} — {shown}"
+    extra = [x for x in extra if x and x.casefold() != status.casefold()]
+    status_text = word or shown(outside(status), 100)
+    line = f"{emoji} {shown(outside(label), 200)} — {status_text}"
     if extra:
-        line += ": " + " · ".join(mrkdwn_escape(clip(x, 300)) for x in extra)
+        line += ": " + " · ".join(shown(outside(x), 300) for x in extra)
     return line
 
 
@@ -136,9 +141,7 @@ def outcome_blocks(
             f"{max_minutes:g} minutes after the run. Check in Nexthink."
         )
     elif progress.ending == "error":
-        head = (
-            f"*Outcome:* unknown; {mrkdwn_escape(progress.problem or 'the status query failed')}."
-        )
+        head = f"*Outcome:* unknown; {shown(outside(progress.problem or 'the status query failed'), 1000)}."
     else:
         head = f"*Outcome* (updated here as the executions end): {summary}."
     blocks: list[dict[str, Any]] = [section(f"{head}\n{_lines(record, progress)}")]
@@ -159,7 +162,7 @@ def with_blocks(
 
 
 def run_outcome_message(
-    record: RequestRecord, workflow_name: str, progress: Progress | None, *, max_minutes: float
+    record: RequestRecord, workflow_name: Outside, progress: Progress | None, *, max_minutes: float
 ) -> Message:
     """The run reply as it stands: what was sent, and how far the executions got."""
     base = run_message(
@@ -175,12 +178,12 @@ def run_outcome_message(
     text = None
     if progress is not None and progress.ending:
         counts = progress.counts(list(record.executions_uuids))
-        text = f"{workflow_name}: {outcome_summary(counts)}"
+        text = f"{shown(workflow_name, 200)}: {outcome_summary(counts)}"
     return with_blocks(base, outcome_blocks(record, progress, max_minutes=max_minutes), text)
 
 
 def thread_update_message(
-    record: RequestRecord, workflow_name: str, progress: Progress, changed: Sequence[str]
+    record: RequestRecord, workflow_name: Outside, progress: Progress, changed: Sequence[str]
 ) -> Message | None:
     """A reply in the run's thread: the targets that moved on, and the end when it came."""
     moved = [i for i in changed if (s := progress.executions.get(i)) and s.status != "in_progress"]
@@ -197,41 +200,39 @@ def thread_update_message(
         )
     elif progress.ending == "error":
         parts.append(
-            f"*Outcome unknown:* {mrkdwn_escape(progress.problem or 'the status query failed')}."
+            f"*Outcome unknown:* {shown(outside(progress.problem or 'the status query failed'), 1000)}."
         )
     if not parts:
         return None
     text = "\n".join(parts)
-    return {"text": clip(f"{workflow_name}: {text}", 3000), "blocks": [section(text)]}
+    return {"text": clip(f"{shown(workflow_name, 200)}: {text}", 3000), "blocks": [section(text)]}
 
 
-def final_message(record: RequestRecord, workflow_name: str, progress: Progress) -> Message:
+def final_message(record: RequestRecord, workflow_name: Outside, progress: Progress) -> Message:
     """The outcome as a new message, when the reply itself cannot be updated any more."""
     counts = progress.counts(list(record.executions_uuids))
-    uuids = ", ".join(f"`{u}`" for u in record.nexthink_request_uuids) or "none"
-    head = (
-        f"*{mrkdwn_escape(workflow_name)}* (`{record.workflow_id}`), Nexthink request {uuids}: "
-        f"{outcome_summary(counts)}."
-    )
+    uuids = ", ".join(code(outside(u), 100) for u in record.nexthink_request_uuids) or "none"
+    name = shown(workflow_name, 200)
+    workflow = code(outside(record.workflow_id or ""), 100)
+    head = f"*{name}* ({workflow}), Nexthink request {uuids}: {outcome_summary(counts)}."
     blocks = [section(head), *outcome_blocks(record, progress)]
-    return {"text": clip(f"{workflow_name}: {outcome_summary(counts)}", 3000), "blocks": blocks}
+    return {"text": clip(f"{name}: {outcome_summary(counts)}", 3000), "blocks": blocks}
 
 
 def approval_root_message(
     record: RequestRecord,
-    workflow_name: str,
+    workflow_name: Outside,
     *,
     approval_channel: str | None = None,
     targets: Sequence[str] = (),
 ) -> Message:
     """The channel's one entry for a visible run that needs approval (decisions go in its thread)."""
     labels = list(targets) or [str(t.get("label") or "") for t in record.targets]
-    shown = ", ".join(mrkdwn_escape(t) for t in labels[:10]) + (
-        f" and {len(labels) - 10} more" if len(labels) > 10 else ""
-    )
+    on = targets_text(labels)
+    name = shown(workflow_name, 200)
     asked = (
-        f"<@{record.user_id}> asked to run *{mrkdwn_escape(workflow_name)}* (`{record.workflow_id}`)"
-        f" on {shown or 'themselves'}."
+        f"<@{record.user_id}> asked to run *{name}* ({code(outside(record.workflow_id or ''), 100)})"
+        f" on {on or 'themselves'}."
     )
     if record.state == "denied":
         status = ":no_entry: Denied; nothing was sent to Nexthink. See the thread."
@@ -241,7 +242,7 @@ def approval_root_message(
         where = f" in <#{approval_channel}>" if approval_channel else ""
         status = f":raised_hand: Waiting for approval{where}; decisions and the outcome follow in this thread."
     return {
-        "text": clip(f"{workflow_name}: {status}", 3000),
+        "text": clip(f"{name}: {status}", 3000),
         "blocks": [section(asked), section(status)],
     }
 
@@ -250,6 +251,6 @@ def approved_line(record: RequestRecord, ok: bool) -> str:
     """The thread's note when an approved run was sent (or failed)."""
     who = ", ".join(f"<@{u}>" for u in record.approved_by) or "the approvers"
     if ok:
-        uuids = ", ".join(f"`{u}`" for u in record.nexthink_request_uuids)
+        uuids = ", ".join(code(outside(u), 100) for u in record.nexthink_request_uuids)
         return f":white_check_mark: Approved by {who}; sent to Nexthink (request {uuids})."
     return f":x: Approved by {who}, but the run failed; see the message above."

@@ -19,7 +19,7 @@ from handlers.approval_views import (
     approval_news_message,
     requester_news_message,
 )
-from handlers.blocks import Message
+from handlers.blocks import Message, outside
 from handlers.services import Services
 from handlers.views import run_result_message
 from handlers.wait_views import wait_message, wait_news_message
@@ -60,7 +60,7 @@ class SlackNotifier:
         self, approval: ApprovalRecord, record: RequestRecord, name: str, targets: list[str]
     ) -> tuple[str, str]:
         channel = approval.channel_id or record.channel_id or record.user_id
-        message = approval_message(approval, record, workflow_name=name, targets=targets)
+        message = approval_message(approval, record, workflow_name=outside(name), targets=targets)
         return await self._ask(channel, message)
 
     async def approval_changed(
@@ -68,7 +68,7 @@ class SlackNotifier:
     ) -> None:
         if approval.message_channel and approval.message_ts:
             where = (approval.message_channel, approval.message_ts)
-            message = approval_news_message(approval, record, name, news)
+            message = approval_news_message(approval, record, outside(name), news)
             await delivery.update_message(self._s, where, message)
 
     async def tell_requester(self, record: RequestRecord, news: RequesterNews) -> None:

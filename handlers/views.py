@@ -19,17 +19,21 @@ from bot.nexthink.errors import (
     OutcomeUnknown,
     PermissionDenied,
     Throttled,
+    answered,
     may_have_run,
 )
 from bot.runs import RunResult
 from handlers.blocks import (
     SECTION_LIMIT,
     Message,
+    Outside,
     clip,
+    code,
     context,
     fields,
-    mrkdwn_escape,
+    outside,
     section,
+    shown,
     when,
 )
 
@@ -39,12 +43,13 @@ __all__ = [
     "history_message",
     "info_message",
     "list_message",
-    "mrkdwn_escape",
+    "params_text",
     "refusal_message",
     "resume_message",
     "run_message",
     "run_result_message",
     "store_unavailable_message",
+    "targets_text",
     "text_message",
     "usage_message",
 ]
@@ -70,16 +75,16 @@ def refusal_message(message: str, hint: str | None = None) -> Message:
 
 def _workflow_line(entry: Entry) -> str:
     wf = entry.workflow
-    line = f"*{mrkdwn_escape(wf.display_name)}*  `{wf.id}`"
+    line = f"*{shown(outside(wf.display_name))}*  {code(outside(wf.id))}"
     if entry.alias:
-        line += f"  (alias `{entry.alias}`)"
+        line += f"  (alias {code(outside(entry.alias))})"
     if wf.description:
-        line += f"\n{mrkdwn_escape(wf.description)}"
+        line += f"\n{shown(outside(wf.description))}"
     return line
 
 
 def list_message(entries: Sequence[Entry], filter_text: str | None) -> Message:
-    filter_text = mrkdwn_escape(filter_text) if filter_text else filter_text
+    filter_text = shown(outside(filter_text), 100) if filter_text else filter_text
     if not entries:
         what = f" matching “{filter_text}”" if filter_text else ""
         text = f"There are no workflows{what} that you may run here."
@@ -92,9 +97,9 @@ def list_message(entries: Sequence[Entry], filter_text: str | None) -> Message:
         chunk: list[str] = []
         for e in entries:
             line = (
-                f"`{e.id}`"
-                + (f" ({e.alias})" if e.alias else "")
-                + f" {mrkdwn_escape(e.workflow.display_name)}"
+                code(outside(e.id))
+                + (f" ({shown(outside(e.alias))})" if e.alias else "")
+                + f" {shown(outside(e.workflow.display_name))}"
             )
             if sum(len(c) + 1 for c in chunk) + len(line) > SECTION_LIMIT:
                 blocks.append(section("\n".join(chunk)))
@@ -109,28 +114,29 @@ def list_message(entries: Sequence[Entry], filter_text: str | None) -> Message:
 
 def info_message(entry: Entry) -> Message:
     wf = entry.workflow
-    pairs = [("NQL ID", f"`{wf.id}`"), ("Status", wf.status.title())]
+    pairs = [("NQL ID", code(outside(wf.id))), ("Status", wf.status.title())]
     if entry.alias:
-        pairs.append(("Alias", f"`{entry.alias}`"))
+        pairs.append(("Alias", code(outside(entry.alias))))
     if wf.dependency:
         pairs.append(("Targets", _dependency_text(wf.dependency)))
     if wf.trigger_methods:
         pairs.append(("Trigger methods", ", ".join(sorted(wf.trigger_methods))))
     if wf.parameters:
-        pairs.append(("Parameters", ", ".join(f"`{p}`" for p in wf.parameters)))
+        pairs.append(("Parameters", ", ".join(code(outside(p)) for p in wf.parameters)))
     if wf.last_update_time:
         pairs.append(("Last updated", when(wf.last_update_time)))
     if wf.uuid:
-        pairs.append(("UUID", f"`{wf.uuid}`"))
+        pairs.append(("UUID", code(outside(wf.uuid))))
+    name = shown(outside(wf.display_name))
     blocks = [
-        section(f"*{mrkdwn_escape(wf.display_name)}*\n{mrkdwn_escape(wf.description)}".rstrip()),
+        section(f"*{name}*\n{shown(outside(wf.description))}".rstrip()),
         fields(pairs),
     ]
     usage = f"/nexthink run {entry.alias or wf.id}"
     if wf.parameters:
         usage += " " + " ".join(f"{p}=…" for p in wf.parameters)
-    blocks.append(context(f"Run it: `{usage}`"))
-    return {"text": f"{wf.display_name} ({wf.id})", "blocks": blocks}
+    blocks.append(context(f"Run it: {code(outside(usage), None)}"))
+    return {"text": f"{name} ({shown(outside(wf.id))})", "blocks": blocks}
 
 
 def _dependency_text(dependency: str) -> str:
@@ -145,18 +151,27 @@ def _dependency_text(dependency: str) -> str:
 def _params_text(params: Mapping[str, str]) -> str:
     if not params:
         return "none"
-    return ", ".join(f"`{k}={mrkdwn_escape(v)}`" for k, v in sorted(params.items()))
+    return ", ".join(code(outside(f"{k}={v}")) for k, v in sorted(params.items()))
 
 
-def _targets_text(labels: Sequence[str], limit: int = 10) -> str:
-    shown = [mrkdwn_escape(label) for label in labels[:limit]]
-    more = len(labels) - len(shown)
-    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+def params_text(params: Mapping[str, object]) -> str:
+    """A run's parameters as code spans a value cannot break out of ("none" without any)."""
+    return _params_text({str(k): str(v) for k, v in params.items()})
+
+
+def targets_text(labels: Sequence[str], limit: int = 10) -> str:
+    """Targets as people named them (device names, UPNs), at most ``limit`` of them."""
+    names = [shown(outside(label), 200) for label in labels[:limit]]
+    more = len(labels) - len(names)
+    return ", ".join(names) + (f" and {more} more" if more > 0 else "")
+
+
+_targets_text = targets_text
 
 
 def run_message(
     *,
-    workflow_name: str,
+    workflow_name: Outside,
     workflow_id: str,
     targets: Sequence[str],
     params: Mapping[str, str],
@@ -165,15 +180,16 @@ def run_message(
     executions: int,
     record_id: str,
 ) -> Message:
-    head = f":white_check_mark: *{mrkdwn_escape(workflow_name)}* (`{workflow_id}`) was sent to Nexthink."
-    request_text = ", ".join(f"`{u}`" for u in request_uuids)
+    name = shown(workflow_name, 200)
+    head = f":white_check_mark: *{name}* ({code(outside(workflow_id))}) was sent to Nexthink."
+    request_text = ", ".join(code(outside(u)) for u in request_uuids)
     pairs = [
         ("Targets", _targets_text(targets)),
         ("Parameters", _params_text(params)),
         ("Nexthink request" + ("s" if len(request_uuids) > 1 else ""), request_text),
         ("Executions", str(executions)),
     ]
-    text = f"{workflow_name} sent to Nexthink: request {request_text}, {executions} execution(s)"
+    text = f"{name} sent to Nexthink: request {request_text}, {executions} execution(s)"
     return {
         "text": text,
         "blocks": [
@@ -191,37 +207,46 @@ def error_message(
     details: Sequence[tuple[str, str]] = (),
     record_id: str | None = None,
 ) -> Message:
-    """A Nexthink failure in plain words: what happened, what it means, what to do."""
-    if isinstance(exc, OutcomeUnknown):
+    """A Nexthink failure in plain words: what Nexthink answered (or that nothing came back),
+    what it means, what to do. ``action`` is mrkdwn the bot wrote ("Running *Restart Teams*")."""
+    check = (
+        "Check its executions in Nexthink (`/nexthink history` shows the request) before "
+        "trying again."
+    )
+    if isinstance(exc, OutcomeUnknown) and exc.status is not None:
+        head = (
+            f":warning: {action}: {answered(exc.status)}, so it *may or may not have run*. " + check
+        )
+    elif isinstance(exc, OutcomeUnknown):
         head = (
             f":warning: {action}: the request reached Nexthink but no answer came back, so it "
-            "*may or may not have run*. Check in Nexthink before trying again."
+            "*may or may not have run*. " + check
         )
     elif may_have_run(exc):  # an execute or trigger answered with something unreadable
         head = (
             f":warning: {action}: Nexthink answered unexpectedly, so it *may or may not have "
             "run*. Check in Nexthink before trying again."
-            f"\n>{mrkdwn_escape(exc.message)}"
+            f"\n>{shown(outside(exc.message), 1000)}"
         )
     elif isinstance(exc, (BadRequest, PermissionDenied)):
         what = "refused" if isinstance(exc, BadRequest) else "denied permission for"
-        head = f":x: Nexthink {what} {action.lower()}."
+        head = f":x: Nexthink {what} {action[:1].lower()}{action[1:]}."
         if exc.code or exc.details:
-            code = f"`{mrkdwn_escape(exc.code)}`" if exc.code else ""
-            head += f"\n>{code} {mrkdwn_escape(exc.details or '')}".rstrip()
+            said = code(outside(exc.code), 100) if exc.code else ""
+            head += f"\n>{said} {shown(outside(exc.details or ''), 1000)}".rstrip()
     elif isinstance(exc, Throttled):
         wait = (
             f" Try again in {max(1, math.ceil(exc.retry_after))} s."
             if exc.retry_after
             else " Try again shortly."
         )
-        head = f":hourglass: Nexthink is busy and asked the bot to slow down; {action.lower()} was not sent.{wait}"
+        head = f":hourglass: Nexthink is busy and asked the bot to slow down; {action[:1].lower()}{action[1:]} was not sent.{wait}"
     elif isinstance(exc, AuthenticationError):
         head = f":x: {action}: the bot's Nexthink API credentials were not accepted; nothing was sent. Tell the bot's operator."
     else:
         head = f":x: {action}: {exc.summary}. Nothing was run."
         if exc.message and exc.message != exc.summary:
-            head += f"\n>{mrkdwn_escape(exc.message)}"
+            head += f"\n>{shown(outside(exc.message), 1000)}"
     blocks: list[dict[str, Any]] = [section(head)]
     if details:
         blocks.append(fields(details))
@@ -239,13 +264,13 @@ def resume_message(
 ) -> Message:
     head = ":arrow_forward: The waiting execution was resumed."
     pairs = [
-        ("Workflow", f"`{workflow_uuid}`"),
-        ("Execution", f"`{execution_uuid}`"),
+        ("Workflow", code(outside(workflow_uuid))),
+        ("Execution", code(outside(execution_uuid))),
         ("Parameters", _params_text(params)),
-        ("Nexthink request", ", ".join(f"`{u}`" for u in request_uuids) or "none"),
+        ("Nexthink request", ", ".join(code(outside(u)) for u in request_uuids) or "none"),
     ]
     return {
-        "text": f"Execution {execution_uuid} resumed",
+        "text": f"Execution {shown(outside(execution_uuid), 100)} resumed",
         "blocks": [section(head), fields(pairs)],
     }
 
@@ -269,9 +294,11 @@ def history_message(records: Sequence[Any]) -> Message:
     lines = []
     for r in records:
         emoji = _STATE_EMOJI.get(r.state, "•")
-        uuids = ", ".join(f"`{u}`" for u in r.nexthink_request_uuids) or "no Nexthink request"
+        uuids = ", ".join(code(outside(u)) for u in r.nexthink_request_uuids)
+        workflow = code(outside(r.workflow_id or ""), 100)
         lines.append(
-            f"{emoji} {when(r.created_at)} *{r.kind}* `{r.workflow_id}` — {r.state.replace('_', ' ')} · {uuids}"
+            f"{emoji} {when(r.created_at)} *{r.kind}* {workflow} — "
+            f"{r.state.replace('_', ' ')} · {uuids or 'no Nexthink request'}"
         )
     title = f"Your last {len(records)} request{'s' if len(records) != 1 else ''}"
     return {"text": title, "blocks": [section(f"*{title}*"), section("\n".join(lines))]}
@@ -298,7 +325,7 @@ def internal_error_message(ref: str) -> Message:
 
 def interrupted_message(workflow_id: str) -> Message:
     text = (
-        f":warning: The bot restarted while sending `{mrkdwn_escape(workflow_id)}` to Nexthink, so "
+        f":warning: The bot restarted while sending {code(outside(workflow_id))} to Nexthink, so "
         "it *may or may not have run*. Check `/nexthink history` or Nexthink before trying again."
     )
     return {"text": text.replace("*", ""), "blocks": [section(text)]}
@@ -310,7 +337,7 @@ def run_result_message(result: RunResult) -> Message:
     labels = [t.label for t in prepared.targets]
     if result.execution is not None:
         return run_message(
-            workflow_name=prepared.workflow.display_name,
+            workflow_name=outside(prepared.workflow.display_name),
             workflow_id=prepared.entry.id,
             targets=labels,
             params=prepared.params,
@@ -321,31 +348,22 @@ def run_result_message(result: RunResult) -> Message:
         )
     assert result.error is not None
     details = [
-        ("Workflow", f"`{prepared.entry.id}`"),
-        (
-            "Targets",
-            ", ".join(mrkdwn_escape(label) for label in labels[:10])
-            + (f" and {len(labels) - 10} more" if len(labels) > 10 else ""),
-        ),
+        ("Workflow", code(outside(prepared.entry.id))),
+        ("Targets", targets_text(labels)),
     ]
     if prepared.params:
-        details.append(
-            (
-                "Parameters",
-                ", ".join(f"`{k}={mrkdwn_escape(v)}`" for k, v in prepared.params.items()),
-            )
-        )
+        details.append(("Parameters", _params_text(prepared.params)))
     if result.completed is not None and result.completed.request_uuids:
         details.append(
             (
                 "Already sent",
-                ", ".join(f"`{u}`" for u in result.completed.request_uuids)
+                ", ".join(code(outside(u)) for u in result.completed.request_uuids)
                 + f" ({len(result.completed.executions_uuids)} executions)",
             )
         )
     return error_message(
         result.error,
-        action=f"Running {prepared.workflow.display_name}",
+        action=f"Running *{shown(outside(prepared.workflow.display_name), 200)}*",
         details=details,
         record_id=result.record.id,
     )

@@ -3,6 +3,7 @@ question once settled, what each ``WaitNews`` reads like, and the clicker's refu
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +11,7 @@ from bot.notifier import WaitNews
 from bot.store import WaitRecord
 from bot.waits import ClickRefused
 from handlers import ids
-from handlers.blocks import Message, button, clip, context, mrkdwn_escape, section, when
+from handlers.blocks import Message, button, code, context, outside, section, shown, when
 
 __all__ = [
     "UNKNOWN_BUTTON",
@@ -59,20 +60,35 @@ def wait_buttons(wait: WaitRecord, block_id: str) -> dict[str, Any]:
 
 def principal_text(value: str) -> str:
     """An approver as written in the policy or the webhook: a mention, a handle or a UPN."""
-    if value.startswith(("U", "W")) and value.isalnum():
+    if value.startswith(("U", "W")) and value.isalnum() and value.isascii() and len(value) <= 20:
         return f"<@{value}>"
     if value.startswith("@"):
-        return f"`{value}`"
-    return mrkdwn_escape(value)
+        return code(outside(value), 100)
+    return shown(outside(value), 200)
+
+
+_USER_MENTION = re.compile(r"<@[UW][A-Z0-9]{2,20}>")
+
+
+def _mention(value: str) -> str:
+    """The question's addressee: the core's mention of a Slack user, else the UPN as written."""
+    return value if _USER_MENTION.fullmatch(value) else shown(outside(value), 200)
+
+
+def _request_ids(detail: str) -> str:
+    """Nexthink's request ids, as the core lists them ("`id`, `id`"), in code spans."""
+    ids_ = [part.strip().strip("`") for part in detail.split(",")]
+    return ", ".join(code(outside(i), 100) for i in ids_ if i) or "none"
 
 
 def wait_message(
     wait: WaitRecord, *, mention: str | None = None, note: str | None = None
 ) -> Message:
     """The question with one button per option (still open)."""
-    text = mrkdwn_escape(wait.text)
+    question = shown(outside(wait.text), 2800)
+    text = question
     if mention:
-        text = f"{mention} {text}"
+        text = f"{_mention(mention)} {text}"
     blocks: list[dict[str, Any]] = [section(text)]
     if note:
         blocks.append(section(note))
@@ -82,30 +98,35 @@ def wait_message(
         who = "Who may decide: " + ", ".join(principal_text(a) for a in wait.approvers[:10]) + " · "
     blocks.append(
         context(
-            f"{who}Expires {when(wait.expires_at)} · Nexthink execution `{wait.execution_uuid}`"
+            f"{who}Expires {when(wait.expires_at)} · Nexthink execution "
+            + code(outside(wait.execution_uuid), 100)
         )
     )
-    return {"text": clip(wait.text, 3000), "blocks": blocks}
+    return {"text": question, "blocks": blocks}
 
 
 def wait_settled_message(wait: WaitRecord, *, headline: str, detail: str | None = None) -> Message:
     """The question after it was decided, failed or expired: no buttons left to click."""
-    blocks: list[dict[str, Any]] = [section(mrkdwn_escape(wait.text)), section(headline)]
+    question = shown(outside(wait.text), 2000)
+    blocks: list[dict[str, Any]] = [section(question), section(headline)]
     if detail:
         blocks.append(context(detail))
     blocks.append(
-        context(f"Nexthink workflow `{wait.workflow_uuid}` · execution `{wait.execution_uuid}`")
+        context(
+            f"Nexthink workflow {code(outside(wait.workflow_uuid), 100)} · "
+            f"execution {code(outside(wait.execution_uuid), 100)}"
+        )
     )
-    return {"text": clip(f"{wait.text} — {headline}", 3000), "blocks": blocks}
+    return {"text": f"{question} — {headline}", "blocks": blocks}
 
 
 def decided_line(emoji: str, who: str, label: str, at: datetime) -> str:
-    return f"{emoji} *{mrkdwn_escape(label)}* — decided by <@{who}> {when(at)}"
+    return f"{emoji} *{shown(outside(label), 75)}* — decided by <@{who}> {when(at)}"
 
 
 def wait_news_message(wait: WaitRecord, news: WaitNews) -> Message:
     """The question's message after ``news``."""
-    who, label = f"<@{news.user_id}>", f"*{mrkdwn_escape(news.option_label)}*"
+    who, label = f"<@{news.user_id}>", f"*{shown(outside(news.option_label), 75)}*"
     at = when(news.at) if news.at else ""
     if news.event == "expired":
         headline = (
@@ -120,7 +141,10 @@ def wait_news_message(wait: WaitRecord, news: WaitNews) -> Message:
     if news.event == "refused":
         return wait_settled_message(
             wait,
-            headline=f":x: {who} chose {label} {at}, but Nexthink refused it: {news.detail}",
+            headline=(
+                f":x: {who} chose {label} {at}, but Nexthink refused it: "
+                + shown(outside(news.detail), 1000)
+            ),
             detail="The question is closed; nothing was resumed.",
         )
     if news.event == "decided":
@@ -130,17 +154,17 @@ def wait_news_message(wait: WaitRecord, news: WaitNews) -> Message:
         return wait_settled_message(
             wait,
             headline=decided_line(emoji, news.user_id, news.option_label, news.at),
-            detail=f"Nexthink resumed the execution: request {news.detail}",
+            detail=f"Nexthink resumed the execution: request {_request_ids(news.detail)}",
         )
     return wait_message(wait, mention=news.mention, note=_reopened_note(news))
 
 
 def _reopened_note(news: WaitNews) -> str:
-    who, label = f"<@{news.user_id}>", f"*{mrkdwn_escape(news.option_label)}*"
+    who, label = f"<@{news.user_id}>", f"*{shown(outside(news.option_label), 75)}*"
     if news.event == "unclear":
         return (
             f":warning: {who}'s {label} did not get a clear answer from Nexthink "
-            f"({news.detail}). {_RETRY}"
+            f"({shown(outside(news.detail), 1000)}). {_RETRY}"
         )
     if news.event == "interrupted":
         return f":warning: The bot restarted while sending {who}'s {label} to Nexthink. {_RETRY}"

@@ -21,6 +21,7 @@ from bot.followups import (
 )
 from bot.nexthink.models import Workflow
 from bot.store import RequestRecord
+from bot.text import Outside
 from handlers.home_views import run_button
 from handlers.outcome_views import (
     final_message,
@@ -221,12 +222,12 @@ def test_outcome_lines_show_nexthinks_details() -> None:
     assert text.startswith("*Outcome:* 1 succeeded, 1 failed.")
     assert ":white_check_mark: alice@example.com — success: Teams restarted" in text
     assert ":x: device LAPTOP-BOB — failed: not found" in text
-    note = thread_update_message(record(), "Restart Teams", progress, [E2])
+    note = thread_update_message(record(), Outside("Restart Teams"), progress, [E2])
     assert note is not None
     assert "device LAPTOP-BOB — failed" in note["text"]
     assert "*Finished:* 1 succeeded, 1 failed." in note["text"]
-    assert thread_update_message(record(), "Restart Teams", Progress(), []) is None
-    assert "1 succeeded, 1 failed" in final_message(record(), "Restart Teams", progress)["text"]
+    assert thread_update_message(record(), Outside("Restart Teams"), Progress(), []) is None
+    assert "1 succeeded, 1 failed" in final_message(record(), Outside("Restart Teams"), progress)["text"]
 
 
 def test_text_from_nexthink_is_escaped() -> None:

@@ -24,7 +24,8 @@ Nexthink sandbox, so it works with no configuration at all. Without POLICY_FILE 
 policy (bot/console/demo-policy.yaml) with an end user, a support engineer and two approvers.
 
 The sandbox's workflow `request_software` pauses and posts its question through the real
-POST /nexthink/waits webhook (see below). When standard input is not a terminal, commands are
+POST /nexthink/waits webhook: `/nexthink run request_software software=Visio` (the `software=`
+parameter is required) as alice, then approve it as carol (see below). When standard input is not a terminal, commands are
 read line by line and the console exits at the end of input (status 0; 1 if the bot failed).
 """
 

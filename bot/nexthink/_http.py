@@ -438,6 +438,7 @@ def _from_status(call: Call, response: httpx.Response, retry_after: float | None
             f"The {call.what} was sent to Nexthink, which answered HTTP {status}: it may or "
             "may not have run. Check its executions in Nexthink before trying again.",
             endpoint=endpoint,
+            status=status,
         )
     if 400 <= status < 500:
         body = _error_body(response)

@@ -8,7 +8,7 @@
     │   └── RouteMissing       404 without Nexthink's ErrorResponse: the instance has no such endpoint
     ├── Throttled              429 that outlasted the retries (retry_after)
     ├── Unavailable            Nexthink could not be reached or answered 5xx; nothing was processed
-    ├── OutcomeUnknown         an execute or trigger was sent but no answer came back: it may have run
+    ├── OutcomeUnknown         an execute or trigger was sent and got no answer, or a 5xx: it may have run
     ├── NeedsV2                no V2 execute here (or NEXTHINK_EXECUTE_API=v1), and V1 cannot take
     │                          the run's targets (UPNs, UIDs, device names); nothing ran
     └── UnexpectedResponse     Nexthink answered something the reference does not allow
@@ -34,6 +34,7 @@ __all__ = [
     "Throttled",
     "Unavailable",
     "UnexpectedResponse",
+    "answered",
     "may_have_run",
 ]
 
@@ -134,7 +135,34 @@ class Unavailable(NexthinkError):
 
 
 class OutcomeUnknown(NexthinkError):
+    """An execute or trigger that may or may not have done its work. ``status`` is the HTTP
+    status Nexthink answered (a 5xx); None when no answer came back at all (a read timeout, a
+    reset or closed connection after the request was sent)."""
+
     summary = "the request reached Nexthink but no answer came back: it may or may not have run"
+
+    def __init__(
+        self, message: str, *, endpoint: str | None = None, status: int | None = None
+    ) -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.status = status
+        if status is not None:
+            self.summary = f"{answered(status)}: it may or may not have run"
+
+
+#: how a person reads the 5xx statuses an execute or trigger may get
+_SERVER_ERRORS = {
+    500: "server error",
+    502: "bad gateway",
+    503: "service unavailable",
+    504: "gateway timeout",
+}
+
+
+def answered(status: int) -> str:
+    """What Nexthink answered, for a person: "Nexthink answered HTTP 500 (server error)"."""
+    phrase = _SERVER_ERRORS.get(status, "server error" if 500 <= status < 600 else "")
+    return f"Nexthink answered HTTP {status}" + (f" ({phrase})" if phrase else "")
 
 
 class UnexpectedResponse(NexthinkError):
