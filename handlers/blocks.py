@@ -42,14 +42,13 @@ SECTION_LIMIT = 2900  # Slack refuses section text over 3,000 characters
 NEWLINE = "\u23ce"  # ⏎
 _LINE_BREAKS = re.compile("\r\n|[\n\r\v\f\x85\u2028\u2029]")
 #: mrkdwn's formatting markers and the look-alike each is shown as
-_LOOK_ALIKES = str.maketrans(
-    {
-        "*": "\u2217",  # ∗ ASTERISK OPERATOR (bold)
-        "_": "\u02cd",  # ˍ MODIFIER LETTER LOW MACRON (italic)
-        "~": "\u223c",  # ∼ TILDE OPERATOR (strike)
-        "`": "\u02cb",  # ˋ MODIFIER LETTER GRAVE ACCENT (code, ``` fences)
-    }
-)
+_LOOK_ALIKES = {
+    "*": "\u2217",  # ∗ ASTERISK OPERATOR (bold)
+    "_": "\u02cd",  # ˍ MODIFIER LETTER LOW MACRON (italic)
+    "~": "\u223c",  # ∼ TILDE OPERATOR (strike)
+    "`": "\u02cb",  # ˋ MODIFIER LETTER GRAVE ACCENT (code, ``` fences)
+}
+_MARKER = re.compile("[*_~`]")
 _QUOTE = "\u02c3"  # ˃ MODIFIER LETTER RIGHT ARROWHEAD, for a ">" that would start a quote
 _SCHEME = re.compile(r"(?<=[A-Za-z0-9]):(?=//)")  # "https://": Slack would link it
 _COLON = "\ua789"  # ꞉ MODIFIER LETTER COLON
@@ -64,6 +63,23 @@ def _one_line(text: str) -> str:
     return _LINE_BREAKS.sub(NEWLINE, text)
 
 
+def _alnum(char: str) -> bool:
+    return char.isalnum()
+
+
+def _unmarked(text: str) -> str:
+    """Every marker that could open or close formatting as its look-alike. Slack formats only
+    at word boundaries, so ``*``, ``_`` and ``~`` between two letters or digits
+    (``restart_teams``, ``2*3``) stay as typed; a backtick never does."""
+
+    def swap(match: re.Match[str]) -> str:
+        at, marker = match.start(), match.group()
+        inside_a_word = 0 < at < len(text) - 1 and _alnum(text[at - 1]) and _alnum(text[at + 1])
+        return marker if marker != "`" and inside_a_word else _LOOK_ALIKES[marker]
+
+    return _MARKER.sub(swap, text)
+
+
 def shown(text: Outside, limit: int | None = None) -> str:
     """Outside text as mrkdwn that reads exactly as typed: the one way to put it in a message.
 
@@ -74,7 +90,9 @@ def shown(text: Outside, limit: int | None = None) -> str:
     * Line breaks show as ⏎: the text never starts a new line of the message (a fake line of
       its own, a ``>`` quote, a code fence).
     * The formatting markers ``*`` ``_`` ``~`` and the backtick (hence ````` fences) show as
-      look-alikes (∗ ˍ ∼ ˋ), and a leading ``>`` as ˃. Why look-alikes rather than an invisible
+      look-alikes (∗ ˍ ∼ ˋ) wherever they could open or close formatting (not between two
+      letters or digits, where Slack never formats: ``restart_teams`` stays as typed), and a
+      leading ``>`` as ˃. Why look-alikes rather than an invisible
       character next to the marker: Slack documents no escape for them, and whether an invisible
       separator stops a marker depends on how the client classifies that character, which is not
       documented and may change; a look-alike is never a marker for any client, while it reads
@@ -87,7 +105,7 @@ def shown(text: Outside, limit: int | None = None) -> str:
             f"shown() renders outside text (bot.text.Outside), not {type(text).__name__}"
         )
     raw = text.raw if limit is None else clip(text.raw, limit)
-    raw = _one_line(raw).translate(_LOOK_ALIKES)
+    raw = _unmarked(_one_line(raw))
     raw = _SCHEME.sub(_COLON, raw)
     stripped = raw.lstrip()
     if stripped.startswith(">"):

@@ -146,7 +146,7 @@ async def test_an_engineer_runs_on_people_and_devices_from_the_form(world: World
 async def test_a_malformed_parameter_line_is_shown_inline(world: World) -> None:
     """A line without `=` in "Other parameters" is an inline error; nothing is sent."""
     view = await open_modal(world, "U0ALICE")
-    view = await choose(world, "U0ALICE", view, "restart_teams")
+    view = await choose(world, "U0ALICE", view, "clear_disk_space")  # no parameters declared
     answer = await submit(
         world, "U0ALICE", view, {ids.MODAL_PARAMS_BLOCK: {ids.MODAL_PARAMS: "note=ok\nbroken"}}
     )
@@ -157,12 +157,19 @@ async def test_a_malformed_parameter_line_is_shown_inline(world: World) -> None:
 
 
 async def test_a_parameter_the_policy_refuses_is_shown_inline(world: World) -> None:
-    """A parameter the policy does not declare is an inline error on the parameters field."""
+    """The form offers no "Other parameters" for a workflow whose parameters the policy lists;
+    a submission that carries the field anyway is refused inline, naming the parameter."""
+    assert world.driver is not None
     view = await open_modal(world, "U0ALICE")
     view = await choose(world, "U0ALICE", view, "restart_teams")
-    answer = await submit(
-        world, "U0ALICE", view, {ids.MODAL_PARAMS_BLOCK: {ids.MODAL_PARAMS: "colour=red"}}
-    )
+    assert ids.MODAL_PARAMS_BLOCK not in block_ids(view)
+    payload = world.driver.view_submission_payload("U0ALICE", view.id, {})
+    payload["view"]["state"]["values"][ids.MODAL_PARAMS_BLOCK] = {
+        ids.MODAL_PARAMS: {"type": "plain_text_input", "value": "colour=red"}
+    }
+    response = await world.driver.post_interactive(payload)
+    assert response.status == 200
+    answer = response.body
     assert answer["response_action"] == "errors"
     (message,) = answer["errors"].values()
     assert "colour" in message

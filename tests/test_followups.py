@@ -227,7 +227,10 @@ def test_outcome_lines_show_nexthinks_details() -> None:
     assert "device LAPTOP-BOB — failed" in note["text"]
     assert "*Finished:* 1 succeeded, 1 failed." in note["text"]
     assert thread_update_message(record(), Outside("Restart Teams"), Progress(), []) is None
-    assert "1 succeeded, 1 failed" in final_message(record(), Outside("Restart Teams"), progress)["text"]
+    assert (
+        "1 succeeded, 1 failed"
+        in final_message(record(), Outside("Restart Teams"), progress)["text"]
+    )
 
 
 def test_text_from_nexthink_is_escaped() -> None:
