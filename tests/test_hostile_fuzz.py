@@ -644,3 +644,110 @@ async def test_the_sandboxs_garbage_and_gateway_page_faults_on_execute_are_repor
         assert "may or may not have run" in shown
         if kind == "garbage":
             assert "Nexthink answered unexpectedly" in shown
+
+
+# -- outside text stays text (issue 13, observations 3 and 4) ---------------------------------
+
+_HOSTILE_PIECES = [
+    "<!channel>",
+    "<!here>",
+    "<!everyone>",
+    "<@U0EVIL>",
+    "<!subteam^S0EVIL|@it-leads>",
+    "<https://evil.example|Approve here>",
+    "<!date^1^x|y>",
+    "*URGENT*",
+    "_really_",
+    "~gone~",
+    "`",
+    "```",
+    "\n",
+    "\r\n",
+    "\u2028",
+    "\n> quoted FAKE",
+    "\n\n*:white_check_mark: FAKE approved by @carol*",
+    "&amp;",
+    "&lt;!channel&gt;",
+    ">",
+    "<",
+    "&",
+]
+HOSTILE = st.lists(
+    st.one_of(st.sampled_from(_HOSTILE_PIECES), st.text(max_size=8)), min_size=1, max_size=8
+).map("".join)
+
+
+def _unshown(text: str) -> str:
+    """What a person reads in ``shown``'s output, with the look-alikes read as what they show."""
+    for alike, char in (("\u2217", "*"), ("\u02cd", "_"), ("\u223c", "~"), ("\u02cb", "`")):
+        text = text.replace(alike, char)
+    text = text.replace("\u02c3", ">").replace("\ua789", ":")
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+@settings(max_examples=300, derandomize=True, deadline=None, database=None)
+@given(text=HOSTILE)
+def test_shown_and_code_are_inert_and_read_as_typed(text: str) -> None:
+    """``shown`` and ``code`` output holds no ``<`` or ``>`` (no mention, link or date), no line
+    break, no formatting marker that could open or close, a code span that ends where the bot
+    ends it; and it reads as typed (line breaks as ⏎)."""
+    from bot.text import Outside
+    from handlers.blocks import NEWLINE, code, shown
+
+    typed = text.replace("\r\n", NEWLINE)
+    for brk in ("\n", "\r", "\v", "\f", "\x85", "\u2028", "\u2029"):
+        typed = typed.replace(brk, NEWLINE)
+    out = shown(Outside(text))
+    assert "<" not in out
+    assert ">" not in out
+    assert not any(brk in out for brk in "\n\r\u2028\u2029")
+    assert "`" not in out
+    for at, char in enumerate(out):
+        if char in "*_~":
+            assert 0 < at < len(out) - 1, out
+            assert out[at - 1].isalnum(), out
+            assert out[at + 1].isalnum(), out
+    assert _unshown(out) == typed
+    span = code(Outside(text), None)
+    assert span.startswith("`")
+    assert span.endswith("`")
+    assert span.count("`") == 2
+    assert "<" not in span
+    assert ">" not in span
+    assert "\n" not in span
+    assert _unshown(span[1:-1]) == typed or not text
+
+
+@settings(
+    max_examples=25,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(text=HOSTILE, label=HOSTILE, value=HOSTILE)
+async def test_hostile_questions_labels_and_values_never_become_live_markup(
+    world: World, text: str, label: str, value: str
+) -> None:
+    """A webhook question whose text and option label are hostile, a click on it, and a run
+    whose parameter value is hostile: every message, ephemeral and view the bot sent holds no
+    live mention, link or formatting from them, and no line they started."""
+    from tests.support.inert import live_markup
+
+    assert world.driver is not None
+    body = _valid_question(str(uuid.uuid4()))
+    body["text"] = text
+    body["options"] = [{"label": label[:75] or "x", "style": "primary"}, {"label": "Deny"}]
+    response = await _webhook(world, json.dumps(body).encode())
+    if response.status_code == 201:
+        answer = response.json()
+        question = world.slack.find_message(answer["channel"], answer["ts"])
+        assert question is not None
+        await world.driver.click("U0BOB", question, decision_action_id(0))
+    else:
+        _assert_clear_4xx(response)  # e.g. a label of blanks only
+    quoted = value.replace('"', "'").replace("\\", "/")
+    await world.driver.command(ALICE, f'run restart_teams note="{quoted}"')
+    await world.settle()
+    problems = live_markup(world)
+    assert problems == [], "\n".join(problems[:5])

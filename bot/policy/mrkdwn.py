@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 from bot.policy.schema import USER_ID
@@ -14,8 +15,9 @@ def _esc(text: str) -> str:
 
 
 def code(text: str) -> str:
-    """``text`` in backticks, escaped."""
-    return "`" + _esc(text).replace("`", "'") + "`"
+    """``text`` in backticks, escaped; a backtick or a line break in it cannot end the span."""
+    one_line = re.sub("\r\n|[\n\r\v\f\x85\u2028\u2029]", "\u23ce", text)
+    return "`" + _esc(one_line).replace("`", "'") + "`"
 
 
 def member(value: str) -> str:
