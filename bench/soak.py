@@ -16,8 +16,10 @@ of which posts an approval request; ``U0BENCH000`` clicks **Approve** on each (s
 ``block_actions`` built by LocalSlack's driver), so the approved run goes to the sandbox too.
 After each window it waits until the bot has settled (no request left ``pending`` or awaiting
 approval in its database, every command's reply on the response URL) and samples ``serve``'s RSS
-(``/proc/<pid>/status`` VmRSS), open file descriptors (``/proc/<pid>/fd``), the database's size
-(file + WAL) and the window's ack p99 (commands and clicks: the time to each HTTP answer).
+(``/proc/<pid>/status`` VmRSS), open file descriptors (``/proc/<pid>/fd``, and how many are
+sockets; read once the bot is idle: 3 s after it settled, the least of 3 readings 0.5 s apart),
+the database's size (file + WAL) and the window's ack p99 (commands and clicks: the time to each
+HTTP answer).
 
 Verdicts: RSS and descriptors flat within 10% after the first window (warm-up); no ack over 3 s;
 every command accounted for: acked 200, one request record per command (its ``n`` parameter) and
@@ -78,17 +80,39 @@ class Sample:
     clicks: int
     rss_kib: int
     fds: int
+    sockets: int
     db_bytes: int
     ack_p99: float
     ack_max: float
     seconds: float
 
 
-def fds(pid: int) -> int:
+def fds(pid: int) -> tuple[int, int]:
+    """Open descriptors of ``pid`` and how many of them are sockets."""
+    total = sockets = 0
     try:
-        return len(os.listdir(f"/proc/{pid}/fd"))
+        names = os.listdir(f"/proc/{pid}/fd")
     except OSError:
-        return -1
+        return -1, -1
+    for name in names:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue  # closed while we looked
+        total += 1
+        sockets += target.startswith("socket:")
+    return total, sockets
+
+
+async def idle_fds(pid: int) -> tuple[int, int]:
+    """Descriptors once the bot is idle: after a 3 s pause, the least of 3 readings 0.5 s apart
+    (a reading taken while replies are in flight counts their sockets)."""
+    await asyncio.sleep(3)
+    readings = []
+    for _ in range(3):
+        readings.append(fds(pid))
+        await asyncio.sleep(0.5)
+    return min(readings)
 
 
 def db_bytes(db: Path) -> int:
@@ -198,7 +222,7 @@ async def run(args: argparse.Namespace, procs: Procs) -> int:
         ) as session,
     ):
         print(
-            f"{'commands':>9} {'clicks':>7} {'RSS MiB':>8} {'fds':>5} {'DB MiB':>7} "
+            f"{'commands':>9} {'clicks':>7} {'RSS MiB':>8} {'fds':>5} {'sockets':>7} {'DB MiB':>7} "
             f"{'ack p99':>9} {'ack max':>9} {'window s':>9}  load",
             flush=True,
         )
@@ -235,12 +259,14 @@ async def run(args: argparse.Namespace, procs: Procs) -> int:
                 bad_total += bad
                 clicked += guarded
             await settle(stack, control, db, sent, args.timeout)
+            open_fds, sockets = await idle_fds(stack.bot.pid)
             rss = stack.bot.status_kib("VmRSS") or -1
             sample = Sample(
                 sent,
                 clicked,
                 rss,
-                fds(stack.bot.pid),
+                open_fds,
+                sockets,
                 db_bytes(db),
                 percentile(window_acks, 99),
                 max(window_acks),
@@ -250,7 +276,7 @@ async def run(args: argparse.Namespace, procs: Procs) -> int:
             acks_all += window_acks
             print(
                 f"{sample.commands:>9} {sample.clicks:>7} {sample.rss_kib / 1024:>8.1f} "
-                f"{sample.fds:>5} {sample.db_bytes / 2**20:>7.1f} {sample.ack_p99 * 1000:>7.0f} ms "
+                f"{sample.fds:>5} {sample.sockets:>7} {sample.db_bytes / 2**20:>7.1f} {sample.ack_p99 * 1000:>7.0f} ms "
                 f"{sample.ack_max * 1000:>7.0f} ms {sample.seconds:>9.1f}  "
                 + ", ".join(f"{x:.1f}" for x in os.getloadavg()),
                 flush=True,
