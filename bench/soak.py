@@ -309,11 +309,19 @@ def verdicts(
     print()
     rss_ok, rss_line = flat([s.rss_kib for s in samples])
     fd_ok, fd_line = flat([s.fds for s in samples])
+    files_ok, files_line = flat([s.fds - s.sockets for s in samples])
+    most_sockets = max(s.sockets for s in samples[1:] or samples)
     late = sum(a > ACK_LIMIT for a in acks)
     unsettled = sum(found.get(s, 0) for s in UNSETTLED)
     accounted = bad == 0 and distinct == args.commands and unsettled == 0
     print(f"RSS (KiB) after the first window: {rss_line}: {'flat' if rss_ok else 'NOT FLAT'}")
     print(f"open descriptors after the first window: {fd_line}: {'flat' if fd_ok else 'NOT FLAT'}")
+    print(
+        f"  of which not sockets (files, pipes, the database): {files_line}: "
+        f"{'flat' if files_ok else 'NOT FLAT'}; sockets at most {most_sockets} (the load generator "
+        f"keeps up to {args.concurrency} keep-alive connections to serve open, and serve its "
+        "client pools to Slack and Nexthink: their number moves with traffic, not with time)"
+    )
     print(
         f"acks: {len(acks)} (commands and clicks), p50 {percentile(acks, 50) * 1000:.0f} ms, "
         f"p99 {percentile(acks, 99) * 1000:.0f} ms, max {max(acks) * 1000:.0f} ms; over "
