@@ -90,8 +90,13 @@ def create_engine(
     max_overflow: int = 15,
     connect_timeout: float = 5.0,
     busy_timeout: float = 10.0,
+    pool_timeout: float = 60.0,
 ) -> AsyncEngine:
-    """An engine for ``url`` (as returned by ``driver_url``) configured as described above."""
+    """An engine for ``url`` (as returned by ``driver_url``) configured as described above.
+
+    ``pool_timeout`` is how long a task waits for a pooled connection: a burst of work (hundreds of
+    runs at once on a busy machine) queues for the pool rather than failing; a database that is
+    really gone fails sooner, on ``connect_timeout`` or ``busy_timeout``."""
     if url.get_backend_name() == "sqlite":
         if schema is not None:
             raise StoreConfigError("a schema can only be chosen for PostgreSQL, not SQLite")
@@ -99,7 +104,7 @@ def create_engine(
             url,
             pool_size=pool_size,
             max_overflow=max_overflow,
-            pool_timeout=busy_timeout + connect_timeout,
+            pool_timeout=pool_timeout,
             connect_args={"isolation_level": None, "timeout": busy_timeout},
         )
         _configure_sqlite(engine, busy_timeout)
@@ -118,7 +123,7 @@ def create_engine(
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_timeout=30.0,
+        pool_timeout=pool_timeout,
         pool_pre_ping=True,
         connect_args=connect_args,
     )

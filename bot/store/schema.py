@@ -169,7 +169,7 @@ requests = Table(
     Column("response_url", Text),
     Column("message_channel", Text),
     Column("message_ts", Text),
-    Index("ix_requests_user_created", "user_id", "created_at"),
+    Index("ix_requests_user_created_id", "user_id", "created_at", "id"),
 )
 
 waits = Table(
@@ -245,6 +245,7 @@ followups = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_followups_due", "done", "next_poll_at"),
+    Index("ix_followups_request", "request_id"),
 )
 
 #: one row per audited event, appended and never changed (``records.AuditRecord``); ``id`` is a

@@ -1,0 +1,652 @@
+"""A big store stays fast: p50/p99 of the queries the bot runs, on a year of records.
+
+    ./dev python bench/store.py [--rows 1000000] [--reps 200] [--backend both] [--explain]
+
+Fills a SQLite file (in a temporary directory) and PostgreSQL (``--pg-url``, default
+``postgresql://postgres@127.0.0.1:5432/test``, in a schema of its own, dropped afterwards, as the
+tests do) with ``--rows`` request records, a tenth as many questions (waits), approvals and
+outcome follow-ups (and one vote per executed approval), spread over 365 days, through
+SQLAlchemy Core bulk inserts (``executemany`` in chunks) into tables made by the store's own
+migrations (so its indexes are there). Then it times, with the store's public methods, ``--reps``
+calls of:
+
+* ``history`` of a user (2,000 users; one "heavy" user owns 5% of all requests) and of the heavy
+  user;
+* the Home tab: recent requests (``history(user, 8)`` + ``followups_for`` them), what waits on an
+  approver (``pending_approvals(200)``, ``pending_waits(200)``) and the request behind an approval
+  (``get_request``); the metrics gauges (``count_pending_*``);
+* each sweep (``expire_waits``, ``release_stale_claims``, ``expire_approvals``,
+  ``close_stale_approvals``, ``due_followups``), at a clock moved 30 s on each call, so that calls
+  find a few rows to change as the bot's sweeps do;
+* a retention pass, if the store has one (``prune_audit``); otherwise it says so and skips it.
+
+Goal: each <= 50 ms p99. Every query of an operation is recorded (SQLAlchemy's
+``before_cursor_execute``) on its first call; with ``--explain`` (or for an operation over the
+goal) its plan is printed: ``EXPLAIN QUERY PLAN`` on SQLite, ``EXPLAIN ANALYZE`` on PostgreSQL
+(inside a transaction that is rolled back). PostgreSQL is ``ANALYZE``d after the fill, as
+autovacuum would do after such a load; SQLite is not (the bot never runs ``ANALYZE``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import asyncpg  # type: ignore[import-untyped]
+from _support import machine_lines, percentile
+from sqlalchemy import Column, DateTime, MetaData, Table, Text, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.store import Store
+from bot.store.schema import (
+    JSONText,
+    UTCDateTime,
+    approval_votes,
+    approvals,
+    followups,
+    metadata,
+    requests,
+    waits,
+)
+
+GOAL_MS = 50.0
+USERS = 2000
+HEAVY = "U0HEAVY00"
+HEAVY_SHARE = 0.05
+CHUNK = 5000
+NOW = datetime(2031, 1, 1, 12, 0, tzinfo=UTC)  # the end of the year of records
+YEAR = timedelta(days=365)
+STEP = timedelta(seconds=30)  # how far the sweeps' clock moves per call
+STALE = timedelta(minutes=10)  # bot/waits.py and bot/approvals.py STALE_AFTER
+PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+#: JSON columns are filled with text already encoded as ``JSONText`` encodes it
+OPTIONS = json.dumps(
+    [{"label": "Yes", "style": "primary", "parameters": {"d": "y"}}],
+    ensure_ascii=False,
+    separators=(",", ":"),
+)
+
+
+# -- the records ----------------------------------------------------------------------------
+
+
+@dataclass
+class Sizes:
+    requests: int
+    waits: int
+    approvals: int
+    followups: int
+    votes: int = 0
+    audit: int = 0
+
+    def line(self) -> str:
+        parts = [
+            f"{self.requests:,} requests",
+            f"{self.waits:,} waits",
+            f"{self.approvals:,} approvals ({self.votes:,} votes)",
+            f"{self.followups:,} follow-ups",
+        ]
+        if self.audit:
+            parts.append(f"{self.audit:,} audit records")
+        return ", ".join(parts)
+
+
+class Fill:
+    """Deterministic rows: ``random.Random(seed)``, timestamps spread over the year before NOW."""
+
+    def __init__(self, rows: int, seed: int = 19) -> None:
+        self.rng = random.Random(seed)
+        self.sizes = Sizes(rows, max(rows // 10, 100), max(rows // 10, 100), max(rows // 10, 100))
+        self.request_ids: list[str] = []
+
+    def uid(self) -> str:
+        h = f"{self.rng.getrandbits(128):032x}"
+        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:]}"
+
+    def user(self) -> str:
+        if self.rng.random() < HEAVY_SHARE:
+            return HEAVY
+        return f"U0BENCH{self.rng.randrange(USERS):04d}"
+
+    def at(self, i: int, n: int) -> datetime:
+        """The i-th of n moments, in order, over the year."""
+        return NOW - YEAR + YEAR * (i / n)
+
+    def requests(self) -> Iterator[dict[str, Any]]:
+        n = self.sizes.requests
+        states = ["succeeded"] * 70 + ["failed"] * 15 + ["unknown"] * 5 + ["denied"] * 5
+        states += ["expired"] * 5
+        for i in range(n):
+            rid = self.uid()
+            self.request_ids.append(rid)
+            user = self.user()
+            created = self.at(i, n)
+            yield {
+                "id": rid,
+                "kind": "run",
+                "created_at": created,
+                "updated_at": created + timedelta(minutes=1),
+                "team_id": "T0BENCH",
+                "channel_id": "C0BENCH",
+                "user_id": user,
+                "user_upn": f"{user.lower()}@example.com",
+                "workflow_id": "restart_teams",
+                "targets": f'[{{"type":"device","name":"LAPTOP-{self.rng.randrange(50_000)}"}}]',
+                "params": "{}",
+                "state": self.rng.choice(states),
+                "nexthink_request_uuids": f'["{self.uid()}"]',
+                "executions_uuids": f'["{self.uid()}"]',
+                "error": None,
+                "approved_by": "[]",
+                "response_url": f"https://hooks.slack.com/commands/T0BENCH/{i}/x",
+                "message_channel": None,
+                "message_ts": None,
+            }
+
+    def waits(self) -> Iterator[dict[str, Any]]:
+        n = self.sizes.waits
+        active = max(10, n // 100)  # the newest 1%: pending, a tenth of them claimed
+        for i in range(n):
+            recent = i >= n - active
+            if recent:
+                created = NOW - timedelta(hours=self.rng.uniform(0, 24))
+                expires = created + timedelta(hours=self.rng.uniform(1, 48))
+            else:
+                created = self.at(i, n)
+                expires = created + timedelta(days=1)
+            state = "pending" if recent else self.rng.choice(["decided"] * 7 + ["expired"] * 3)
+            row: dict[str, Any] = {
+                "id": self.uid(),
+                "workflow_uuid": self.uid(),
+                "execution_uuid": self.uid(),
+                "channel_id": "C0APPROVERS",
+                "dm_user_upn": None,
+                "text": "Reinstall Office on LAPTOP-42?",
+                "options": OPTIONS,
+                "approvers": f'["S0GROUP01","U0APPR{self.rng.randrange(20):03d}"]',
+                "approver_parameter": None,
+                "requester_upn": f"u0bench{self.rng.randrange(USERS):04d}@example.com",
+                "created_at": created,
+                "expires_at": expires,
+                "updated_at": created,
+                "state": state,
+                "decided_by": None,
+                "decided_upn": None,
+                "decision": None,
+                "claimed_at": None,
+                "decided_at": None,
+                "outcome": None,
+                "message_channel": "C0APPROVERS",
+                "message_ts": f"{1_700_000_000 + i}.000100",
+                "claim_token": None,
+            }
+            if state == "decided":
+                row.update(decided_by="U0APPR001", decision=0, decided_at=created)
+            elif recent and self.rng.random() < 0.1:
+                row.update(
+                    state="claimed",
+                    claim_token=self.uid(),
+                    decided_by="U0APPR001",
+                    decision=0,
+                    claimed_at=NOW - timedelta(minutes=self.rng.uniform(0, 30)),
+                )
+            yield row
+
+    def approvals(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        n = self.sizes.approvals
+        stride = max(1, len(self.request_ids) // n)
+        active = max(10, n // 100)
+        rows, votes = [], []
+        for i in range(n):
+            recent = i >= n - active
+            created = NOW - timedelta(hours=self.rng.uniform(0, 24)) if recent else self.at(i, n)
+            expires = created + timedelta(hours=self.rng.uniform(1, 48) if recent else 24)
+            if recent:
+                state = self.rng.choice(["pending"] * 18 + ["approved", "executing"])
+            else:
+                state = self.rng.choice(["executed"] * 6 + ["denied"] * 2 + ["expired"] * 2)
+            aid = self.uid()
+            rows.append(
+                {
+                    "id": aid,
+                    "request_id": self.request_ids[(i * stride) % len(self.request_ids)],
+                    "channel_id": "C0APPROVERS",
+                    "approvers": '["S0GROUP01"]',
+                    "required_count": 1,
+                    "created_at": created,
+                    "expires_at": expires,
+                    "updated_at": created if not recent else NOW - timedelta(minutes=20),
+                    "state": state,
+                    "message_channel": "C0APPROVERS",
+                    "message_ts": f"{1_700_000_000 + i}.000200",
+                    "denied_by": "U0APPR002" if state == "denied" else None,
+                    "deny_reason": None,
+                    "decided_at": None if state == "pending" else created,
+                }
+            )
+            if state in ("executed", "approved", "executing"):
+                votes.append(
+                    {"approval_id": aid, "user_id": "U0APPR001", "upn": None, "voted_at": created}
+                )
+        self.sizes.votes = len(votes)
+        return rows, votes
+
+    def followups(self) -> Iterator[dict[str, Any]]:
+        n = self.sizes.followups
+        stride = max(1, len(self.request_ids) // n)
+        active = max(10, n // 100)
+        for i in range(n):
+            recent = i >= n - active
+            created = NOW - timedelta(minutes=self.rng.uniform(0, 60)) if recent else self.at(i, n)
+            yield {
+                "id": self.uid(),
+                "request_id": self.request_ids[(i * stride + stride // 2) % len(self.request_ids)],
+                "nexthink_request_uuid": self.uid(),
+                "next_poll_at": NOW + timedelta(minutes=self.rng.uniform(-5, 60))
+                if recent
+                else created + timedelta(minutes=5),
+                "attempts": 0 if recent else 3,
+                "deadline": created + timedelta(days=1),
+                "done": not recent,
+                "last_status": None if recent else "SUCCESS",
+                "created_at": created,
+                "updated_at": created,
+            }
+
+
+def _audit_rows(table: Table, fill: Fill, n: int) -> Iterator[dict[str, Any]]:
+    """Rows for an audit table of unknown shape: its first datetime column spread over the year,
+    every other column a plausible value of its type."""
+    for i in range(n):
+        row: dict[str, Any] = {}
+        for column in table.columns:
+            python = _python_type(column)
+            if isinstance(column.type, JSONText):
+                row[column.name] = "{}"
+            elif column.primary_key and python is str:
+                row[column.name] = fill.uid()
+            elif column.primary_key:
+                continue  # an autoincrement key
+            elif python is datetime:
+                row[column.name] = fill.at(i, n)
+            elif python is int:
+                row[column.name] = 0
+            elif python is bool:
+                row[column.name] = False
+            elif python is str:
+                row[column.name] = "run_requested" if "event" in column.name else "x"
+            else:
+                row[column.name] = {}
+        yield row
+
+
+def _python_type(column: Any) -> type:
+    try:
+        return column.type.python_type  # type: ignore[no-any-return]
+    except NotImplementedError:
+        return dict
+
+
+def _raw(table: Table, sqlite: bool) -> tuple[Table, list[str]]:
+    """``table`` with its JSON columns as plain TEXT (the rows bring them encoded) and, on
+    SQLite, its datetimes as TEXT too (written here as SQLAlchemy's SQLite DATETIME writes them,
+    so that they compare with the store's bound values): the same table and bytes, without
+    per-value type processing, which made the fill five times slower. Also the names of its
+    datetime columns."""
+    columns, times = [], []
+    for column in table.columns:
+        kind: Any = column.type
+        if isinstance(kind, JSONText):
+            kind = Text()
+        elif isinstance(kind, UTCDateTime):
+            times.append(column.name)
+            kind = Text() if sqlite else DateTime(timezone=True)
+        columns.append(Column(column.name, kind, primary_key=column.primary_key))
+    return Table(table.name, MetaData(), *columns), times
+
+
+def _sqlite_time(value: datetime) -> str:
+    value = value.astimezone(UTC)
+    return f"{value:%Y-%m-%d %H:%M:%S}.{value.microsecond:06d}"
+
+
+async def bulk_insert(engine: AsyncEngine, table: Table, rows: Any) -> int:
+    """Insert through SQLAlchemy Core, ``CHUNK`` rows per ``executemany``, one transaction per
+    chunk; the number inserted."""
+    sqlite = engine.dialect.name == "sqlite"
+    raw, times = _raw(table, sqlite)
+    count, batch = 0, cast(list[dict[str, Any]], [])
+
+    async def flush() -> None:
+        if sqlite:
+            for row in batch:
+                for name in times:
+                    if row.get(name) is not None:
+                        row[name] = _sqlite_time(row[name])
+        async with engine.begin() as conn:
+            await conn.execute(raw.insert(), batch)
+
+    for row in rows:
+        batch.append(row)
+        if len(batch) == CHUNK:
+            await flush()
+            count, batch = count + len(batch), []
+    if batch:
+        await flush()
+        count += len(batch)
+    return count
+
+
+# -- timing and plans -----------------------------------------------------------------------
+
+
+@dataclass
+class Recorder:
+    """The statements an operation sends (on its first call only)."""
+
+    on: bool = False
+    statements: list[tuple[str, Any]] = field(default_factory=list)
+
+    def listen(self, engine: AsyncEngine) -> None:
+        @event.listens_for(engine.sync_engine, "before_cursor_execute")
+        def _seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+            if self.on and not statement.lstrip().upper().startswith(("BEGIN", "SAVEPOINT")):
+                self.statements.append((statement, parameters))
+
+
+@dataclass
+class Result:
+    name: str
+    times: list[float]
+    cpu: list[float]
+    note: str = ""
+    statements: list[tuple[str, Any]] = field(default_factory=list)
+
+    @property
+    def p99_ms(self) -> float:
+        return percentile(self.times, 99) * 1000
+
+    def line(self) -> str:
+        p50, p99 = percentile(self.times, 50) * 1000, self.p99_ms
+        verdict = "met" if p99 <= GOAL_MS else "MISSED"
+        return (
+            f"  {self.name:<44} p50 {p50:8.2f} ms  p99 {p99:8.2f} ms  max "
+            f"{max(self.times) * 1000:8.2f} ms  cpu p50 {percentile(self.cpu, 50) * 1000:6.2f} ms  "
+            f"({len(self.times)} calls; goal p99 <= "
+            f"{GOAL_MS:g} ms: {verdict}){f'  {self.note}' if self.note else ''}"
+        )
+
+
+async def timed(
+    name: str, reps: int, call: Callable[[int], Awaitable[Any]], recorder: Recorder
+) -> Result:
+    times, cpu = [], []
+    recorder.statements = []
+    for i in range(reps):
+        recorder.on = i == 0
+        started, cpu_started = time.perf_counter(), time.process_time()
+        await call(i)
+        times.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - cpu_started)
+        recorder.on = False
+    return Result(name, times, cpu, statements=list(recorder.statements))
+
+
+async def explain(engine: AsyncEngine, statement: str, parameters: Any) -> list[str]:
+    postgres = engine.dialect.name == "postgresql"
+    prefix = "EXPLAIN ANALYZE " if postgres else "EXPLAIN QUERY PLAN "
+    async with engine.connect() as conn:
+        try:
+            rows = (await conn.exec_driver_sql(prefix + statement, tuple(parameters))).all()
+        finally:
+            await conn.rollback()  # EXPLAIN ANALYZE of an UPDATE changes rows: undo it
+    if postgres:
+        return [str(r[0]) for r in rows]
+    return [f"{'  ' * _depth(rows, r)}{r[-1]}" for r in rows]  # (id, parent, notused, detail)
+
+
+def _depth(rows: Sequence[Any], row: Any) -> int:
+    parents = {r[0]: r[1] for r in rows}
+    depth, parent = 0, row[1]
+    while parent in parents:
+        depth, parent = depth + 1, parents[parent]
+    return depth
+
+
+def _file_bytes(database: str) -> int:
+    """A SQLite database's size: its file and its WAL."""
+    return sum(p.stat().st_size for p in (Path(database), Path(database + "-wal")) if p.exists())
+
+
+# -- one backend ----------------------------------------------------------------------------
+
+
+async def fill_store(store: Store, fill: Fill) -> tuple[float, str]:
+    engine = store._live()
+    started = time.perf_counter()
+    await bulk_insert(engine, requests, fill.requests())
+    await bulk_insert(engine, waits, fill.waits())
+    approval_rows, vote_rows = fill.approvals()
+    await bulk_insert(engine, approvals, approval_rows)
+    await bulk_insert(engine, approval_votes, vote_rows)
+    await bulk_insert(engine, followups, fill.followups())
+    audit = metadata.tables.get("audit_events")
+    if audit is not None and hasattr(store, "prune_audit"):
+        fill.sizes.audit = await bulk_insert(
+            engine, audit, _audit_rows(audit, fill, fill.sizes.requests)
+        )
+    seconds = time.perf_counter() - started
+    if engine.dialect.name == "postgresql":
+        async with engine.begin() as conn:
+            await conn.execute(text("ANALYZE"))
+        return seconds, "then ANALYZE"
+    return seconds, "no ANALYZE"
+
+
+async def measure(store: Store, fill: Fill, reps: int, recorder: Recorder) -> list[Result]:
+    rng = random.Random(7)
+    users = [f"U0BENCH{rng.randrange(USERS):04d}" for _ in range(reps)]
+    approval_request_ids = [
+        fill.request_ids[rng.randrange(len(fill.request_ids))] for _ in range(reps)
+    ]
+
+    per_user = round(fill.sizes.requests * (1 - HEAVY_SHARE) / USERS)
+    heavy = round(fill.sizes.requests * HEAVY_SHARE)
+
+    def at(i: int) -> datetime:
+        return NOW + STEP * i
+
+    async def recent(i: int) -> None:
+        records = await store.history(users[i], limit=8)
+        await store.followups_for([r.id for r in records])
+
+    reads: list[tuple[str, Callable[[int], Awaitable[Any]]]] = [
+        (f"history(user) [10 newest of ~{per_user:,}]", lambda i: store.history(users[i])),
+        (f"history(heavy user) [10 newest of ~{heavy:,}]", lambda i: store.history(HEAVY)),
+        ("Home: recent (history 8 + followups_for)", recent),
+        ("Home: pending_approvals(limit=200)", lambda i: store.pending_approvals(NOW, limit=200)),
+        ("Home: pending_waits(limit=200)", lambda i: store.pending_waits(NOW, limit=200)),
+        (
+            "Home: get_request (behind an approval)",
+            lambda i: store.get_request(approval_request_ids[i]),
+        ),
+        ("metrics: count_pending_waits", lambda i: store.count_pending_waits(NOW)),
+        ("metrics: count_pending_approvals", lambda i: store.count_pending_approvals(NOW)),
+    ]
+    changed: dict[str, int] = {}
+
+    def counting(
+        name: str, call: Callable[[int], Awaitable[list[Any]]]
+    ) -> Callable[[int], Awaitable[None]]:
+        async def wrapped(i: int) -> None:
+            changed[name] = changed.get(name, 0) + len(await call(i))
+
+        return wrapped
+
+    sweeps: list[tuple[str, Callable[[int], Awaitable[Any]]]] = [
+        ("sweep: expire_waits", lambda i: store.expire_waits(at(i))),
+        ("sweep: release_stale_claims(10 min)", lambda i: store.release_stale_claims(STALE, at(i))),
+        ("sweep: expire_approvals", lambda i: store.expire_approvals(at(i))),
+        (
+            "sweep: close_stale_approvals(10 min)",
+            lambda i: store.close_stale_approvals(STALE, at(i)),
+        ),
+        ("sweep: due_followups(limit=50)", lambda i: store.due_followups(at(i), limit=50)),
+    ]
+    results = []
+    for name, call in reads:
+        results.append(await timed(name, reps, call, recorder))
+    for name, call in sweeps:
+        result = await timed(name, reps, counting(name, call), recorder)
+        result.note = f"[{changed.get(name, 0)} rows changed over the calls]"
+        results.append(result)
+    prune = getattr(store, "prune_audit", None)
+    if prune is not None and fill.sizes.audit:
+        cutoff = NOW - timedelta(days=400) + YEAR  # a cutoff inside the year: there is work
+        deleted = 0
+
+        async def retention(i: int) -> None:
+            nonlocal deleted
+            deleted += await prune(cutoff, batch=1000, max_rows=1000)
+
+        result = await timed(
+            "retention: prune_audit (1 batch of 1,000)", min(reps, 50), retention, recorder
+        )
+        result.note = f"[{deleted} audit records deleted]"
+        results.append(result)
+    return results
+
+
+async def bench_backend(
+    name: str, url: str, schema: str | None, args: argparse.Namespace
+) -> tuple[list[Result], Store]:
+    store = await Store.open(url, schema=schema)
+    recorder = Recorder()
+    recorder.listen(store._live())
+    fill = Fill(args.rows)
+    load_before = os.getloadavg()
+    seconds, analyzed = await fill_store(store, fill)
+    print(
+        f"{name}: filled {fill.sizes.line()} in {seconds:.1f} s ({analyzed}); load average "
+        f"{', '.join(f'{x:.2f}' for x in load_before)} before",
+        flush=True,
+    )
+    if name == "SQLite":
+        database = make_url(url).database or ""
+        size = _file_bytes(database)
+        print(f"{name}: database file {size / 2**20:.0f} MiB", flush=True)
+    load_before = os.getloadavg()
+    results = await measure(store, fill, args.reps, recorder)
+    load_after = os.getloadavg()
+    print(
+        f"{name}: {args.reps} calls per operation, one at a time, timed around the store's "
+        f"method (perf_counter; cpu: this process's CPU time, all threads, during the call); load average {', '.join(f'{x:.2f}' for x in load_before)} "
+        f"before, {', '.join(f'{x:.2f}' for x in load_after)} after"
+    )
+    if not any(r.name.startswith("retention") for r in results):
+        print("  retention pass: skipped: this store has no retention method (no prune_audit)")
+    for result in results:
+        print(result.line())
+    for result in results:
+        if args.explain or result.p99_ms > GOAL_MS:
+            print(
+                f"  plan of {result.name}{' (over the goal)' if result.p99_ms > GOAL_MS else ''}:"
+            )
+            for statement, parameters in result.statements:
+                print("    " + " ".join(statement.split())[:300])
+                for line in await explain(store._live(), statement, parameters):
+                    print("      " + line)
+    sys.stdout.flush()
+    return results, store
+
+
+async def run(args: argparse.Namespace) -> int:
+    missed = 0
+    if args.backend in ("sqlite", "both"):
+        with tempfile.TemporaryDirectory(prefix="nexthink-bench-store-") as tmp:
+            results, store = await bench_backend("SQLite", f"sqlite:///{tmp}/bot.db", None, args)
+            missed += sum(r.p99_ms > GOAL_MS for r in results)
+            await store.close()
+    if args.backend in ("postgresql", "both"):
+        dsn = (
+            make_url(args.pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        )
+        admin = await asyncpg.connect(dsn, timeout=5)
+        schema = f"bench_store_{uuid.uuid4().hex[:12]}"
+        opened: Store | None = None
+        try:
+            results, opened = await bench_backend(
+                f"PostgreSQL (schema {schema})", args.pg_url, schema, args
+            )
+            missed += sum(r.p99_ms > GOAL_MS for r in results)
+            async with opened._live().connect() as conn:
+                size = (
+                    await conn.execute(
+                        text(
+                            "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
+                            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                            "WHERE n.nspname = :s AND c.relkind = 'r'"
+                        ),
+                        {"s": schema},
+                    )
+                ).scalar()
+            print(
+                f"PostgreSQL: the schema's tables and indexes take {int(size or 0) / 2**20:.0f} MiB"
+            )
+        finally:
+            if opened is not None:
+                await opened.close()
+            await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            await admin.close()
+    print(f"{missed} operation(s) over the goal of {GOAL_MS:g} ms p99")
+    return 1 if missed else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=1_000_000,
+        help="request records (waits, approvals, follow-ups: a tenth)",
+    )
+    parser.add_argument("--reps", type=int, default=200, help="calls per operation")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--pg-url", default=PG_URL, help="PostgreSQL to fill (a schema of its own)")
+    parser.add_argument(
+        "--explain", action="store_true", help="print every operation's query plans"
+    )
+    args = parser.parse_args()
+    if args.rows < 1000 or args.reps < 1:
+        parser.error("need --rows >= 1000 and --reps >= 1")
+    print(
+        f"bench/store.py: {args.rows:,} request records, {max(args.rows // 10, 100):,} each of waits, "
+        f"approvals and follow-ups over 365 days; {USERS:,} users plus one owning "
+        f"{HEAVY_SHARE:.0%} of the requests; {args.reps} calls per operation"
+    )
+    for line in machine_lines():
+        print(line)
+    try:
+        return asyncio.run(run(args))
+    except KeyboardInterrupt:
+        print("bench/store.py interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
