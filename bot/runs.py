@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bot.audit import AuditTrail
 from bot.catalogue import Catalogue, Entry
 from bot.deciders import clicker
 from bot.identity import Identity, IdentityError
@@ -138,6 +139,7 @@ class Runner:
         policy: Policy,
         store: Store,
         limiter: RateLimiter,
+        audit: AuditTrail,
     ) -> None:
         self.nexthink = nexthink
         self.catalogue = catalogue
@@ -145,6 +147,7 @@ class Runner:
         self.policy = policy
         self.store = store
         self.limiter = limiter
+        self.audit = audit
 
     # -- who ------------------------------------------------------------------------------
 
@@ -198,8 +201,30 @@ class Runner:
     # -- run ------------------------------------------------------------------------------
 
     async def prepare(self, requester: Requester, request: RunRequest) -> PreparedRun:
-        """Check everything that can be checked without Nexthink running anything."""
-        principal = await self.principal(requester)
+        """Check everything that can be checked without Nexthink running anything; a refusal is
+        written to the audit trail (``run_refused``) before it is raised."""
+        upn: str | None = None
+        try:
+            principal = await self.principal(requester)
+            upn = principal.upn
+            return await self._prepare(principal, requester, request)
+        except Refusal as exc:
+            await self.audit.record(
+                "run_refused",
+                actor=requester.user_id,
+                actor_upn=upn,
+                workflow=request.workflow,
+                targets=_asked(request),
+                params=request.params,
+                result="refused",
+                detail=exc.message,
+                team_id=requester.team_id,
+            )
+            raise
+
+    async def _prepare(
+        self, principal: Principal, requester: Requester, request: RunRequest
+    ) -> PreparedRun:
         entry = await self.find(principal, requester.channel_id, request.workflow)
         decision = self.policy.may_run(principal, requester.channel_id, entry.id)
         if not decision.allowed:
@@ -292,8 +317,9 @@ class Runner:
         state: RequestState = "pending",
         response_url: str | None = None,
     ) -> RequestRecord:
-        """The audit record of a run, written before anything is sent to Nexthink."""
-        return await self.store.create_request(
+        """The record of a run, written before anything is sent to Nexthink (and its
+        ``run_requested`` event: ``result`` is the state it starts in)."""
+        record = await self.store.create_request(
             kind="run",
             team_id=prepared.requester.team_id,
             channel_id=prepared.requester.channel_id,
@@ -305,6 +331,8 @@ class Runner:
             state=state,
             response_url=response_url,
         )
+        await self.audit.record_request("run_requested", record, result=state)
+        return record
 
     async def execute(self, prepared: PreparedRun, record: RequestRecord) -> RunResult:
         try:
@@ -321,6 +349,9 @@ class Runner:
                 nexthink_request_uuids=list(completed.request_uuids) if completed else [],
                 executions_uuids=list(completed.executions_uuids) if completed else [],
             )
+            await self.audit.record_request(
+                "execute_failed", record, result=state, detail=_error_text(exc)
+            )
             return RunResult(prepared, record, error=exc, completed=completed)
         record = await self._recorded(
             record,
@@ -328,6 +359,7 @@ class Runner:
             nexthink_request_uuids=list(execution.request_uuids),
             executions_uuids=list(execution.executions_uuids),
         )
+        await self.audit.record_request("executed", record, result="sent")
         return RunResult(prepared, record, execution=execution)
 
     async def _recorded(self, record: RequestRecord, **changes: Any) -> RequestRecord:
@@ -351,6 +383,17 @@ class Runner:
         principal = await self.principal(requester)
         decision = self.policy.may_resume(principal, requester.channel_id)
         if not decision.allowed:
+            await self.audit.record(
+                "run_refused",
+                actor=requester.user_id,
+                actor_upn=principal.upn,
+                workflow=workflow_uuid,
+                targets=[{"kind": "execution", "label": execution_uuid}],
+                params=params,
+                result="refused",
+                detail=decision.reason,
+                team_id=requester.team_id,
+            )
             raise Refusal(decision.reason)
         record = await self.store.create_request(
             kind="resume",
@@ -366,14 +409,21 @@ class Runner:
         try:
             answers = await self.nexthink.trigger(workflow_uuid, execution_uuid, params)
         except NexthinkError as exc:
-            record = await self._recorded(
+            state = "unknown" if _maybe_ran(exc, None) else "failed"
+            record = await self._recorded(record, state=state, error=_error_text(exc))
+            await self.audit.record_request(
+                "resumed",
                 record,
-                state="unknown" if _maybe_ran(exc, None) else "failed",
-                error=_error_text(exc),
+                execution_uuids=[execution_uuid],
+                result=state,
+                detail=_error_text(exc),
             )
             return ResumeResult(workflow_uuid, execution_uuid, params, record, error=exc)
         uuids = tuple(a.request_uuid for a in answers)
         record = await self._recorded(record, state="sent", nexthink_request_uuids=list(uuids))
+        await self.audit.record_request(
+            "resumed", record, execution_uuids=[execution_uuid], result="sent"
+        )
         return ResumeResult(workflow_uuid, execution_uuid, params, record, request_uuids=uuids)
 
     async def history(self, requester: Requester, limit: int = 10) -> Sequence[RequestRecord]:
@@ -387,6 +437,13 @@ def _esc(text: str) -> str:
 
 def _code(text: str) -> str:
     return "`" + _esc(text).replace("`", "'") + "`"
+
+
+def _asked(request: RunRequest) -> list[dict[str, str]]:
+    """The targets as the requester named them (a refused run never resolved them)."""
+    return [{"kind": "user", t.kind: t.value} for t in request.users] + [
+        {"kind": "device", t.kind: t.value} for t in request.devices
+    ]
 
 
 def _dedupe(targets: list[Target]) -> list[Target]:
