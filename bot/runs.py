@@ -16,6 +16,7 @@ from bot.catalogue import Catalogue, Entry
 from bot.deciders import clicker
 from bot.identity import Identity, IdentityError
 from bot.logging import get_logger
+from bot.mrkdwn import code, shown
 from bot.nexthink.client import BulkExecution, NexthinkClient
 from bot.nexthink.errors import NexthinkError
 from bot.nexthink.models import DeviceData, UserData, Workflow, is_uuid
@@ -23,6 +24,7 @@ from bot.policy import ApprovalRule, ParamError, Policy, Principal
 from bot.ratelimit import RateLimiter
 from bot.store import RequestRecord, RequestState, Store, StoreError
 from bot.targets import DeviceTarget, UserTarget
+from bot.text import outside
 
 __all__ = [
     "Refusal",
@@ -181,9 +183,9 @@ class Runner:
             raise Refusal(decision.reason, field="workflow")
         names = [e.id for e in entries] + [e.alias for e in entries if e.alias]
         near = Catalogue.closest(name, names)
-        message = f"There is no workflow {_code(name)} that you may run here."
+        message = f"There is no workflow {code(outside(name))} that you may run here."
         if near:
-            message += " Did you mean " + ", ".join(_code(n) for n in near) + "?"
+            message += " Did you mean " + ", ".join(code(outside(n)) for n in near) + "?"
         raise Refusal(
             message, hint="`/nexthink list` shows the workflows you may run.", field="workflow"
         )
@@ -270,7 +272,8 @@ class Runner:
             ) or (user.kind == "mention" and user.value == requester.user_id)
             if not is_self and not may_target_others:
                 raise Refusal(
-                    f"You may only run `{entry.id}` on yourself, not on {_esc(target.label)}. "
+                    f"You may only run {code(outside(entry.id))} on yourself, "
+                    f"not on {shown(outside(target.label))}. "
                     "Leave out `user:` and `device:`: Nexthink then picks your most recent device.",
                     field="targets",
                 )
@@ -278,7 +281,8 @@ class Runner:
         for device in request.devices:
             if not may_target_others:
                 raise Refusal(
-                    f"You may only run `{entry.id}` on yourself, so {_code('device:' + device.value)} is not "
+                    f"You may only run {code(outside(entry.id))} on yourself, so "
+                    f"{code(outside('device:' + device.value))} is not "
                     "allowed. Leave out `device:`: Nexthink picks your most recent device.",
                     field="targets",
                 )
@@ -428,15 +432,6 @@ class Runner:
 
     async def history(self, requester: Requester, limit: int = 10) -> Sequence[RequestRecord]:
         return await self.store.history(requester.user_id, limit=limit)
-
-
-def _esc(text: str) -> str:
-    """Text a person typed, shown in mrkdwn as typed (Slack's three escapes)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _code(text: str) -> str:
-    return "`" + _esc(text).replace("`", "'") + "`"
 
 
 def _asked(request: RunRequest) -> list[dict[str, str]]:
