@@ -313,6 +313,7 @@ async def _execute(deps: ApprovalDeps, record: RequestRecord) -> RunResult:
         approval=None,
         visible=False,
         source="approval",
+        ticket=record.ticket,
     )
     return await deps.runner.execute(prepared, record)
 

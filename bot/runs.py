@@ -7,9 +7,8 @@ command, the run modal, the Home tab and shortcuts, so the policy is enforced in
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any
 
 from bot.audit import AuditTrail
 from bot.catalogue import Catalogue, Entry
@@ -19,14 +18,28 @@ from bot.logging import get_logger
 from bot.mrkdwn import code, shown
 from bot.nexthink.client import BulkExecution, NexthinkClient
 from bot.nexthink.errors import NexthinkError
-from bot.nexthink.models import DeviceData, UserData, Workflow, is_uuid
-from bot.policy import ApprovalRule, ParamError, Policy, Principal
+from bot.nexthink.models import DeviceData, UserData, is_uuid
+from bot.policy import ParamError, Policy, Principal, TicketError
 from bot.ratelimit import RateLimiter
+from bot.run_values import (
+    HistoryAnswer,
+    HistoryFilter,
+    PreparedRun,
+    Refusal,
+    Requester,
+    ResumeResult,
+    RunRequest,
+    RunResult,
+    Target,
+)
 from bot.store import RequestRecord, RequestState, Store, StoreError
-from bot.targets import DeviceTarget, UserTarget
+from bot.targets import UserTarget
 from bot.text import outside
 
 __all__ = [
+    "HistoryAnswer",
+    "HistoryFilter",
+    "PreparedRun",
     "Refusal",
     "Requester",
     "ResumeResult",
@@ -37,98 +50,6 @@ __all__ = [
 ]
 
 log = get_logger(__name__)
-
-Source = Literal["command", "modal", "home", "shortcut", "approval"]
-
-
-class Refusal(Exception):
-    """The request is refused before anything is sent; ``str()`` tells the person why."""
-
-    def __init__(self, message: str, *, hint: str | None = None, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-        #: what the refusal is about, for inline modal errors: workflow, targets, params, param:NAME
-        self.field = field
-
-
-@dataclass(frozen=True)
-class Requester:
-    user_id: str
-    team_id: str | None = None
-    channel_id: str | None = None
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    workflow: str
-    users: tuple[UserTarget, ...] = ()
-    devices: tuple[DeviceTarget, ...] = ()
-    params: Mapping[str, str] = field(default_factory=dict)
-    source: Source = "command"
-
-
-@dataclass(frozen=True)
-class Target:
-    """One resolved target: what Nexthink receives and how a person reads it."""
-
-    label: str
-    user: UserData | None = None
-    device: DeviceData | None = None
-
-
-@dataclass(frozen=True)
-class PreparedRun:
-    requester: Requester
-    principal: Principal
-    entry: Entry
-    targets: tuple[Target, ...]
-    params: Mapping[str, str]
-    approval: ApprovalRule | None
-    visible: bool
-    source: Source
-
-    @property
-    def workflow(self) -> Workflow:
-        return self.entry.workflow
-
-    @property
-    def users(self) -> list[UserData]:
-        return [t.user for t in self.targets if t.user is not None]
-
-    @property
-    def devices(self) -> list[DeviceData]:
-        return [t.device for t in self.targets if t.device is not None]
-
-    def targets_json(self) -> list[dict[str, str]]:
-        out: list[dict[str, str]] = []
-        for t in self.targets:
-            data = t.user.to_json() if t.user else t.device.to_json() if t.device else {}
-            out.append({"kind": "user" if t.user else "device", "label": t.label, **data})
-        return out
-
-
-@dataclass(frozen=True)
-class RunResult:
-    prepared: PreparedRun
-    record: RequestRecord
-    execution: BulkExecution | None = None
-    error: NexthinkError | None = None
-    completed: BulkExecution | None = None  # chunks that ran before a later one failed
-
-    @property
-    def ok(self) -> bool:
-        return self.execution is not None and self.error is None
-
-
-@dataclass(frozen=True)
-class ResumeResult:
-    workflow_uuid: str
-    execution_uuid: str
-    params: Mapping[str, str]
-    record: RequestRecord
-    request_uuids: tuple[str, ...] = ()
-    error: NexthinkError | None = None
 
 
 class Runner:
@@ -218,6 +139,7 @@ class Runner:
                 workflow=request.workflow,
                 targets=_asked(request),
                 params=request.params,
+                ticket=request.ticket,
                 result="refused",
                 detail=exc.message,
                 team_id=requester.team_id,
@@ -232,8 +154,24 @@ class Runner:
         if not decision.allowed:
             raise Refusal(decision.reason, field="workflow")
         targets = await self._targets(principal, requester, entry, request)
+        channel = requester.channel_id
         try:
-            params = self.policy.check_params(entry.id, dict(request.params))
+            ticket = self.policy.check_ticket(principal, channel, entry.id, request.ticket)
+        except TicketError as exc:
+            raise Refusal(exc.message, field="ticket") from None
+        param = self.policy.ticket_needs(principal, channel, entry.id).param
+        specs = self.policy.param_specs(entry.id)
+        # the ticket's parameter goes through the workflow's `params:` rules when they name it
+        late = ticket is not None and param is not None and bool(specs) and param not in specs
+        raw = dict(request.params)
+        if ticket is not None and param is not None and not late:
+            raw[param] = ticket
+        try:
+            params = self.policy.check_params(entry.id, raw)
+            if late:
+                assert ticket is not None
+                assert param is not None
+                params = {**params, param: ticket}
         except ParamError as exc:
             name = getattr(exc, "name", None)
             raise Refusal(str(exc), field=f"param:{name}" if name else "params") from None
@@ -253,6 +191,7 @@ class Runner:
             approval=self.policy.approval_for(entry.id),
             visible=self.policy.run_visible(principal, requester.channel_id, entry.id),
             source=request.source,
+            ticket=ticket,
         )
 
     async def _targets(
@@ -334,6 +273,7 @@ class Runner:
             params=dict(prepared.params),
             state=state,
             response_url=response_url,
+            ticket=prepared.ticket,
         )
         await self.audit.record_request("run_requested", record, result=state)
         return record
@@ -430,8 +370,33 @@ class Runner:
         )
         return ResumeResult(workflow_uuid, execution_uuid, params, record, request_uuids=uuids)
 
-    async def history(self, requester: Requester, limit: int = 10) -> Sequence[RequestRecord]:
-        return await self.store.history(requester.user_id, limit=limit)
+    async def history(
+        self, requester: Requester, about: HistoryFilter | None = None, limit: int = 10
+    ) -> HistoryAnswer:
+        """The requester's own requests; with a filter (``history @someone``, ``workflow:``,
+        ``ticket:``), those it names if a role of the requester has ``audit: true``, else their
+        own with the policy's refusal."""
+        if not about:
+            return HistoryAnswer(await self.store.history(requester.user_id, limit=limit))
+        principal = await self.principal(requester)
+        decision = self.policy.may_audit(principal, requester.channel_id)
+        if not decision.allowed:
+            own = await self.store.history(requester.user_id, limit=limit)
+            return HistoryAnswer(own, refusal=decision.reason)
+        workflow = about.workflow and await self._workflow_id(about.workflow)
+        records = await self.store.history(
+            about.user_id, limit, upn=about.upn, workflow=workflow or None, ticket=about.ticket
+        )
+        return HistoryAnswer(records, about=about)
+
+    async def _workflow_id(self, name: str) -> str:
+        """An alias or an id in another case becomes the NQL id as the store keeps it."""
+        nql_id = self.policy.resolve_workflow(name)
+        try:
+            known = {w.id.casefold(): w.id for w in await self.catalogue.workflows()}
+        except NexthinkError:
+            return nql_id
+        return known.get(nql_id.casefold(), nql_id)
 
 
 def _asked(request: RunRequest) -> list[dict[str, str]]:

@@ -82,6 +82,7 @@ def approval_message(
         section(head),
         fields(
             [
+                *([("Ticket", code(outside(request.ticket), 100))] if request.ticket else []),
                 ("Targets", targets_text(targets)),
                 ("Parameters", params_text(request.params)),
                 ("Approvals", f"{votes} of {approval.count}{voters}"),
@@ -111,7 +112,8 @@ def approval_settled_message(
 ) -> Message:
     name = shown(workflow_name, 200)
     workflow = code(outside(request.workflow_id or ""), 100)
-    head = f"<@{request.user_id}> asked to run *{name}* ({workflow})."
+    ticket = f" for ticket {code(outside(request.ticket), 100)}" if request.ticket else ""
+    head = f"<@{request.user_id}> asked to run *{name}* ({workflow}){ticket}."
     blocks: list[dict[str, Any]] = [section(head), section(headline)]
     if detail:
         blocks.append(context(detail))
@@ -176,8 +178,9 @@ def requester_news_message(record: RequestRecord, news: RequesterNews) -> Messag
 def pending_message(prepared: PreparedRun, approval: ApprovalRecord) -> str:
     """The requester's answer while their run waits for approval."""
     count = approval.count
+    ticket = f" (ticket {code(outside(prepared.ticket), 100)})" if prepared.ticket else ""
     return (
-        f":raised_hand: {code(outside(prepared.entry.id))} needs approval ({count} approver"
+        f":raised_hand: {code(outside(prepared.entry.id))}{ticket} needs approval ({count} approver"
         f"{'s' if count > 1 else ''}); the request was posted in <#{approval.message_channel}>. "
         "You will be told here when it is approved or denied. Nothing was sent to Nexthink yet."
     )

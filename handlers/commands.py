@@ -16,7 +16,7 @@ from bot.catalogue import Entry
 from bot.logging import get_logger
 from bot.metrics import COMMANDS
 from bot.nexthink.errors import NexthinkError
-from bot.runs import Refusal, Requester, RunRequest
+from bot.runs import HistoryFilter, Refusal, Requester, RunRequest
 from bot.store import StoreError
 from handlers import ids, views
 from handlers.delivery import reply
@@ -33,6 +33,7 @@ from handlers.grammar import (
     parse,
     usage,
 )
+from handlers.history_views import history_message
 from handlers.modals import open_run_modal
 from handlers.running import run_and_reply
 from handlers.services import Services
@@ -112,6 +113,7 @@ async def _answer(
                 devices=tuple(command.devices),
                 params=dict(command.params),
                 source="command",
+                ticket=command.ticket,
             )
             await run_and_reply(
                 bot, requester, request, response_url=response_url, visible=command.visible
@@ -139,7 +141,15 @@ async def _answer(
                     request_uuids=result.request_uuids,
                 )
         elif isinstance(command, History):
-            message = views.history_message(await bot.runner.history(requester))
+            about = HistoryFilter(
+                user_id=command.user.value
+                if command.user and command.user.kind == "mention"
+                else None,
+                upn=command.user.value if command.user and command.user.kind == "upn" else None,
+                workflow=command.workflow,
+                ticket=command.ticket,
+            )
+            message = history_message(await bot.runner.history(requester, about))
         else:  # pragma: no cover - the grammar has no other commands
             raise TypeError(f"unhandled command {command!r}")
         COMMANDS.labels(name, "ok").inc()

@@ -159,6 +159,8 @@ async def build_home(
         specs = bot.policy.param_specs(entry.id)
         if any(spec.required and spec.default is None for spec in specs.values()):
             continue  # needs a value from the person: the run form or /nexthink run
+        if bot.policy.ticket_needs(principal, None, entry.id).required:
+            continue  # needs a ticket: the run form or /nexthink run … ticket:
         defaults[entry.id] = {n: s.default for n, s in specs.items() if s.default is not None}
         runnable.append(entry)
         may_target_others = may_target_others or bot.policy.may_target_others(

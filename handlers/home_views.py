@@ -164,7 +164,8 @@ def _recent_line(item: Recent) -> str:
         if record.nexthink_request_uuids
         else ""
     )
-    return f"{emoji} {when(record.created_at)} {what}: {state}{uuid}"
+    ticket = f" · ticket {code(outside(record.ticket), 100)}" if record.ticket else ""
+    return f"{emoji} {when(record.created_at)} {what}: {state}{ticket}{uuid}"
 
 
 def _recent_blocks(recent: Sequence[Recent]) -> list[dict[str, Any]]:
@@ -187,6 +188,7 @@ def _approval_blocks(
         f":raised_hand: <@{record.user_id}> asks to run *{shown(outside(workflow_name), 200)}* "
         f"({code(outside(record.workflow_id or ''), 100)}) on {targets or 'themselves'}"
         + (f" with {params}" if params else "")
+        + (f" for ticket {code(outside(record.ticket), 100)}" if record.ticket else "")
         + f".\n{len(approval.votes)} of {approval.count} approvals · expires {when(approval.expires_at)}"
     )
     return [

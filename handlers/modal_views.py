@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot.catalogue import Entry
+from bot.policy import TicketNeeds
+from bot.policy.tickets import MAX_TICKET_LENGTH
 from handlers import ids
 from handlers.blocks import plain
 
@@ -92,6 +94,24 @@ def _option(entry: Entry) -> dict[str, Any]:
     return {"text": plain(label), "value": entry.id[:150]}
 
 
+def _ticket_block(needs: TicketNeeds) -> dict[str, Any]:
+    shape = " and ".join(p.pattern for p in needs.patterns)
+    hint = f"It must look like {shape}." if shape else "The incident, change or request it is for."
+    return {
+        "type": "input",
+        "block_id": ids.MODAL_TICKET_BLOCK,
+        "optional": not needs.required,
+        "label": plain("Ticket"),
+        "hint": plain(hint, 150),
+        "element": {
+            "type": "plain_text_input",
+            "action_id": ids.MODAL_TICKET,
+            "max_length": MAX_TICKET_LENGTH,
+            "placeholder": plain("INC0012345"),
+        },
+    }
+
+
 def run_view(
     state: ModalState,
     entries: Sequence[Entry],
@@ -100,11 +120,14 @@ def run_view(
     may_target_others: bool,
     param_choices: Mapping[str, tuple[Sequence[str], str | None]],
     other_params: bool = True,
+    ticket: TicketNeeds | None = None,
 ) -> dict[str, Any]:
     """The form. ``param_choices``: for the selected workflow, parameter → (allowed values, default);
     an empty tuple of values means free text. ``other_params``: whether the workflow takes
     parameters beyond those (False when the policy declares its complete list), so that the
-    form offers no "Other parameters" field whose every line would be refused."""
+    form offers no "Other parameters" field whose every line would be refused. ``ticket``: what
+    the policy asks of a ticket for the selected workflow; a Ticket field is shown when it asks
+    anything (required or not)."""
     options = [_option(e) for e in entries[:_MAX_OPTIONS]]
     select: dict[str, Any] = {
         "type": "static_select",
@@ -174,6 +197,8 @@ def run_view(
                 },
             }
         )
+    if selected is not None and ticket is not None and ticket.asked:
+        blocks.append(_ticket_block(ticket))
     for name, (allowed, default) in param_choices.items():
         block_id = ids.MODAL_PARAM_PREFIX + name
         if allowed:

@@ -104,6 +104,11 @@ async def _fill(
             may_target_others=may_target,
             param_choices=_param_choices(bot, selected),
             other_params=_takes_other_params(bot, selected),
+            ticket=(
+                bot.policy.ticket_needs(principal, requester.channel_id, selected.id)
+                if selected
+                else None
+            ),
         )
     try:
         kwargs: dict[str, Any] = {"view_id": view_id, "view": content}
@@ -190,15 +195,23 @@ def parse_submission(values: dict[str, Any]) -> tuple[RunRequest | None, dict[st
             errors[ids.MODAL_PARAMS_BLOCK] = f"Line {number}: `{key}` is given twice."
             break
         params[key] = value
+    ticket = text(element(ids.MODAL_TICKET_BLOCK).get("value")).strip() or None
     if errors or not chosen:
         return None, errors
     return RunRequest(
-        workflow=str(chosen), users=users, devices=tuple(devices), params=params, source="modal"
+        workflow=str(chosen),
+        users=users,
+        devices=tuple(devices),
+        params=params,
+        source="modal",
+        ticket=ticket,
     ), {}
 
 
 def _error_block(exc: Refusal, values: dict[str, Any]) -> str:
     field = exc.field
+    if field == "ticket" and ids.MODAL_TICKET_BLOCK in values:
+        return ids.MODAL_TICKET_BLOCK
     if field == "targets":
         for block in (ids.MODAL_USERS_BLOCK, ids.MODAL_DEVICES_BLOCK):
             if block in values:

@@ -174,6 +174,7 @@ def run_outcome_message(
         request_uuids=record.nexthink_request_uuids,
         executions=len(record.executions_uuids),
         record_id=record.id,
+        ticket=record.ticket,
     )
     text = None
     if progress is not None and progress.ending:

@@ -40,7 +40,6 @@ from handlers.blocks import (
 __all__ = [
     "Message",
     "error_message",
-    "history_message",
     "info_message",
     "list_message",
     "params_text",
@@ -179,6 +178,7 @@ def run_message(
     request_uuids: Sequence[str],
     executions: int,
     record_id: str,
+    ticket: str | None = None,
 ) -> Message:
     name = shown(workflow_name, 200)
     head = f":white_check_mark: *{name}* ({code(outside(workflow_id))}) was sent to Nexthink."
@@ -189,6 +189,8 @@ def run_message(
         ("Nexthink request" + ("s" if len(request_uuids) > 1 else ""), request_text),
         ("Executions", str(executions)),
     ]
+    if ticket:
+        pairs.insert(0, ("Ticket", code(outside(ticket), 100)))
     text = f"{name} sent to Nexthink: request {request_text}, {executions} execution(s)"
     return {
         "text": text,
@@ -275,35 +277,6 @@ def resume_message(
     }
 
 
-_STATE_EMOJI = {
-    "sent": ":white_check_mark:",
-    "succeeded": ":white_check_mark:",
-    "failed": ":x:",
-    "unknown": ":warning:",
-    "denied": ":no_entry:",
-    "expired": ":hourglass:",
-    "approval_pending": ":raised_hand:",
-    "pending": ":hourglass_flowing_sand:",
-}
-
-
-def history_message(records: Sequence[Any]) -> Message:
-    if not records:
-        text = "You have no requests yet. `/nexthink run <workflow>` starts one."
-        return {"text": text, "blocks": [section(text)]}
-    lines = []
-    for r in records:
-        emoji = _STATE_EMOJI.get(r.state, "•")
-        uuids = ", ".join(code(outside(u)) for u in r.nexthink_request_uuids)
-        workflow = code(outside(r.workflow_id or ""), 100)
-        lines.append(
-            f"{emoji} {when(r.created_at)} *{r.kind}* {workflow} — "
-            f"{r.state.replace('_', ' ')} · {uuids or 'no Nexthink request'}"
-        )
-    title = f"Your last {len(records)} request{'s' if len(records) != 1 else ''}"
-    return {"text": title, "blocks": [section(f"*{title}*"), section("\n".join(lines))]}
-
-
 #: what a person reads when the bot's database does not answer before anything was done
 STORE_UNAVAILABLE = (
     ":construction: The bot cannot reach its database right now, so nothing was done and "
@@ -345,12 +318,15 @@ def run_result_message(result: RunResult) -> Message:
             request_uuids=result.execution.request_uuids,
             executions=len(result.execution.executions_uuids),
             record_id=result.record.id,
+            ticket=prepared.ticket,
         )
     assert result.error is not None
     details = [
         ("Workflow", code(outside(prepared.entry.id))),
         ("Targets", targets_text(labels)),
     ]
+    if prepared.ticket:
+        details.append(("Ticket", code(outside(prepared.ticket), 100)))
     if prepared.params:
         details.append(("Parameters", _params_text(prepared.params)))
     if result.completed is not None and result.completed.request_uuids:

@@ -351,7 +351,7 @@ def test_commands_are_frozen_and_hashable() -> None:
         pytest.param(
             f"resume {WF} {EX} <@U01>", ["takes no targets"], "resume", id="resume-mention"
         ),
-        pytest.param("history me", ["Unexpected `me`"], "history", id="history-extra"),
+        pytest.param("history me", ["takes a person", "not `me`"], "history", id="history-extra"),
         pytest.param("help foo", ["no help on `foo`"], "help", id="help-unknown"),
         pytest.param("help lst", ["Did you mean `list`?"], "help", id="help-typo"),
         pytest.param("help run list", ["Unexpected `list`"], "help", id="help-extra"),

@@ -2,8 +2,10 @@
 
 The file's shape is the product's contract (PRODUCT.md, "The policy file")::
 
-    roles:       {name: {members, channels?, workflows, targets: self|any, resume, visible}}
-    workflows:   {nql_id: {alias?, params: {name: {allowed, default, required, pattern}}, approval?}}
+    roles:       {name: {members, channels?, workflows, targets: self|any, resume, visible,
+                         ticket?, audit}}
+    workflows:   {nql_id: {alias?, params: {name: {allowed, default, required, pattern}}, approval?,
+                           ticket?: {required, pattern, param}}}
     upn:         {domains: {slack.example.com: corp.example.com}}
     limits:      {runs_per_user_per_minute: 10}
 
@@ -21,6 +23,7 @@ One module per concept:
 - ``rules``: the values it answers from and with (``Principal``, ``Decision``, ``Role``, ...);
 - ``members``: who someone is (UPN domain rewrites, matching ids, UPNs and @handles);
 - ``params``: a workflow's parameters checked against its rules;
+- ``tickets``: change tickets on runs, the rules that add up and the check (``TicketError``);
 - ``loading``: the file read, YAML parsed, checked and turned into rules (``PolicyError``);
 - ``schema``: the file's pydantic schema; ``mrkdwn``: how reasons show names.
 """
@@ -36,8 +39,10 @@ from bot.policy.rules import (
     ParamRule,
     Principal,
     Role,
+    TicketRule,
     WorkflowRule,
 )
+from bot.policy.tickets import TicketError, TicketNeeds
 
 __all__ = [
     "ApprovalRule",
@@ -48,5 +53,8 @@ __all__ = [
     "PolicyError",
     "Principal",
     "Role",
+    "TicketError",
+    "TicketNeeds",
+    "TicketRule",
     "WorkflowRule",
 ]

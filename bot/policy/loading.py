@@ -16,8 +16,14 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from bot.policy.rules import ApprovalRule, ParamRule, Role, WorkflowRule
-from bot.policy.schema import MAX_FILE_BYTES, PolicySpec, WorkflowSpec, describe_error
+from bot.policy.rules import ApprovalRule, ParamRule, Role, TicketRule, WorkflowRule
+from bot.policy.schema import (
+    MAX_FILE_BYTES,
+    PolicySpec,
+    TicketSpec,
+    WorkflowSpec,
+    describe_error,
+)
 
 __all__ = ["PolicyContents", "PolicyError", "read_file", "read_mapping", "read_yaml"]
 
@@ -97,6 +103,8 @@ def read_mapping(data: Mapping[str, Any], *, source: str = "<mapping>") -> Polic
             r.targets,
             r.resume,
             r.visible,
+            ticket=_ticket_rule(r.ticket),
+            audit=r.audit,
         )
         for name, r in spec.roles.items()
     ]
@@ -126,7 +134,14 @@ def _workflow_rule(nql_id: str, spec: WorkflowSpec) -> WorkflowRule:
     if spec.approval is not None:
         a = spec.approval
         approval = ApprovalRule(a.channel, tuple(a.approvers), a.count, a.expires_in_minutes)
-    return WorkflowRule(nql_id, spec.alias, params, approval)
+    return WorkflowRule(nql_id, spec.alias, params, approval, _ticket_rule(spec.ticket))
+
+
+def _ticket_rule(spec: TicketSpec | None) -> TicketRule | None:
+    if spec is None:
+        return None
+    pattern = re.compile(spec.pattern) if spec.pattern is not None else None
+    return TicketRule(spec.required, pattern, spec.param)
 
 
 # -- YAML -----------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from bot.policy.mrkdwn import channels, code, count, member
 from bot.policy.params import check_params
 from bot.policy.rules import ApprovalRule, Decision, ParamRule, Principal, Role, WorkflowRule
 from bot.policy.schema import DEFAULT_RUNS_PER_USER_PER_MINUTE
+from bot.policy.tickets import TicketNeeds, check_ticket, ticket_needs
 
 __all__ = ["Policy"]
 
@@ -219,6 +220,31 @@ class Policy:
         filled in, allowed values in their configured spelling. An empty value counts as absent.
         With ``params`` declared, they are the complete list. Raises ``ParamError``."""
         return check_params(nql_id, self.rule_for(nql_id), params)
+
+    def ticket_needs(
+        self, principal: Principal, channel_id: str | None, nql_id: str
+    ) -> TicketNeeds:
+        """What the workflow's ``ticket:`` and the granting roles' ask of a run's ticket."""
+        rule = self.rule_for(nql_id)
+        roles = [r.ticket for r in self.roles_for(principal, channel_id) if self._covers(r, nql_id)]
+        return ticket_needs(rule.ticket if rule is not None else None, roles)
+
+    def check_ticket(
+        self, principal: Principal, channel_id: str | None, nql_id: str, ticket: str | None
+    ) -> str | None:
+        """The run's ticket as recorded (``None``: none); raises ``TicketError`` when one is
+        required and missing, or does not match a ``pattern``."""
+        return check_ticket(nql_id, self.ticket_needs(principal, channel_id, nql_id), ticket)
+
+    def may_audit(self, principal: Principal, channel_id: str | None) -> Decision:
+        """Whether the principal may read others' history (a role with ``audit: true``)."""
+        if any(r.audit for r in self.roles_for(principal, channel_id)):
+            return Decision(True, "Your role may read the history of others.")
+        return Decision(
+            False,
+            "Only a role with `audit: true` may see others' history (`history @someone`, "
+            "`history workflow:<id>`, `history ticket:<ref>`); here is yours.",
+        )
 
     # -- resume and decisions -----------------------------------------------------------------
 

@@ -16,6 +16,7 @@ __all__ = [
     "ParamRule",
     "Principal",
     "Role",
+    "TicketRule",
     "WorkflowRule",
 ]
 
@@ -48,6 +49,16 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class TicketRule:
+    """``ticket: {required, pattern, param}``: a run needs a change ticket (``required``), the
+    whole reference matches ``pattern``, and it is sent to Nexthink as the parameter ``param``."""
+
+    required: bool = False
+    pattern: re.Pattern[str] | None = None
+    param: str | None = None
+
+
+@dataclass(frozen=True)
 class Role:
     name: str
     members: tuple[str, ...]  #: Slack user ids, "@handle", UPNs, "*"
@@ -56,6 +67,10 @@ class Role:
     targets: Literal["self", "any"] = "self"
     resume: bool = False
     visible: bool = False  #: run replies are posted in the channel, not ephemeral
+    ticket: TicketRule | None = None  #: adds to the workflow's own for this role's runs
+    audit: bool = (
+        False  #: may read others' history (``history @someone``, ``workflow:``, ``ticket:``)
+    )
 
 
 @dataclass(frozen=True)
@@ -86,3 +101,4 @@ class WorkflowRule:
     alias: str | None = None
     params: Mapping[str, ParamRule] | None = None  #: None: any parameters pass unchecked
     approval: ApprovalRule | None = None
+    ticket: TicketRule | None = None

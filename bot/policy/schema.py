@@ -28,6 +28,7 @@ __all__ = [
     "MAX_FILE_BYTES",
     "USER_ID",
     "PolicySpec",
+    "TicketSpec",
     "WorkflowSpec",
     "describe_error",
 ]
@@ -114,6 +115,26 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+def _regex(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"is not a valid regular expression ({exc})") from None
+    return value
+
+
+class TicketSpec(_Spec):
+    required: bool = False
+    pattern: Annotated[str, AfterValidator(_regex)] | None = None
+    param: Annotated[str, AfterValidator(_param_name)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: object) -> object:
+        return _empty_if_none(value)
+
+
 class _RoleSpec(_Spec):
     members: Annotated[list[Member], Field(min_length=1)]
     channels: Annotated[list[ChannelId], Field(min_length=1)] | None = None
@@ -121,6 +142,8 @@ class _RoleSpec(_Spec):
     targets: Literal["self", "any"] = "self"
     resume: bool = False
     visible: bool = False
+    ticket: TicketSpec | None = None
+    audit: bool = False
 
 
 class _ParamSpec(_Spec):
@@ -177,6 +200,7 @@ class WorkflowSpec(_Spec):
     alias: Annotated[str, AfterValidator(_alias)] | None = None
     params: dict[Annotated[str, AfterValidator(_param_name)], _ParamSpec] | None = None
     approval: _ApprovalSpec | None = None
+    ticket: TicketSpec | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -218,7 +242,15 @@ class PolicySpec(BaseModel):
 _KNOWN_KEYS = sorted(
     {
         name
-        for model in (PolicySpec, _RoleSpec, _ParamSpec, _ApprovalSpec, WorkflowSpec, _UpnSpec)
+        for model in (
+            PolicySpec,
+            _RoleSpec,
+            _ParamSpec,
+            _ApprovalSpec,
+            TicketSpec,
+            WorkflowSpec,
+            _UpnSpec,
+        )
         for name in model.model_fields
     }
     | set(_LimitsSpec.model_fields)

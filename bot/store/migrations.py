@@ -294,12 +294,40 @@ def _v5_indexes_for_a_big_store(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX IF NOT EXISTS ix_followups_request ON followups (request_id)"))
 
 
+def _v10_request_tickets(conn: Connection) -> None:
+    """``requests.ticket``: the change ticket a run was tied to (policy ``ticket:``), and the
+    indexes behind an auditor's ``history ticket:<ref>``, ``history workflow:<id>`` and
+    ``history user:<upn>``."""
+    conn.execute(text("ALTER TABLE requests ADD COLUMN ticket TEXT"))
+    conn.execute(
+        text(
+            "CREATE INDEX IF NOT EXISTS ix_requests_ticket_created_id "
+            "ON requests (ticket, created_at, id)"
+        )
+    )
+    conn.execute(
+        text(
+            "CREATE INDEX IF NOT EXISTS ix_requests_workflow_created_id "
+            "ON requests (workflow_id, created_at, id)"
+        )
+    )
+    conn.execute(
+        text(
+            "CREATE INDEX IF NOT EXISTS ix_requests_upn_created "
+            "ON requests (lower(user_upn), created_at)"
+        )
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "requests, waits, approvals, approval_votes, followups", _v1_initial),
     Migration(2, "rate_limits: the per-user run limit shared by replicas", _v2_rate_limits),
     Migration(3, "audit_events: the audit trail", _v3_audit_events),
     Migration(4, "slack_installations, slack_bots, slack_oauth_states (OAuth)", _v4_slack_oauth),
     Migration(5, "indexes for history and follow-ups by request", _v5_indexes_for_a_big_store),
+    Migration(
+        10, "requests.ticket, indexes for history by ticket and workflow", _v10_request_tickets
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

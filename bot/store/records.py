@@ -133,6 +133,7 @@ class RequestRecord:
     response_url: str | None
     message_channel: str | None
     message_ts: str | None
+    ticket: str | None = None  #: the change ticket the run is tied to (policy ``ticket:``)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import RowMapping, select
+from sqlalchemy import RowMapping, func, select
 
 from ._base import StoreBase, new_id, utc
 from .errors import RecordNotFound
@@ -59,6 +59,7 @@ def request_from_row(row: RowMapping | Mapping[str, Any]) -> RequestRecord:
         response_url=row["response_url"],
         message_channel=row["message_channel"],
         message_ts=row["message_ts"],
+        ticket=row.get("ticket"),
     )
 
 
@@ -81,6 +82,7 @@ class RequestsMixin(StoreBase):
         params: Mapping[str, Any] | None = None,
         state: RequestState = "pending",
         response_url: str | None = None,
+        ticket: str | None = None,
         now: datetime | None = None,
     ) -> RequestRecord:
         """Record a new request (before anything is sent to Nexthink) and return it."""
@@ -108,6 +110,7 @@ class RequestsMixin(StoreBase):
             "response_url": response_url,
             "message_channel": None,
             "message_ts": None,
+            "ticket": ticket,
         }
         async with self._write() as conn:
             await conn.execute(_INSERT, values)
@@ -163,11 +166,32 @@ class RequestsMixin(StoreBase):
             )
         return None if row is None else request_from_row(row)
 
-    async def history(self, user_id: str, limit: int = 10) -> list[RequestRecord]:
-        """The user's most recent requests, newest first."""
+    async def history(
+        self,
+        user_id: str | None = None,
+        limit: int = 10,
+        *,
+        upn: str | None = None,
+        workflow: str | None = None,
+        ticket: str | None = None,
+    ) -> list[RequestRecord]:
+        """The most recent requests, newest first: the user's (by Slack id, or ``upn`` without
+        regard to case), the workflow's (its NQL id) or the ticket's, exactly, or all those conditions together.
+        At least one of them is needed."""
+        conditions = []
+        if user_id is not None:
+            conditions.append(requests.c.user_id == user_id)
+        if upn is not None:
+            conditions.append(func.lower(requests.c.user_upn) == upn.lower())
+        if workflow is not None:
+            conditions.append(requests.c.workflow_id == workflow)
+        if ticket is not None:
+            conditions.append(requests.c.ticket == ticket)
+        if not conditions:
+            raise ValueError("history needs a user, a workflow or a ticket")
         query = (
             select(requests)
-            .where(requests.c.user_id == user_id)
+            .where(*conditions)
             .order_by(requests.c.created_at.desc(), requests.c.id.desc())
             .limit(max(0, limit))
         )

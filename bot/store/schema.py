@@ -169,7 +169,10 @@ requests = Table(
     Column("response_url", Text),
     Column("message_channel", Text),
     Column("message_ts", Text),
+    Column("ticket", Text),
     Index("ix_requests_user_created_id", "user_id", "created_at", "id"),
+    Index("ix_requests_ticket_created_id", "ticket", "created_at", "id"),
+    Index("ix_requests_workflow_created_id", "workflow_id", "created_at", "id"),
 )
 
 waits = Table(
@@ -275,6 +278,7 @@ audit_events = Table(
     Index("ix_audit_events_ticket", "ticket", "occurred_at"),
 )
 Index("ix_audit_events_actor_upn", func.lower(audit_events.c.actor_upn), audit_events.c.occurred_at)
+Index("ix_requests_upn_created", func.lower(requests.c.user_upn), requests.c.created_at)
 
 # A repeated webhook for the same paused execution must find the existing wait, not add one.
 Index(

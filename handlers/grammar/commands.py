@@ -62,6 +62,7 @@ class Run:
     devices: tuple[DeviceTarget, ...] = ()
     params: Params = ()  #: in the order typed; names are unique
     visible: bool = False  #: the word ``visible``: post the run in the channel, with a thread
+    ticket: str | None = None  #: ``ticket:<ref>``: the change ticket the run is for
 
     @property
     def params_dict(self) -> dict[str, str]:
@@ -85,7 +86,16 @@ class Resume:
 
 @dataclass(frozen=True)
 class History:
-    """The caller's recent requests."""
+    """The caller's recent requests; with a person, ``workflow:`` or ``ticket:``, those (for
+    auditors)."""
+
+    user: UserTarget | None = None  #: a mention or a UPN (``user:`` optional)
+    workflow: str | None = None
+    ticket: str | None = None
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.user or self.workflow or self.ticket)
 
 
 Command: TypeAlias = OpenModal | Help | ListWorkflows | Info | Run | Resume | History

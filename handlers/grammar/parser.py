@@ -12,14 +12,16 @@ import unicodedata
 from collections.abc import Sequence
 
 from bot.nexthink.models import is_upn, is_uuid
+from bot.policy.tickets import MAX_TICKET_LENGTH
 from handlers.grammar.commands import MAX_VALUE_LENGTH, MAX_WORKFLOW_LENGTH, PARAM_NAME_PATTERN
 from handlers.grammar.errors import GrammarError, quoted
 from handlers.grammar.usage import usage
 from handlers.grammar.words import Word
 
-__all__ = ["TARGET_PREFIXES", "Parser"]
+__all__ = ["TARGET_PREFIXES", "TICKET_PREFIX", "Parser"]
 
 TARGET_PREFIXES = ("user:", "device:")
+TICKET_PREFIX = ("ticket:",)
 _PARAM_NAME = re.compile(PARAM_NAME_PATTERN)
 
 
@@ -42,7 +44,7 @@ class Parser:
         )
 
     def workflow(self, word: Word) -> str:
-        if word.prefix(TARGET_PREFIXES) or word.split("="):
+        if word.prefix(TARGET_PREFIXES) or word.prefix(TICKET_PREFIX) or word.split("="):
             raise self.error(
                 f"`{self.sub}` needs the workflow first (an id from `/nexthink list`), not {quoted(word.text)}."
             )
@@ -67,6 +69,26 @@ class Parser:
                 f"The workflow {quoted(name)} contains spaces or control characters; ids have none."
             )
         return name
+
+    def ticket(self, word: Word, before: str | None) -> str | None:
+        """The reference of a ``ticket:<ref>`` word (quoted like any value), ``None`` if the word
+        is not one; ``before`` is a ticket already given."""
+        found = word.prefix(TICKET_PREFIX)
+        if found is None:
+            return None
+        text = found[1].text.strip()
+        if not text:
+            raise self.error("`ticket:` needs a reference, such as `ticket:INC0012345`.")
+        if before is not None:
+            raise self.error("The ticket is given twice; give one `ticket:`.")
+        if len(text) > MAX_TICKET_LENGTH:
+            raise self.error(
+                f"The ticket {quoted(text[:40] + '…')} is {len(text):,} characters long; at most "
+                f"{MAX_TICKET_LENGTH} are allowed."
+            )
+        if any(unicodedata.category(c) == "Cc" for c in text):
+            raise self.error(f"The ticket {quoted(text)} contains a control character.")
+        return text
 
     def param(self, key: Word, value: Word, params: dict[str, str]) -> None:
         name, text = key.text, value.text
@@ -102,7 +124,9 @@ def _hint(word: Word) -> str | None:
         return quoted(f"device:{text}")
     head, colon, rest = text.partition(":")
     if colon:
-        close = difflib.get_close_matches(head.casefold(), ["user", "device"], n=1, cutoff=0.5)
+        close = difflib.get_close_matches(
+            head.casefold(), ["user", "device", "ticket"], n=1, cutoff=0.5
+        )
         if close:
             return quoted(f"{close[0]}:{rest}")
     return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 
-from bot.nexthink.models import is_uuid
+from bot.nexthink.models import is_upn, is_uuid
 from bot.targets import DeviceTarget, UserTarget
 from handlers.grammar.commands import (
     MAX_TARGETS,
@@ -76,9 +76,13 @@ def _parse_run(p: Parser, words: list[Word]) -> Command:
     extra: list[Word] = []
     typed = 0
     visible = False
+    ticket: str | None = None
     for word in words[1:]:
         if _is_visible_word(word):
             visible = True
+            continue
+        if (reference := p.ticket(word, ticket)) is not None:
+            ticket = reference
             continue
         target = read_target(p, word)
         if target is not None:
@@ -96,9 +100,11 @@ def _parse_run(p: Parser, words: list[Word]) -> Command:
         else:
             extra.append(word)
     p.no_more(
-        extra, "`run` takes one workflow, then `device:`, `user:`, `name=value` and `visible` words"
+        extra,
+        "`run` takes one workflow, then `device:`, `user:`, `ticket:`, `name=value` and `visible` "
+        "words",
     )
-    return Run(workflow, tuple(users), tuple(devices), tuple(params.items()), visible)
+    return Run(workflow, tuple(users), tuple(devices), tuple(params.items()), visible, ticket)
 
 
 def _is_visible_word(word: Word) -> bool:
@@ -130,8 +136,35 @@ def _parse_resume(p: Parser, words: list[Word]) -> Command:
 
 
 def _parse_history(p: Parser, words: list[Word]) -> Command:
-    p.no_more(words, "`history` takes nothing more")
-    return History()
+    """``history``, or (for auditors) ``history @someone|user:UPN``, ``workflow:ID``,
+    ``ticket:REF``, at most one of each."""
+    user: UserTarget | None = None
+    workflow: str | None = None
+    ticket: str | None = None
+    for word in words:
+        if (reference := p.ticket(word, ticket)) is not None:
+            ticket = reference
+            continue
+        found = word.prefix(("workflow:",))
+        if found is not None:
+            if workflow is not None:
+                raise p.error("The workflow is given twice; give one `workflow:`.")
+            workflow = p.workflow(found[1])
+            continue
+        target = read_target(p, word) if not word.split("=") else None
+        bare_upn = target is None and is_upn(word.text)
+        if bare_upn:
+            target = UserTarget("upn", word.text)
+        if isinstance(target, UserTarget) and target.kind != "sid":
+            if user is not None:
+                raise p.error("`history` takes one person; ask for each in turn.")
+            user = target
+            continue
+        raise p.error(
+            f"`history` takes a person (`@someone` or `user:UPN`), `workflow:ID` or `ticket:REF`, "
+            f"not {quoted(word.text)}."
+        )
+    return History(user, workflow, ticket)
 
 
 _PARSERS: dict[str, Callable[[Parser, list[Word]], Command]] = {

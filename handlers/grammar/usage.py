@@ -9,9 +9,10 @@ SUBCOMMANDS = ("run", "list", "info", "resume", "history", "help")
 FORMS: dict[str, tuple[str, str, str]] = {
     # name: (form, example, what it does)
     "run": (
-        "/nexthink run WORKFLOW [device:NAME|UUID]… [user:@person|UPN|SID]… [name=value]… [visible]",
-        '/nexthink run clear_disk_space device:LAPTOP-42 note="disk full"',
+        "/nexthink run WORKFLOW [device:NAME|UUID]… [user:@person|UPN|SID]… [ticket:REF] [name=value]… [visible]",
+        '/nexthink run clear_disk_space device:LAPTOP-42 ticket:INC0012345 note="disk full"',
         "run a workflow; with no `device:` or `user:` it runs for you (Nexthink picks your most recent device); "
+        "`ticket:` ties it to a change or incident ticket (some workflows need one); "
         "`visible` posts it in the channel, where its thread follows the outcome",
     ),
     "list": (
@@ -29,7 +30,12 @@ FORMS: dict[str, tuple[str, str, str]] = {
         "/nexthink resume 3a77cbbe-04fe-4f0b-adf6-9191a29d7e3a fecab46b-ee58-b8bc-b61e-912a2dc2bcbc decision=approved",
         "resume an execution that waits for an event",
     ),
-    "history": ("/nexthink history", "/nexthink history", "your recent requests and their ids"),
+    "history": (
+        "/nexthink history [@person|user:UPN] [workflow:ID] [ticket:REF]",
+        "/nexthink history ticket:INC0012345",
+        "your recent requests and their ids; auditors (a role with `audit: true`) may ask for "
+        "someone else's, a workflow's or a ticket's",
+    ),
     "help": ("/nexthink help [subcommand]", "/nexthink help run", "this help, or one subcommand's"),
 }
 

@@ -1,0 +1,151 @@
+"""The values of a run, from what a person asked (``RunRequest``) to what happened (``RunResult``).
+
+Plain frozen dataclasses that ``bot.runs.Runner`` takes and returns (re-exported there), the Slack
+layer builds and renders, and ``bot.approvals`` rebuilds from a stored request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bot.catalogue import Entry
+from bot.nexthink.client import BulkExecution
+from bot.nexthink.errors import NexthinkError
+from bot.nexthink.models import DeviceData, UserData, Workflow
+from bot.policy import ApprovalRule, Principal
+from bot.store import RequestRecord
+from bot.targets import DeviceTarget, UserTarget
+
+__all__ = [
+    "HistoryAnswer",
+    "HistoryFilter",
+    "PreparedRun",
+    "Refusal",
+    "Requester",
+    "ResumeResult",
+    "RunRequest",
+    "RunResult",
+    "Source",
+    "Target",
+]
+
+Source = Literal["command", "modal", "home", "shortcut", "approval"]
+
+
+class Refusal(Exception):
+    """The request is refused before anything is sent; ``str()`` tells the person why."""
+
+    def __init__(self, message: str, *, hint: str | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        #: what the refusal is about, for inline modal errors: workflow, targets, params, param:NAME
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Requester:
+    user_id: str
+    team_id: str | None = None
+    channel_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    workflow: str
+    users: tuple[UserTarget, ...] = ()
+    devices: tuple[DeviceTarget, ...] = ()
+    params: Mapping[str, str] = field(default_factory=dict)
+    source: Source = "command"
+    ticket: str | None = None  #: ``ticket:<ref>`` as typed (checked by the policy)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One resolved target: what Nexthink receives and how a person reads it."""
+
+    label: str
+    user: UserData | None = None
+    device: DeviceData | None = None
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    requester: Requester
+    principal: Principal
+    entry: Entry
+    targets: tuple[Target, ...]
+    params: Mapping[str, str]
+    approval: ApprovalRule | None
+    visible: bool
+    source: Source
+    ticket: str | None = None  #: the change ticket the run is tied to, as recorded
+
+    @property
+    def workflow(self) -> Workflow:
+        return self.entry.workflow
+
+    @property
+    def users(self) -> list[UserData]:
+        return [t.user for t in self.targets if t.user is not None]
+
+    @property
+    def devices(self) -> list[DeviceData]:
+        return [t.device for t in self.targets if t.device is not None]
+
+    def targets_json(self) -> list[dict[str, str]]:
+        out: list[dict[str, str]] = []
+        for t in self.targets:
+            data = t.user.to_json() if t.user else t.device.to_json() if t.device else {}
+            out.append({"kind": "user" if t.user else "device", "label": t.label, **data})
+        return out
+
+
+@dataclass(frozen=True)
+class RunResult:
+    prepared: PreparedRun
+    record: RequestRecord
+    execution: BulkExecution | None = None
+    error: NexthinkError | None = None
+    completed: BulkExecution | None = None  # chunks that ran before a later one failed
+
+    @property
+    def ok(self) -> bool:
+        return self.execution is not None and self.error is None
+
+
+@dataclass(frozen=True)
+class ResumeResult:
+    workflow_uuid: str
+    execution_uuid: str
+    params: Mapping[str, str]
+    record: RequestRecord
+    request_uuids: tuple[str, ...] = ()
+    error: NexthinkError | None = None
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    """Whose history an auditor asks for: a person (``user_id`` from a mention, or ``upn``), a
+    workflow (as typed: an NQL id or an alias) or a ticket; any of them together."""
+
+    user_id: str | None = None
+    upn: str | None = None
+    workflow: str | None = None
+    ticket: str | None = None
+
+    def __bool__(self) -> bool:
+        return any((self.user_id, self.upn, self.workflow, self.ticket))
+
+
+@dataclass(frozen=True)
+class HistoryAnswer:
+    """The records shown, newest first; ``about`` is the filter they answer (``None``: the
+    requester's own); ``refusal`` says why a filter was not allowed (the requester's own are
+    then shown)."""
+
+    records: Sequence[RequestRecord]
+    about: HistoryFilter | None = None
+    refusal: str | None = None
