@@ -13,9 +13,16 @@ from typing import Literal, Protocol
 
 from bot.followups import OutcomeNotifier
 from bot.runs import RunResult
-from bot.store import ApprovalRecord, RequestRecord, WaitRecord
+from bot.store import ApprovalRecord, RequestRecord, ScheduleRecord, WaitRecord
 
-__all__ = ["ApprovalNews", "NotPosted", "Notifier", "RequesterNews", "WaitNews"]
+__all__ = [
+    "ApprovalNews",
+    "NotPosted",
+    "Notifier",
+    "RequesterNews",
+    "ScheduleNews",
+    "WaitNews",
+]
 
 
 class NotPosted(Exception):
@@ -76,6 +83,25 @@ class RequesterNews:
     reason: str | None = None
 
 
+ScheduleEvent = Literal[
+    "ran",  # it ran at its time: ``result`` is the run's, told and followed as any run
+    "missed",  # found more than max_late_minutes after its time (the bot was down): not run
+    "refused",  # the policy refused it at its time: not run (``reason`` says why)
+    "interrupted",  # the bot stopped while sending it: the outcome is unknown
+    "cancelled",  # someone else (an auditor) cancelled it (``user_id``)
+]
+
+
+@dataclass(frozen=True)
+class ScheduleNews:
+    """What the requester of a scheduled run is told."""
+
+    event: ScheduleEvent
+    user_id: str | None = None
+    reason: str = ""  #: a refusal (mrkdwn written by the bot) or how late it was
+    result: RunResult | None = None
+
+
 class Notifier(OutcomeNotifier, Protocol):
     """Implemented by the Slack layer; every method but the ``ask`` ones never raises."""
 
@@ -102,3 +128,9 @@ class Notifier(OutcomeNotifier, Protocol):
 
     async def run_finished(self, result: RunResult) -> None:
         """An approved run was executed: tell the requester as the run path does."""
+
+    async def schedule_changed(
+        self, schedule: ScheduleRecord, record: RequestRecord, news: ScheduleNews
+    ) -> None:
+        """A scheduled run ran, was missed, refused, interrupted or cancelled: tell its
+        requester (a run that ran is followed as any run)."""

@@ -35,7 +35,7 @@ __all__ = [
 
 log = get_logger(__name__)
 
-Source = Literal["command", "modal", "home", "shortcut", "approval"]
+Source = Literal["command", "modal", "home", "shortcut", "approval", "schedule"]
 
 
 class Refusal(Exception):
@@ -197,8 +197,13 @@ class Runner:
 
     # -- run ------------------------------------------------------------------------------
 
-    async def prepare(self, requester: Requester, request: RunRequest) -> PreparedRun:
-        """Check everything that can be checked without Nexthink running anything."""
+    async def prepare(
+        self, requester: Requester, request: RunRequest, *, rate_limited: bool = True
+    ) -> PreparedRun:
+        """Check everything that can be checked without Nexthink running anything.
+
+        ``rate_limited=False``: the run was counted when it was asked for (a scheduled run, whose
+        policy is checked again here at its time), so it does not count again."""
         principal = await self.principal(requester)
         entry = await self.find(principal, requester.channel_id, request.workflow)
         decision = self.policy.may_run(principal, requester.channel_id, entry.id)
@@ -210,7 +215,7 @@ class Runner:
         except ParamError as exc:
             name = getattr(exc, "name", None)
             raise Refusal(str(exc), field=f"param:{name}" if name else "params") from None
-        wait = await self.limiter.hit(requester.user_id)
+        wait = await self.limiter.hit(requester.user_id) if rate_limited else None
         if wait is not None:
             limit = self.policy.runs_per_user_per_minute
             raise Refusal(

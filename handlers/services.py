@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.audit import AuditTrail
 from bot.catalogue import Catalogue
 from bot.identity import Identity
 from bot.nexthink.client import NexthinkClient
 from bot.notifier import Notifier
 from bot.policy import Policy
 from bot.runs import Runner
+from bot.schedule_loop import ScheduleLoop
 from bot.settings import Settings
 from bot.store import Store
 from bot.tasks import Tasks
@@ -37,9 +39,13 @@ class Services:
     identity: Identity
     catalogue: Catalogue
     runner: Runner
+    #: the audit trail (``bot.audit``): every event of the contract is written through it
+    audit: AuditTrail
     tasks: Tasks = field(default_factory=Tasks)
     bot_user_id: str | None = None
     slack_ok_at: float | None = None
     home_viewers: HomeViewers = field(default_factory=HomeViewers)
+    #: the loop that runs scheduled runs (``bot.schedule_loop``), while background work runs
+    schedule_loop: ScheduleLoop | None = None
     #: how the core reports to Slack: ``handlers.slack_notifier.SlackNotifier``, set when built
     notifier: Notifier = field(init=False, repr=False)
