@@ -59,7 +59,15 @@ class WaitNews:
 
 
 ApprovalEvent = Literal[
-    "votes", "sending", "executed", "failed", "interrupted", "denied", "withdrawn", "expired"
+    "votes",
+    "sending",
+    "executed",
+    "failed",
+    "interrupted",
+    "denied",
+    "withdrawn",
+    "expired",
+    "scheduled",  # approved, and it runs at its time (``at``); ``detail`` "cancelled" if not
 ]
 
 
@@ -72,6 +80,7 @@ class ApprovalNews:
     user_id: str | None = None  #: who denied or withdrew
     reason: str | None = None  #: the denial's reason, as typed
     detail: str = ""  #: Nexthink request ids, or why the run failed
+    at: datetime | None = None  #: when a scheduled run falls due
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,8 @@ ScheduleEvent = Literal[
     "refused",  # the policy refused it at its time: not run (``reason`` says why)
     "interrupted",  # the bot stopped while sending it: the outcome is unknown
     "cancelled",  # someone else (an auditor) cancelled it (``user_id``)
+    "approved",  # its approval came: it runs at its time
+    "closed",  # its approval was denied or expired: it will not run
 ]
 
 

@@ -32,6 +32,7 @@ log = get_logger(__name__)
 #: a run claimed this long ago and still ``running`` was abandoned by a process that died
 STALE_AFTER = timedelta(minutes=10)
 _STALE_EVERY = 60.0
+_UNAPPROVED_EVERY = 5.0
 _DEFAULT_RETRY_AFTER = 1.0
 
 
@@ -67,9 +68,16 @@ class ScheduleLoop:
         self._wake.set()
 
     async def run_forever(self, stop: asyncio.Event) -> None:
-        next_stale = 0.0
+        next_stale = next_unapproved = 0.0
         try:
             while not stop.is_set():
+                if time.monotonic() >= next_unapproved:  # denied or expired approvals
+                    next_unapproved = time.monotonic() + _UNAPPROVED_EVERY
+                    try:
+                        for closed in await self.deps.store.close_unapproved_schedules():
+                            log.info("schedule_not_approved", schedule=closed.id)
+                    except Exception:
+                        log.exception("schedule_unapproved_sweep_failed")
                 if time.monotonic() >= next_stale:
                     next_stale = time.monotonic() + _STALE_EVERY
                     try:

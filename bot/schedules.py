@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+from bot import approvals
 from bot.audit import AuditTrail
 from bot.catalogue import Catalogue
 from bot.identity import Identity, IdentityError
@@ -48,7 +49,7 @@ __all__ = [
 log = get_logger(__name__)
 
 
-class ScheduleDeps(Protocol):
+class ScheduleDeps(approvals.ApprovalDeps, Protocol):
     store: Store
     runner: Runner
     policy: Policy
@@ -119,12 +120,6 @@ async def ask(
     except ScheduleTimeError as exc:
         raise Refusal(str(exc), field="when") from None
     gated = prepared.approval is not None
-    if gated:
-        raise Refusal(
-            f"`{prepared.entry.id}` needs approval, and runs that need approval cannot be "
-            "scheduled yet: run it without `at …`/`in …`.",
-            field="when",
-        )
     record = await deps.runner.record(prepared, state="approval_pending" if gated else "scheduled")
     schedule = await deps.store.create_schedule(
         request_id=record.id,
@@ -143,6 +138,14 @@ async def ask(
         result="awaiting_approval" if gated else "scheduled",
         detail=f"{schedule.code} at {run_at.isoformat()} ({when.text})",
     )
+    if gated:  # asked now; the run is scheduled once approved (``approvals.approve``)
+        try:
+            await approvals.request(deps, prepared, response_url=None, record=record)
+        except approvals.ApprovalNotPosted:
+            await deps.store.finish_schedule(
+                schedule.id, "closed", expected=("awaiting_approval",), detail="not posted"
+            )
+            raise
     log.info("run_scheduled", schedule=schedule.id, request=record.id, run_at=run_at.isoformat())
     return Scheduled(schedule, prepared, record)
 
@@ -189,6 +192,12 @@ async def cancel(deps: ScheduleDeps, requester: Requester, key: str) -> CancelAn
             return CancelAnswer("not_found")  # someone else's ids are not confirmed to exist
     if not schedule.open:
         return CancelAnswer("already", schedule)
+    if schedule.state == "awaiting_approval":  # its approval request is withdrawn first
+        approval_id = await deps.store.approval_of_request(schedule.request_id)
+        if approval_id is not None:
+            await approvals.deny(
+                deps, approval_id, schedule.user_id, "the scheduled run was cancelled"
+            )
     done = await deps.store.finish_schedule(
         schedule.id,
         "cancelled",

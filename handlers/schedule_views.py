@@ -24,6 +24,7 @@ __all__ = [
     "schedule_news_message",
     "scheduled_list_message",
     "scheduled_message",
+    "with_schedule",
 ]
 
 _MAX_LISTED = 20
@@ -158,6 +159,8 @@ def schedule_news_message(
         )
     elif news.event == "refused":
         text = f":no_entry: {ref} did *not* run: {news.reason}"
+    elif news.event == "approved":
+        text = f":white_check_mark: {ref} was approved: it runs at its time."
     elif news.event == "cancelled":
         text = f":wastebasket: {ref} was cancelled by <@{news.user_id}>: it will not run."
     else:
@@ -184,3 +187,13 @@ def schedule_home_blocks(
         context("Times are shown in your time zone. The policy is checked again when each runs."),
         {"type": "divider"},
     ]
+
+
+def with_schedule(message: Message, schedule: ScheduleRecord) -> Message:
+    """An approval request for a scheduled run: when it would run, under its first block."""
+    note = context(
+        f":alarm_clock: Scheduled for {when(schedule.run_at)} (scheduled run {_code(schedule)}): "
+        "approved, it runs then, not now."
+    )
+    blocks = list(message.get("blocks") or [])
+    return {**message, "blocks": [*blocks[:1], note, *blocks[1:]][:50]}

@@ -12,12 +12,14 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot import schedules
+from bot.approvals import ApprovalNotPosted
 from bot.logging import get_logger
 from bot.metrics import COMMANDS
 from bot.runs import Refusal, Requester, RunRequest
 from bot.schedule_times import When
 from bot.store import ScheduleRecord, StoreError
 from handlers import ids, payloads, views
+from handlers.approval_views import not_posted_message
 from handlers.delivery import reply
 from handlers.home import publish_home
 from handlers.schedule_views import (
@@ -49,6 +51,9 @@ async def schedule_and_reply(
     except Refusal as exc:
         COMMANDS.labels(kind, "refused").inc()
         message = views.refusal_message(exc.message, exc.hint)
+    except ApprovalNotPosted as exc:
+        COMMANDS.labels(kind, "approval_not_posted").inc()
+        message = not_posted_message(exc)
     except StoreError as exc:
         COMMANDS.labels(kind, "store_unavailable").inc()
         log.error("schedule_store_unavailable", error=str(exc))

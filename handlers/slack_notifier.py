@@ -22,7 +22,7 @@ from handlers.approval_views import (
     requester_news_message,
 )
 from handlers.blocks import Message, outside
-from handlers.schedule_views import schedule_news_message
+from handlers.schedule_views import schedule_news_message, with_schedule
 from handlers.services import Services
 from handlers.views import run_result_message
 from handlers.wait_views import wait_message, wait_news_message
@@ -64,6 +64,9 @@ class SlackNotifier:
     ) -> tuple[str, str]:
         channel = approval.channel_id or record.channel_id or record.user_id
         message = approval_message(approval, record, workflow_name=outside(name), targets=targets)
+        schedule = await self._s.store.schedule_for_request(record.id)
+        if schedule is not None:  # a run asked for later: approvers see when it would run
+            message = with_schedule(message, schedule)
         return await self._ask(channel, message)
 
     async def approval_changed(

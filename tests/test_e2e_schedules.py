@@ -31,6 +31,8 @@ from tests.support.e2e import (
     seen_by,
     text_of,
 )
+from tests.support.outcomes import home_of
+from tests.test_e2e_home import open_home
 
 T = TypeVar("T")
 
@@ -311,3 +313,66 @@ async def test_scheduled_lists_yours_and_auditors_may_list_others(tmp_path: Path
         await world.settle()
         assert code not in text_of(last_answer(world, "U0DAVE"))
         assert "audit: true" in text_of(last_answer(world, "U0DAVE"))
+
+
+async def test_the_home_tab_lists_scheduled_runs_with_cancel(tmp_path: Path) -> None:
+    """Bob's Home lists his scheduled run; its Cancel button cancels it and the Home drops it."""
+    async with PatientWorld(
+        database_url=f"sqlite:///{tmp_path}/bot.db",
+        policy_file=policy_file(tmp_path),
+        execution_delay=0.05,
+    ) as world:
+        assert world.driver is not None
+        code = await schedule(world, "U0BOB", "run restart_teams in 3d")
+        home = await open_home(world, "U0BOB")
+        assert code in str(home.view["blocks"])
+        (cancel,) = [
+            b["accessory"]
+            for b in home.view["blocks"]
+            if (b.get("accessory") or {}).get("action_id") == ids.SCHEDULE_CANCEL
+        ]
+        await world.driver.click("U0BOB", home, ids.SCHEDULE_CANCEL, cancel["value"])
+        await world.settle()
+        assert (await stored(world, code)).state == "cancelled"
+        assert code not in str(home_of(world, "U0BOB").view["blocks"])
+        assert "is cancelled" in text_of(last_answer(world, "U0BOB"))
+
+
+APPROVALS = POLICY.replace(
+    "workflows:\n",
+    "workflows:\n  reimage_device:\n"
+    '    approval: {channel: "C0APPROVALS", approvers: ["@it-leads"], count: 1}\n',
+)
+
+
+async def test_a_scheduled_run_that_needs_approval_asks_now_and_runs_at_its_time(
+    tmp_path: Path,
+) -> None:
+    """The approval is asked when the run is scheduled; Carol's approval does not run it at
+    once: it runs at its time, once; a denied one never runs."""
+    async with PatientWorld(
+        database_url=f"sqlite:///{tmp_path}/bot.db",
+        policy_file=policy_file(tmp_path, APPROVALS),
+        execution_delay=0.05,
+    ) as world:
+        assert world.driver is not None
+        assert world.sandbox is not None
+        code = await schedule(world, "U0BOB", "run reimage_device device:LAPTOP-BOB in 8s")
+        denied = await schedule(world, "U0BOB", "run reimage_device device:LAPTOP-DAVE in 8s")
+        assert (await stored(world, code)).state == "awaiting_approval"
+        asked = [m for m in world.slack.messages_in("C0APPROVALS") if not m.ephemeral]
+        assert len(asked) == 2
+        assert all("Scheduled for <!date^" in text_of(m) for m in asked)
+        first, second = asked
+        await world.driver.click("U0CAROL", first, ids.APPROVAL_APPROVE)
+        await world.settle()
+        assert "it runs at" in text_of(first)
+        assert (await stored(world, code)).state == "scheduled"
+        assert world.sandbox.requests("execute_v2") == []  # approved: not now, at its time
+        world.slack.fail("views.open", "expired_trigger_id")  # Deny without the reason form
+        await world.driver.click("U0DAVE", second, ids.APPROVAL_DENY)
+        await world.settle()
+        await in_state(world, code, "ran")
+        await in_state(world, denied, "closed")
+        (execute,) = executes(world)
+        assert execute["devices"] == [{"name": "LAPTOP-BOB"}]

@@ -27,7 +27,7 @@ from sqlalchemy import RowMapping, exc, or_, select
 
 from ._base import StoreBase, new_id, utc
 from .records import SCHEDULE_STATES, ScheduleRecord, ScheduleState
-from .schema import schedules
+from .schema import approvals, requests, schedules
 
 __all__ = ["CODE_ALPHABET", "SchedulesMixin", "schedule_from_row"]
 
@@ -214,6 +214,57 @@ class SchedulesMixin(StoreBase):
         if cancelled_by is not None:
             values["cancelled_by"] = cancelled_by
         return await self._transition(schedule_id, values, states=expected, token=token)
+
+    async def approval_of_request(self, request_id: str) -> str | None:
+        """The id of the (latest) approval guarding ``request_id``, if any."""
+        query = (
+            select(approvals.c.id)
+            .where(approvals.c.request_id == request_id)
+            .order_by(approvals.c.created_at.desc())
+            .limit(1)
+        )
+        async with self._read() as conn:
+            return cast(str | None, (await conn.execute(query)).scalar())
+
+    async def close_unapproved_schedules(
+        self, now: datetime | None = None, *, limit: int = 200
+    ) -> list[ScheduleRecord]:
+        """Scheduled runs still waiting for an approval that was denied, withdrawn or expired
+        (their request says so): closed, never to run."""
+        at = utc(now)
+        settled = select(requests.c.id).where(
+            requests.c.state.in_(["denied", "expired", "failed", "unknown"])
+        )
+        waiting = (
+            select(schedules.c.id)
+            .where(
+                schedules.c.state == "awaiting_approval",
+                schedules.c.request_id.in_(settled.scalar_subquery()),
+            )
+            .limit(limit)
+        )
+        async with self._write() as conn:
+            ids = (await conn.execute(waiting)).scalars().all()
+            if not ids:
+                return []
+            rows = (
+                (
+                    await conn.execute(
+                        schedules.update()
+                        .where(schedules.c.id.in_(ids), schedules.c.state == "awaiting_approval")
+                        .values(
+                            state="closed",
+                            finished_at=at,
+                            updated_at=at,
+                            detail="not approved",
+                        )
+                        .returning(*schedules.c)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return [schedule_from_row(r) for r in rows]
 
     async def release_stale_schedules(
         self, older_than: timedelta, now: datetime | None = None
