@@ -109,6 +109,7 @@ class Bot(Services):
             policy=policy,
             store=store,
             limiter=limiter,
+            audit=audit,
         )
         app = AsyncApp(
             client=slack,
@@ -150,9 +151,10 @@ class Bot(Services):
     # -- background work: expiry sweeps ---------------------------------------------------
 
     def start_background(self, interval: float = 30.0) -> None:
-        """Sweep expired waits and approvals every ``interval`` seconds (any replica may); follow
-        runs' outcomes (``bot.followups``), keep open Home tabs current (``handlers.home``) and
-        run scheduled runs as they fall due (``bot.schedule_loop``)."""
+        """Sweep expired waits and approvals, and audit records past their retention, every
+        ``interval`` seconds (any replica may); follow runs' outcomes (``bot.followups``), keep
+        open Home tabs current (``handlers.home``) and run scheduled runs as they fall due
+        (``bot.schedule_loop``)."""
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever(interval))
         if not self._loops:  # outcome follow-ups and Home tabs: loops of their own, not in tasks
@@ -177,6 +179,7 @@ class Bot(Services):
                 await waits.sweep_stale(self)
                 await approvals.sweep_expired(self)
                 await approvals.sweep_stale(self)
+                await self.audit.prune()  # AUDIT_RETENTION_DAYS, in bounded batches
             except Exception:
                 log.exception("sweep_failed")
             await asyncio.sleep(interval)

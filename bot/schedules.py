@@ -106,19 +106,22 @@ async def ask(
     now: datetime | None = None,
 ) -> Scheduled:
     """Check and keep a run for later; raises ``Refusal`` (nothing kept) when it may not be."""
-    prepared = await deps.runner.prepare(requester, request)
-    decision = deps.policy.may_schedule(prepared.entry.id)
-    if not decision.allowed:
-        raise Refusal(decision.reason, field="when")
-    rule = deps.policy.schedule_for(prepared.entry.id)
+    prepared = await deps.runner.prepare(requester, request)  # its refusals are audited there
     try:
-        tz = (await deps.identity.profile(requester.user_id)).tz
-    except IdentityError as exc:
-        raise Refusal(str(exc)) from None
-    try:
-        run_at = due_at(when, tz=tz, now=now or datetime.now(UTC), max_days=rule.max_days)
-    except ScheduleTimeError as exc:
-        raise Refusal(str(exc), field="when") from None
+        run_at = await _due(deps, prepared, when, now)
+    except Refusal as exc:
+        await deps.audit.record(
+            "run_refused",
+            actor=requester.user_id,
+            actor_upn=prepared.principal.upn,
+            workflow=prepared.entry.id,
+            targets=prepared.targets_json(),
+            params=prepared.params,
+            result="refused",
+            detail=exc.message,
+            team_id=requester.team_id,
+        )
+        raise
     gated = prepared.approval is not None
     record = await deps.runner.record(prepared, state="approval_pending" if gated else "scheduled")
     schedule = await deps.store.create_schedule(
@@ -148,6 +151,24 @@ async def ask(
             raise
     log.info("run_scheduled", schedule=schedule.id, request=record.id, run_at=run_at.isoformat())
     return Scheduled(schedule, prepared, record)
+
+
+async def _due(
+    deps: ScheduleDeps, prepared: PreparedRun, when: When, now: datetime | None
+) -> datetime:
+    """When the run falls due, if the policy lets this workflow be scheduled then."""
+    decision = deps.policy.may_schedule(prepared.entry.id)
+    if not decision.allowed:
+        raise Refusal(decision.reason, field="when")
+    rule = deps.policy.schedule_for(prepared.entry.id)
+    try:
+        tz = (await deps.identity.profile(prepared.requester.user_id)).tz
+    except IdentityError as exc:
+        raise Refusal(str(exc)) from None
+    try:
+        return due_at(when, tz=tz, now=now or datetime.now(UTC), max_days=rule.max_days)
+    except ScheduleTimeError as exc:
+        raise Refusal(str(exc), field="when") from None
 
 
 # -- listing and cancelling -------------------------------------------------------------------
@@ -246,15 +267,16 @@ async def run_due(
     if late > rule.max_late:
         return await _missed(deps, schedule, record, token, late.total_seconds()), None
     requester = Requester(schedule.user_id, schedule.team_id, schedule.channel_id)
-    try:
+    try:  # the one policy path, again: a refusal there is audited there
         prepared = await deps.runner.prepare(requester, request_of(schedule), rate_limited=False)
-        if not deps.policy.may_schedule(prepared.entry.id).allowed:
-            raise Refusal(deps.policy.may_schedule(prepared.entry.id).reason)
     except Refusal as exc:
-        return await _refused(deps, schedule, record, token, exc.message), None
+        return await _refused(deps, schedule, record, token, exc.message, audited=True), None
     except NexthinkError as exc:
         reason = f"The policy could not be checked: Nexthink answered {exc.summary}."
         return await _refused(deps, schedule, record, token, reason), None
+    allowed = deps.policy.may_schedule(prepared.entry.id)
+    if not allowed.allowed:
+        return await _refused(deps, schedule, record, token, allowed.reason), None
     if not await deps.store.mark_schedule_sending(schedule.id, token):
         return "lost", None  # a sweep judged this claim dead and gave it away
     record = await deps.store.update_request(
@@ -312,13 +334,20 @@ async def _missed(
 
 
 async def _refused(
-    deps: ScheduleDeps, schedule: ScheduleRecord, record: RequestRecord, token: str, reason: str
+    deps: ScheduleDeps,
+    schedule: ScheduleRecord,
+    record: RequestRecord,
+    token: str,
+    reason: str,
+    *,
+    audited: bool = False,
 ) -> RunOutcome:
     done = await deps.store.finish_schedule(schedule.id, "refused", token=token, detail=reason)
     if done is None:
         return "lost"
     record = await _set_request(deps, done, state="refused", error=reason) or record
-    await deps.audit.record_request("run_refused", record, result="refused", detail=reason)
+    if not audited:
+        await deps.audit.record_request("run_refused", record, result="refused", detail=reason)
     await deps.notifier.schedule_changed(done, record, ScheduleNews("refused", reason=reason))
     log.info("schedule_refused", schedule=schedule.id)
     return "refused"
