@@ -31,7 +31,7 @@ __all__ = [
     "Target",
 ]
 
-Source = Literal["command", "modal", "home", "shortcut", "approval"]
+Source = Literal["command", "modal", "home", "shortcut", "approval", "schedule"]
 
 
 class Refusal(Exception):

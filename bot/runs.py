@@ -123,14 +123,19 @@ class Runner:
 
     # -- run ------------------------------------------------------------------------------
 
-    async def prepare(self, requester: Requester, request: RunRequest) -> PreparedRun:
+    async def prepare(
+        self, requester: Requester, request: RunRequest, *, rate_limited: bool = True
+    ) -> PreparedRun:
         """Check everything that can be checked without Nexthink running anything; a refusal is
-        written to the audit trail (``run_refused``) before it is raised."""
+        written to the audit trail (``run_refused``) before it is raised.
+
+        ``rate_limited=False``: the run was counted when it was asked for (a scheduled run, whose
+        policy is checked again here at its time), so it does not count again."""
         upn: str | None = None
         try:
             principal = await self.principal(requester)
             upn = principal.upn
-            return await self._prepare(principal, requester, request)
+            return await self._prepare(principal, requester, request, rate_limited=rate_limited)
         except Refusal as exc:
             await self.audit.record(
                 "run_refused",
@@ -147,7 +152,12 @@ class Runner:
             raise
 
     async def _prepare(
-        self, principal: Principal, requester: Requester, request: RunRequest
+        self,
+        principal: Principal,
+        requester: Requester,
+        request: RunRequest,
+        *,
+        rate_limited: bool = True,
     ) -> PreparedRun:
         entry = await self.find(principal, requester.channel_id, request.workflow)
         decision = self.policy.may_run(principal, requester.channel_id, entry.id)
@@ -175,7 +185,7 @@ class Runner:
         except ParamError as exc:
             name = getattr(exc, "name", None)
             raise Refusal(str(exc), field=f"param:{name}" if name else "params") from None
-        wait = await self.limiter.hit(requester.user_id)
+        wait = await self.limiter.hit(requester.user_id) if rate_limited else None
         if wait is not None:
             limit = self.policy.runs_per_user_per_minute
             raise Refusal(
@@ -382,7 +392,7 @@ class Runner:
         decision = self.policy.may_audit(principal, requester.channel_id)
         if not decision.allowed:
             own = await self.store.history(requester.user_id, limit=limit)
-            return HistoryAnswer(own, refusal=decision.reason)
+            return HistoryAnswer(own, refusal=f"{decision.reason} Here are your own.")
         workflow = about.workflow and await self._workflow_id(about.workflow)
         records = await self.store.history(
             about.user_id, limit, upn=about.upn, workflow=workflow or None, ticket=about.ticket

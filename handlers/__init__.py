@@ -18,6 +18,7 @@ def register_all(bot: Services) -> None:
         home,
         log_context,
         modals,
+        schedules,
         shortcuts,
         wait_buttons,
     )
@@ -29,3 +30,4 @@ def register_all(bot: Services) -> None:
     approval_buttons.register(bot)
     home.register(bot)
     shortcuts.register(bot)
+    schedules.register(bot)

@@ -160,7 +160,10 @@ async def test_auditors_read_others_history_and_others_are_refused(world: World)
     assert "No requests for ticket `INC9999999`." in none
 
     refused = await command(world, "U0ALICE", "history <@U0BOB>")
-    assert "Only a role with `audit: true` may see others' history" in refused
+    assert (
+        "Only roles with `audit: true` in the bot's policy may look at other people's requests. "
+        "Here are your own." in refused
+    )
     assert "Your last 1 request" in refused
     assert "by <@U0BOB>" not in refused
     assert "INC0000001" not in refused

@@ -8,6 +8,7 @@ The file's shape is the product's contract (PRODUCT.md, "The policy file")::
                            ticket?: {required, pattern, param}}}
     upn:         {domains: {slack.example.com: corp.example.com}}
     limits:      {runs_per_user_per_minute: 10}
+    schedule:    {allowed: false, max_days: 14, max_late_minutes: 60}   (also per workflow)
 
 Unknown top-level keys are ignored (``Policy.unknown_keys`` names them, for a warning); anywhere
 below, an unknown key, a wrong type or a bad value stops the bot with one line that names the file,
@@ -39,6 +40,7 @@ from bot.policy.rules import (
     ParamRule,
     Principal,
     Role,
+    ScheduleRule,
     TicketRule,
     WorkflowRule,
 )
@@ -53,6 +55,7 @@ __all__ = [
     "PolicyError",
     "Principal",
     "Role",
+    "ScheduleRule",
     "TicketError",
     "TicketNeeds",
     "TicketRule",
