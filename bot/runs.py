@@ -19,6 +19,7 @@ from bot.nexthink.client import BulkExecution, NexthinkClient
 from bot.nexthink.errors import NexthinkError
 from bot.nexthink.models import DeviceData, UserData, Workflow, is_uuid
 from bot.policy import ApprovalRule, ParamError, Policy, Principal
+from bot.query_targets import FleetTargets, QueryUnusable, query_targets
 from bot.ratelimit import RateLimiter
 from bot.store import RequestRecord, RequestState, Store, StoreError
 from bot.targets import DeviceTarget, UserTarget
@@ -63,6 +64,7 @@ class RunRequest:
     devices: tuple[DeviceTarget, ...] = ()
     params: Mapping[str, str] = field(default_factory=dict)
     source: Source = "command"
+    query: str | None = None  #: ``query:#id``: the targets are what that saved NQL query returns
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ class PreparedRun:
     approval: ApprovalRule | None
     visible: bool
     source: Source
+    #: a fleet run: the query its targets came from (it runs only after a Run click, ``bot.fleet``)
+    fleet: FleetTargets | None = None
 
     @property
     def workflow(self) -> Workflow:
@@ -204,7 +208,12 @@ class Runner:
         decision = self.policy.may_run(principal, requester.channel_id, entry.id)
         if not decision.allowed:
             raise Refusal(decision.reason, field="workflow")
-        targets = await self._targets(principal, requester, entry, request)
+        fleet = None
+        if request.query is not None:
+            fleet = await self._fleet(principal, requester, entry, request.query)
+            targets = tuple(Target(t.label, user=t.user, device=t.device) for t in fleet.targets)
+        else:
+            targets = await self._targets(principal, requester, entry, request)
         try:
             params = self.policy.check_params(entry.id, dict(request.params))
         except ParamError as exc:
@@ -226,7 +235,38 @@ class Runner:
             approval=self.policy.approval_for(entry.id),
             visible=self.policy.run_visible(principal, requester.channel_id, entry.id),
             source=request.source,
+            fleet=fleet,
         )
+
+    async def _fleet(
+        self, principal: Principal, requester: Requester, entry: Entry, query_id: str
+    ) -> FleetTargets:
+        """The targets of a fleet run: the policy first (nothing is asked of Nexthink for a
+        role without ``query_targets``), then the query. ``NexthinkError`` if the query fails."""
+        decision = self.policy.may_target_query(principal, requester.channel_id, entry.id, query_id)
+        if not decision.allowed:
+            raise Refusal(decision.reason, field="targets")
+        try:
+            return await query_targets(self.nexthink, query_id)
+        except QueryUnusable as exc:
+            raise Refusal(exc.message, field="targets") from None
+
+    def recheck(self, prepared: PreparedRun, principal: Principal) -> None:
+        """The policy once more, at the moment a prepared run is started later (a fleet run's
+        Run click): may this person still run it here, on these targets, with these parameters?
+        Raises ``Refusal``."""
+        channel_id = prepared.requester.channel_id
+        decision = self.policy.may_run(principal, channel_id, prepared.entry.id)
+        if decision.allowed and prepared.fleet is not None:
+            decision = self.policy.may_target_query(
+                principal, channel_id, prepared.entry.id, prepared.fleet.query_id
+            )
+        if not decision.allowed:
+            raise Refusal(decision.reason)
+        try:
+            self.policy.check_params(prepared.entry.id, dict(prepared.params))
+        except ParamError as exc:
+            raise Refusal(str(exc)) from None
 
     async def _targets(
         self, principal: Principal, requester: Requester, entry: Entry, request: RunRequest

@@ -112,6 +112,7 @@ async def _answer(
                 devices=tuple(command.devices),
                 params=dict(command.params),
                 source="command",
+                query=command.query,
             )
             await run_and_reply(
                 bot, requester, request, response_url=response_url, visible=command.visible

@@ -97,6 +97,7 @@ def read_mapping(data: Mapping[str, Any], *, source: str = "<mapping>") -> Polic
             r.targets,
             r.resume,
             r.visible,
+            r.query_targets,
         )
         for name, r in spec.roles.items()
     ]

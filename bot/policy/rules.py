@@ -56,6 +56,7 @@ class Role:
     targets: Literal["self", "any"] = "self"
     resume: bool = False
     visible: bool = False  #: run replies are posted in the channel, not ephemeral
+    query_targets: bool = False  #: may run on what a saved NQL query returns (``query:#id``)
 
 
 @dataclass(frozen=True)

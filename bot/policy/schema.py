@@ -121,6 +121,7 @@ class _RoleSpec(_Spec):
     targets: Literal["self", "any"] = "self"
     resume: bool = False
     visible: bool = False
+    query_targets: bool = False
 
 
 class _ParamSpec(_Spec):

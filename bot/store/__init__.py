@@ -29,6 +29,7 @@ from .errors import (
     StoreUnavailable,
     TokenKeyMismatch,
 )
+from .fleet_runs import FleetRunRecord, FleetRunState
 from .installations import InstallationCensus, InstallationStore
 from .migrations import LATEST_VERSION
 from .oauth_states import OAuthStateStore
@@ -69,6 +70,8 @@ __all__ = [
     "ClaimRefusal",
     "ClaimRefusalReason",
     "DenyResult",
+    "FleetRunRecord",
+    "FleetRunState",
     "FollowupRecord",
     "InstallationCensus",
     "InstallationStore",

@@ -62,6 +62,7 @@ class Run:
     devices: tuple[DeviceTarget, ...] = ()
     params: Params = ()  #: in the order typed; names are unique
     visible: bool = False  #: the word ``visible``: post the run in the channel, with a thread
+    query: str | None = None  #: ``query:#id``: the targets are what that saved NQL query returns
 
     @property
     def params_dict(self) -> dict[str, str]:
@@ -69,7 +70,7 @@ class Run:
 
     @property
     def has_targets(self) -> bool:
-        return bool(self.users or self.devices)
+        return bool(self.users or self.devices or self.query)
 
 
 @dataclass(frozen=True)
