@@ -4,7 +4,7 @@
 ``may_target_query`` first). ``propose`` records the prepared run (``fleet_runs``) for the preview
 ("This will run on 412 devices: …" with Run and Cancel). ``start`` is the Run click: only the
 requester, only while it is pending and not expired, the policy checked once more
-(``Runner.recheck``), then the one atomic claim in the store, so that it starts exactly once
+(``_recheck``), then the one atomic claim in the store, so that it starts exactly once
 across replicas; the caller then sends it down the one run path (approval or execute).
 ``cancel`` is the Cancel click. Both return a ``FleetAnswer``; nothing here talks to Slack.
 """
@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from bot.nexthink.models import DeviceData, UserData
+from bot.policy import ParamError, Policy, Principal
 from bot.query_targets import FleetTarget, FleetTargets
 from bot.runs import PreparedRun, Refusal, Requester, Runner, Target
 from bot.store import FleetRunRecord, Store
@@ -96,13 +97,40 @@ async def start(
                 skipped=record.skipped,
             ),
         )
-        runner.recheck(prepared, principal)
+        _recheck(runner.policy, prepared, principal)
     except Refusal as exc:
+        await runner.audit.record(
+            "run_refused",
+            actor=user_id,
+            workflow=record.workflow_id,
+            targets=record.targets,
+            params=record.params,
+            result="refused",
+            detail=exc.message,
+            team_id=record.team_id,
+        )
         return FleetAnswer("refused", record, refusal=exc.message)
     claimed = await runner.store.decide_fleet_run(run_id, user_id=user_id, state="started", now=now)
     if claimed is None:
         return await _why_not(runner.store, run_id, now)
     return FleetAnswer("started", claimed, prepared=prepared)
+
+
+def _recheck(policy: Policy, prepared: PreparedRun, principal: Principal) -> None:
+    """The policy once more at the Run click: may this person still run it here, on what a
+    query returns, with these parameters? Raises ``Refusal``."""
+    channel_id = prepared.requester.channel_id
+    decision = policy.may_run(principal, channel_id, prepared.entry.id)
+    if decision.allowed and prepared.fleet is not None:
+        decision = policy.may_target_query(
+            principal, channel_id, prepared.entry.id, prepared.fleet.query_id
+        )
+    if not decision.allowed:
+        raise Refusal(decision.reason)
+    try:
+        policy.check_params(prepared.entry.id, dict(prepared.params))
+    except ParamError as exc:
+        raise Refusal(str(exc)) from None
 
 
 async def cancel(

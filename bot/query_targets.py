@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from bot.nexthink.client import NexthinkClient
 from bot.nexthink.models import NQL_MAX_ROWS, DeviceData, UserData, is_uuid
+from bot.policy import Policy, Principal
 from bot.policy.mrkdwn import code
 
 __all__ = ["FleetTarget", "FleetTargets", "QueryUnusable", "query_targets", "read_targets"]
@@ -169,7 +170,8 @@ def read_targets(query_id: str, rows: Sequence[Mapping[str, Any]]) -> FleetTarge
     if not targets:
         names = ", ".join(code(c) for c in sorted(seen_columns)[:8]) or "none"
         raise QueryUnusable(
-            f"The query {shown} returned {len(rows):,} rows but no device or user the bot can "
+            f"The query {shown} returned {len(rows):,} row{'' if len(rows) == 1 else 's'} but no "
+            "device or user the bot can "
             f"read (columns: {names}). A fleet query lists devices (a column ending in "
             "`collector_uid`, `uid` or `name`, such as `device.name`) or users (`upn` or `sid`, "
             "such as `user.upn`)."
@@ -177,7 +179,18 @@ def read_targets(query_id: str, rows: Sequence[Mapping[str, Any]]) -> FleetTarge
     return FleetTargets(query_id, tuple(targets.values()), rows=len(rows), skipped=skipped)
 
 
-async def query_targets(nexthink: NexthinkClient, query_id: str) -> FleetTargets:
-    """Run the saved query and read its targets (``NexthinkError`` when Nexthink fails)."""
+async def query_targets(
+    nexthink: NexthinkClient,
+    policy: Policy,
+    principal: Principal,
+    channel_id: str | None,
+    nql_id: str,
+    query_id: str,
+) -> FleetTargets:
+    """``Policy.may_target_query`` first (a role that may not gets ``QueryUnusable`` and no
+    query is sent), then the saved query's targets (``NexthinkError`` when Nexthink fails)."""
+    decision = policy.may_target_query(principal, channel_id, nql_id, query_id)
+    if not decision.allowed:
+        raise QueryUnusable(decision.reason)
     result = await nexthink.nql_query(query_id, {})
     return read_targets(query_id, result.rows)

@@ -236,8 +236,18 @@ class Runner:
         if not decision.allowed:
             raise Refusal(decision.reason, field="workflow")
         fleet = None
-        if request.query is not None:
-            fleet = await self._fleet(principal, requester, entry, request.query)
+        if request.query is not None:  # the policy first: no query for a role that may not
+            try:
+                fleet = await query_targets(
+                    self.nexthink,
+                    self.policy,
+                    principal,
+                    requester.channel_id,
+                    entry.id,
+                    request.query,
+                )
+            except QueryUnusable as exc:
+                raise Refusal(exc.message, field="targets") from None
             targets = tuple(Target(t.label, user=t.user, device=t.device) for t in fleet.targets)
         else:
             targets = await self._targets(principal, requester, entry, request)
@@ -264,36 +274,6 @@ class Runner:
             source=request.source,
             fleet=fleet,
         )
-
-    async def _fleet(
-        self, principal: Principal, requester: Requester, entry: Entry, query_id: str
-    ) -> FleetTargets:
-        """The targets of a fleet run: the policy first (nothing is asked of Nexthink for a
-        role without ``query_targets``), then the query. ``NexthinkError`` if the query fails."""
-        decision = self.policy.may_target_query(principal, requester.channel_id, entry.id, query_id)
-        if not decision.allowed:
-            raise Refusal(decision.reason, field="targets")
-        try:
-            return await query_targets(self.nexthink, query_id)
-        except QueryUnusable as exc:
-            raise Refusal(exc.message, field="targets") from None
-
-    def recheck(self, prepared: PreparedRun, principal: Principal) -> None:
-        """The policy once more, at the moment a prepared run is started later (a fleet run's
-        Run click): may this person still run it here, on these targets, with these parameters?
-        Raises ``Refusal``."""
-        channel_id = prepared.requester.channel_id
-        decision = self.policy.may_run(principal, channel_id, prepared.entry.id)
-        if decision.allowed and prepared.fleet is not None:
-            decision = self.policy.may_target_query(
-                principal, channel_id, prepared.entry.id, prepared.fleet.query_id
-            )
-        if not decision.allowed:
-            raise Refusal(decision.reason)
-        try:
-            self.policy.check_params(prepared.entry.id, dict(prepared.params))
-        except ParamError as exc:
-            raise Refusal(str(exc)) from None
 
     async def _targets(
         self, principal: Principal, requester: Requester, entry: Entry, request: RunRequest
@@ -476,9 +456,12 @@ class Runner:
 
 def _asked(request: RunRequest) -> list[dict[str, str]]:
     """The targets as the requester named them (a refused run never resolved them)."""
-    return [{"kind": "user", t.kind: t.value} for t in request.users] + [
-        {"kind": "device", t.kind: t.value} for t in request.devices
-    ]
+    query = [{"kind": "query", "query_id": request.query}] if request.query else []
+    return (
+        [{"kind": "user", t.kind: t.value} for t in request.users]
+        + [{"kind": "device", t.kind: t.value} for t in request.devices]
+        + query
+    )
 
 
 def _dedupe(targets: list[Target]) -> list[Target]:

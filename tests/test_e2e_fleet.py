@@ -155,6 +155,25 @@ async def test_a_role_without_query_targets_is_refused_before_any_query(tmp_path
         assert _buttons(refusal) == []
         assert _target_queries(world) == []
         assert executes(world) == []
+        assert world.bot is not None
+        store = world.bot.store
+
+        async def refused() -> list[Any]:
+            return [r async for r in store.iter_audit() if r.event == "run_refused"]
+
+        found: list[Any] = []
+
+        async def check() -> bool:
+            found[:] = await refused()
+            return bool(found)
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while not await check():
+            assert loop.time() < deadline, "no run_refused in the audit trail"
+            await asyncio.sleep(0.05)
+        assert found[0].actor == "U0CAROL"
+        assert {"kind": "query", "query_id": "#low_disk_devices"} in found[0].targets
 
 
 async def test_an_answer_of_1000_rows_is_refused_and_999_is_offered(tmp_path: Path) -> None:
