@@ -17,7 +17,7 @@ from typing import Literal
 
 from bot.nexthink.models import DeviceData, UserData
 from bot.policy import ParamError, Policy, Principal
-from bot.query_targets import FleetTarget, FleetTargets
+from bot.query_targets import FleetTargets
 from bot.runs import PreparedRun, Refusal, Requester, Runner, Target
 from bot.store import FleetRunRecord, Store
 
@@ -92,7 +92,7 @@ async def start(
             source="command",
             fleet=FleetTargets(
                 record.query_id,
-                tuple(FleetTarget(t.label, t.user, t.device) for t in targets),
+                targets,
                 rows=record.row_count,
                 skipped=record.skipped,
             ),

@@ -28,8 +28,9 @@ from bot.nexthink.client import NexthinkClient
 from bot.nexthink.models import NQL_MAX_ROWS, DeviceData, UserData, is_uuid
 from bot.policy import Policy, Principal
 from bot.policy.mrkdwn import code
+from bot.targets import Target
 
-__all__ = ["FleetTarget", "FleetTargets", "QueryUnusable", "query_targets", "read_targets"]
+__all__ = ["FleetTargets", "QueryUnusable", "query_targets", "read_targets"]
 
 _DEVICE_SUFFIXES = ("collector_uid", "uid", "name")
 _USER_SUFFIXES = ("sid", "upn")
@@ -44,16 +45,9 @@ class QueryUnusable(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class FleetTarget:
-    label: str  #: how a person reads it: the device name or the UPN when the row has one
-    user: UserData | None = None
-    device: DeviceData | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class FleetTargets:
     query_id: str
-    targets: tuple[FleetTarget, ...]
+    targets: tuple[Target, ...]  #: labelled with the device name or the UPN when the row has one
     rows: int  #: rows the query answered
     skipped: int = 0  #: rows without a usable device or user
 
@@ -102,22 +96,22 @@ def _value(row: Mapping[str, Any], key: str | None) -> str | None:
     return value or None
 
 
-def _device(row: Mapping[str, Any], columns: Mapping[str, str]) -> FleetTarget | None:
+def _device(row: Mapping[str, Any], columns: Mapping[str, str]) -> Target | None:
     name = _value(row, columns.get("name"))
     for field in ("collector_uid", "uid"):
         value = _value(row, columns.get(field))
         if value is not None and is_uuid(value):
             data = DeviceData(**{field: value.lower()})
-            return FleetTarget(label=name or f"device {value.lower()}", device=data)
+            return Target(label=name or f"device {value.lower()}", device=data)
     if name is not None:
         try:
-            return FleetTarget(label=name, device=DeviceData(name=name))
+            return Target(label=name, device=DeviceData(name=name))
         except ValidationError:
             return None
     return None
 
 
-def _user(row: Mapping[str, Any], columns: Mapping[str, str]) -> FleetTarget | None:
+def _user(row: Mapping[str, Any], columns: Mapping[str, str]) -> Target | None:
     upn = _value(row, columns.get("upn"))
     sid = _value(row, columns.get("sid"))
     for data in (
@@ -130,7 +124,7 @@ def _user(row: Mapping[str, Any], columns: Mapping[str, str]) -> FleetTarget | N
             user = UserData(**data)
         except ValidationError:
             continue
-        return FleetTarget(label=upn or f"SID {sid}", user=user)
+        return Target(label=upn or f"SID {sid}", user=user)
     return None
 
 
@@ -146,7 +140,7 @@ def read_targets(query_id: str, rows: Sequence[Mapping[str, Any]]) -> FleetTarge
         )
     if not rows:
         raise QueryUnusable(f"The query {shown} returned no rows: there is nothing to run on.")
-    targets: dict[str, FleetTarget] = {}
+    targets: dict[str, Target] = {}
     skipped = 0
     seen_columns: set[str] = set()
     for row in rows:
