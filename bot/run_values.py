@@ -15,8 +15,9 @@ from bot.nexthink.client import BulkExecution
 from bot.nexthink.errors import NexthinkError
 from bot.nexthink.models import DeviceData, UserData, Workflow
 from bot.policy import ApprovalRule, Principal
+from bot.query_targets import FleetTargets
 from bot.store import RequestRecord
-from bot.targets import DeviceTarget, UserTarget
+from bot.targets import DeviceTarget, Target, UserTarget
 
 __all__ = [
     "HistoryAnswer",
@@ -28,7 +29,6 @@ __all__ = [
     "RunRequest",
     "RunResult",
     "Source",
-    "Target",
 ]
 
 Source = Literal["command", "modal", "home", "shortcut", "approval", "schedule"]
@@ -60,15 +60,7 @@ class RunRequest:
     params: Mapping[str, str] = field(default_factory=dict)
     source: Source = "command"
     ticket: str | None = None  #: ``ticket:<ref>`` as typed (checked by the policy)
-
-
-@dataclass(frozen=True)
-class Target:
-    """One resolved target: what Nexthink receives and how a person reads it."""
-
-    label: str
-    user: UserData | None = None
-    device: DeviceData | None = None
+    query: str | None = None  #: ``query:#id``: the targets are what that saved NQL query returns
 
 
 @dataclass(frozen=True)
@@ -82,6 +74,8 @@ class PreparedRun:
     visible: bool
     source: Source
     ticket: str | None = None  #: the change ticket the run is tied to, as recorded
+    #: a fleet run: the query its targets came from (it runs only after a Run click, ``bot.fleet``)
+    fleet: FleetTargets | None = None
 
     @property
     def workflow(self) -> Workflow:

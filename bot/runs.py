@@ -20,6 +20,7 @@ from bot.nexthink.client import BulkExecution, NexthinkClient
 from bot.nexthink.errors import NexthinkError
 from bot.nexthink.models import DeviceData, UserData, is_uuid
 from bot.policy import ParamError, Policy, Principal, TicketError
+from bot.query_targets import QueryUnusable, query_targets
 from bot.ratelimit import RateLimiter
 from bot.run_values import (
     HistoryAnswer,
@@ -30,10 +31,9 @@ from bot.run_values import (
     ResumeResult,
     RunRequest,
     RunResult,
-    Target,
 )
 from bot.store import RequestRecord, RequestState, Store, StoreError
-from bot.targets import UserTarget
+from bot.targets import Target, UserTarget
 from bot.text import outside
 
 __all__ = [
@@ -163,7 +163,22 @@ class Runner:
         decision = self.policy.may_run(principal, requester.channel_id, entry.id)
         if not decision.allowed:
             raise Refusal(decision.reason, field="workflow")
-        targets = await self._targets(principal, requester, entry, request)
+        fleet = None
+        if request.query is not None:  # the policy first: no query for a role that may not
+            try:
+                fleet = await query_targets(
+                    self.nexthink,
+                    self.policy,
+                    principal,
+                    requester.channel_id,
+                    entry.id,
+                    request.query,
+                )
+            except QueryUnusable as exc:
+                raise Refusal(exc.message, field="targets") from None
+            targets = fleet.targets
+        else:
+            targets = await self._targets(principal, requester, entry, request)
         channel = requester.channel_id
         try:
             ticket = self.policy.check_ticket(principal, channel, entry.id, request.ticket)
@@ -202,6 +217,7 @@ class Runner:
             visible=self.policy.run_visible(principal, requester.channel_id, entry.id),
             source=request.source,
             ticket=ticket,
+            fleet=fleet,
         )
 
     async def _targets(
@@ -411,9 +427,12 @@ class Runner:
 
 def _asked(request: RunRequest) -> list[dict[str, str]]:
     """The targets as the requester named them (a refused run never resolved them)."""
-    return [{"kind": "user", t.kind: t.value} for t in request.users] + [
-        {"kind": "device", t.kind: t.value} for t in request.devices
-    ]
+    query = [{"kind": "query", "query_id": request.query}] if request.query else []
+    return (
+        [{"kind": "user", t.kind: t.value} for t in request.users]
+        + [{"kind": "device", t.kind: t.value} for t in request.devices]
+        + query
+    )
 
 
 def _dedupe(targets: list[Target]) -> list[Target]:

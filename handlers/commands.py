@@ -117,6 +117,7 @@ async def _answer(
                 params=dict(command.params),
                 source="command",
                 ticket=command.ticket,
+                query=command.query,
             )
             if command.when is not None:
                 await schedule_and_reply(

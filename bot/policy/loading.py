@@ -107,6 +107,7 @@ def read_mapping(data: Mapping[str, Any], *, source: str = "<mapping>") -> Polic
             r.visible,
             ticket=_ticket_rule(r.ticket),
             audit=r.audit,
+            query_targets=r.query_targets,
         )
         for name, r in spec.roles.items()
     ]

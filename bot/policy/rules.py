@@ -72,6 +72,7 @@ class Role:
     #: ``history workflow:<id>``, ``history ticket:<ref>``
     audit: bool = False
     ticket: TicketRule | None = None  #: adds to the workflow's own for this role's runs
+    query_targets: bool = False  #: may run on what a saved NQL query returns (``query:#id``)
 
 
 @dataclass(frozen=True)

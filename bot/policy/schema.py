@@ -145,6 +145,7 @@ class _RoleSpec(_Spec):
     visible: bool = False
     ticket: TicketSpec | None = None
     audit: bool = False
+    query_targets: bool = False
 
 
 class _ParamSpec(_Spec):
