@@ -94,6 +94,7 @@ def _parse_run(p: Parser, words: list[Word]) -> Command:
             continue
         if (reference := p.ticket(word, ticket)) is not None:
             ticket = reference
+            continue
         found = word.prefix(("query:",))
         if found is not None:
             if query is not None:
