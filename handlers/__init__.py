@@ -16,13 +16,17 @@ def register_all(bot: Services) -> None:
         approval_buttons,
         commands,
         home,
+        installs,
         log_context,
         modals,
         shortcuts,
         wait_buttons,
+        workspace_context,
     )
 
     log_context.register(bot)
+    workspace_context.register(bot)
+    installs.register(bot)
     commands.register(bot)
     modals.register(bot)
     wait_buttons.register(bot)

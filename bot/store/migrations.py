@@ -294,12 +294,21 @@ def _v5_indexes_for_a_big_store(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX IF NOT EXISTS ix_followups_request ON followups (request_id)"))
 
 
+def _v11_workspaces(conn: Connection) -> None:
+    """Enterprise Grid: where a request (``enterprise_id``, beside its ``team_id``) and a wait
+    (``team_id``, ``enterprise_id``) happened, so later work uses that workspace's Slack."""
+    conn.execute(text("ALTER TABLE requests ADD COLUMN enterprise_id TEXT"))
+    conn.execute(text("ALTER TABLE waits ADD COLUMN team_id TEXT"))
+    conn.execute(text("ALTER TABLE waits ADD COLUMN enterprise_id TEXT"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "requests, waits, approvals, approval_votes, followups", _v1_initial),
     Migration(2, "rate_limits: the per-user run limit shared by replicas", _v2_rate_limits),
     Migration(3, "audit_events: the audit trail", _v3_audit_events),
     Migration(4, "slack_installations, slack_bots, slack_oauth_states (OAuth)", _v4_slack_oauth),
     Migration(5, "indexes for history and follow-ups by request", _v5_indexes_for_a_big_store),
+    Migration(11, "requests.enterprise_id, waits.team_id and enterprise_id", _v11_workspaces),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

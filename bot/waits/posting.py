@@ -18,6 +18,7 @@ from bot.notifier import NotPosted
 from bot.store import WaitOption, WaitRecord
 from bot.waits.deps import WaitDeps
 from bot.waits.request import WaitRequest
+from bot.workspaces import current, working_in
 
 __all__ = ["WaitRefused", "mention_of", "post_wait", "slack_user_for_upn"]
 
@@ -66,7 +67,8 @@ async def post_wait(
     ``now`` (default: the current time) is when the question arrived; its expiry counts from it.
     """
     async with one_post_at_a_time(f"{req.workflow_uuid}/{req.execution_uuid}".lower()):
-        return await _post_wait(deps, req, now or datetime.now(UTC))
+        with working_in(req.workspace):  # the Slack asked in: the webhook's team, else the bot's
+            return await _post_wait(deps, req, now or datetime.now(UTC))
 
 
 async def _destination(deps: WaitDeps, req: WaitRequest) -> tuple[str, str | None]:
@@ -101,6 +103,8 @@ async def _post_wait(
         approvers=list(req.approvers),
         approver_parameter=req.approver_parameter,
         requester_upn=req.requester,
+        team_id=current().team_id,
+        enterprise_id=current().enterprise_id,
         now=now,
     )
     if not created and wait.message_channel and wait.message_ts:
