@@ -20,6 +20,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
 
 from bot import approvals, waits
+from bot.audit import AuditTrail
 from bot.catalogue import Catalogue
 from bot.followups import follow_forever
 from bot.identity import Identity
@@ -115,6 +116,7 @@ class Bot(Services):
         )
         catalogue = Catalogue(nexthink)
         limiter = RateLimiter(policy.runs_per_user_per_minute, store=store)
+        audit = AuditTrail(store, retention_days=settings.audit_retention_days)
         runner = Runner(
             nexthink=nexthink,
             catalogue=catalogue,
@@ -122,6 +124,7 @@ class Bot(Services):
             policy=policy,
             store=store,
             limiter=limiter,
+            audit=audit,
         )
         app = AsyncApp(
             client=slack,
@@ -147,6 +150,7 @@ class Bot(Services):
             identity=identity,
             catalogue=catalogue,
             runner=runner,
+            audit=audit,
         )
         bot.notifier = SlackNotifier(bot)
         register_all(bot)
@@ -168,7 +172,8 @@ class Bot(Services):
     # -- background work: expiry sweeps ---------------------------------------------------
 
     def start_background(self, interval: float = 30.0) -> None:
-        """Sweep expired waits and approvals every ``interval`` seconds (any replica may); follow
+        """Sweep expired waits and approvals, and audit records past their retention, every
+        ``interval`` seconds (any replica may); follow
         runs' outcomes (``bot.followups``) and keep open Home tabs current (``handlers.home``)."""
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever(interval))
@@ -187,6 +192,7 @@ class Bot(Services):
                 await waits.sweep_stale(self)
                 await approvals.sweep_expired(self)
                 await approvals.sweep_stale(self)
+                await self.audit.prune()  # AUDIT_RETENTION_DAYS, in bounded batches
             except Exception:
                 log.exception("sweep_failed")
             await asyncio.sleep(interval)
