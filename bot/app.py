@@ -34,7 +34,7 @@ from bot.settings import Settings
 from bot.store import Store, StoreError
 from handlers import register_all
 from handlers.home import refresh_forever
-from handlers.installs import installation_store, oauth_settings
+from handlers.installs import NOT_INSTALLED, installation_store, oauth_settings
 from handlers.services import Services
 from handlers.slack_client import InstallationTokens, WorkspaceClient
 from handlers.slack_notifier import SlackNotifier
@@ -67,6 +67,7 @@ def _oauth(settings: Settings, store: Store, slack: WorkspaceClient) -> dict[str
     flow = oauth_settings(settings, store, installations)
     return {
         "oauth_settings": flow,
+        "user_facing_authorize_error_message": NOT_INSTALLED,
         # Bolt looks the installation up for each request; the cache only saves the auth.test
         # that would follow for a token it has already checked
         "authorize": AsyncInstallationStoreAuthorize(

@@ -81,11 +81,6 @@ def working_in(workspace: Workspace | None) -> Iterator[Workspace]:
         _current.reset(reset)
 
 
-def enter(workspace: Workspace) -> object:
-    """Set the workspace for the rest of this context (a middleware); returns what ``leave``
-    takes."""
-    return _current.set(workspace)
-
-
-def leave(token: object) -> None:
-    _current.reset(token)  # type: ignore[arg-type]
+def enter(workspace: Workspace) -> None:
+    """Set the workspace for the rest of this context: a request's, set as it arrives."""
+    _current.set(workspace)

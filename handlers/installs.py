@@ -29,12 +29,17 @@ from handlers import ids
 from handlers.services import Services
 from handlers.slack_client import InstallationTokens, WorkspaceClient
 
-__all__ = ["authorize_url", "installation_store", "oauth_settings", "register"]
+__all__ = ["NOT_INSTALLED", "authorize_url", "installation_store", "oauth_settings", "register"]
 
 log = get_logger(__name__)
 
 #: how long an install link (its OAuth state) stays good
 STATE_SECONDS = 600
+#: the answer to someone in a workspace no installation serves (never installed, or removed)
+NOT_INSTALLED = (
+    "The Nexthink app is not installed in this workspace (or it was removed), so nothing was "
+    "run. Ask a Slack admin to install it: the bot's /slack/install page starts the install."
+)
 
 
 def authorize_url(slack_api_url: str) -> str:
@@ -67,6 +72,8 @@ def oauth_settings(
         ),
         state_expiration_seconds=STATE_SECONDS,
         authorization_url=authorize_url(settings.slack_api_url),
+        # /slack/install sends the admin straight to Slack's page, which says what is asked
+        install_page_rendering_enabled=False,
     )
 
 

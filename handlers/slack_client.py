@@ -88,7 +88,11 @@ class InstallationTokens:
             only = await self.store.only_bot()
             return only.bot_token if only is not None else None
         if team_id and not workspace.is_enterprise_install:
-            bot = await self.store.async_find_bot(enterprise_id=enterprise_id, team_id=team_id)
+            bot = (
+                await self.store.async_find_bot(enterprise_id=enterprise_id, team_id=team_id)
+                if enterprise_id
+                else await self.store.bot_of_team(team_id)
+            )
             if bot is not None:
                 return bot.bot_token
         if enterprise_id:

@@ -44,8 +44,7 @@ def register(bot: Services) -> None:
     async def enter_workspace(
         body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Awaitable[Any]]
     ) -> Any:
-        entered = workspaces.enter(workspace_of(body, context))
-        try:
-            return await next()
-        finally:
-            workspaces.leave(entered)
+        # Bolt runs the listener after the middleware has returned, in this same context: the
+        # workspace stays set for it (each request sets its own, as log_context does)
+        workspaces.enter(workspace_of(body, context))
+        return await next()

@@ -190,6 +190,24 @@ class InstallationStore(AsyncSQLAlchemyInstallationStore):
                 enterprise_id=enterprise_id, team_id=team_id, user_id=user_id
             )
 
+    async def bot_of_team(self, team_id: str) -> Bot | None:
+        """The bot of workspace ``team_id``'s own installation, whichever org it is in (work that
+        knows the workspace but not its org: a waits webhook naming ``team``)."""
+        c = self.bots.c
+        query = (
+            select(c.enterprise_id)
+            .where(
+                and_(c.client_id == self.client_id, c.team_id == team_id, c.bot_token.is_not(None))
+            )
+            .order_by(c.installed_at.desc())
+            .limit(1)
+        )
+        async with self._translated(), self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return await self.async_find_bot(enterprise_id=row.enterprise_id, team_id=team_id)
+
     async def only_bot(self) -> Bot | None:
         """The bot of the one workspace or org the app is installed in; None when there are
         none or several (work that names no workspace then cannot tell whose token to use)."""

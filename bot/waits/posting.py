@@ -25,7 +25,16 @@ __all__ = ["WaitRefused", "mention_of", "post_wait", "slack_user_for_upn"]
 log = get_logger(__name__)
 
 #: Slack errors that mean the destination is wrong (the workflow's fault), not Slack's trouble
-_BAD_DESTINATION = {"channel_not_found", "not_in_channel", "is_archived"}
+_BAD_DESTINATION = {"channel_not_found", "not_in_channel", "is_archived", "not_installed"}
+_HINTS = {
+    "not_in_channel": " (invite the bot to the channel)",
+    "channel_not_found": " (invite the bot to the channel)",
+    # OAuth installs: no installation serves the team named, or none was named among several
+    "not_installed": (
+        " (no installation of the Slack app serves it: name the workspace T… or org E… "
+        "the app is installed in as team)"
+    ),
+}
 
 
 class WaitRefused(Exception):
@@ -114,11 +123,7 @@ async def _post_wait(
         message_channel, ts = await deps.notifier.ask_wait(wait, channel, mention)
     except NotPosted as exc:
         # the wait stays pending without a message: a repeated webhook posts it again
-        hint = (
-            " (invite the bot to the channel)"
-            if exc.error in {"not_in_channel", "channel_not_found"}
-            else ""
-        )
+        hint = _HINTS.get(exc.error, "")
         kind: Literal["bad_request", "slack_failed"] = (
             "bad_request" if exc.error in _BAD_DESTINATION else "slack_failed"
         )
