@@ -9,7 +9,8 @@ With ``SLACK_CLIENT_ID``, ``SLACK_CLIENT_SECRET`` and ``SLACK_STATE_SECRET`` (``
 
 ``register`` answers ``tokens_revoked`` and ``app_uninstalled``: Bolt's own handlers remove the
 installation (or its revoked tokens) from the store, and the Slack client forgets the tokens it
-had cached, so no later call of this replica uses them.
+had cached, so no later call of this replica uses them. With ``SLACK_BOT_TOKEN`` they are only
+logged.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from bot.settings import Settings
 from bot.store import InstallationStore, Store
 from bot.store.token_cipher import TokenCipher
 from handlers import ids
+from handlers.payloads import obj
 from handlers.services import Services
 from handlers.slack_client import InstallationTokens, WorkspaceClient
 
@@ -80,7 +82,8 @@ def oauth_settings(
 def register(bot: Services) -> None:
     client = bot.slack
     tokens = client.tokens if isinstance(client, WorkspaceClient) else None
-    if tokens is None:  # one SLACK_BOT_TOKEN: nothing is stored to remove
+    if tokens is None:  # one SLACK_BOT_TOKEN: nothing is stored; say so in the log
+        _register_logged(bot)
         return
     builtin = AsyncTokenRevocationListeners(tokens.store)
 
@@ -91,6 +94,30 @@ def register(bot: Services) -> None:
     @bot.app.event("app_uninstalled")
     async def on_app_uninstalled(context: AsyncBoltContext) -> None:
         await _removed(tokens, builtin.handle_app_uninstalled_events(context), context)
+
+
+def _register_logged(bot: Services) -> None:
+    """With SLACK_BOT_TOKEN: the events are answered (Slack retries unanswered ones) and logged;
+    after ``app_uninstalled`` the token no longer works until the app is installed again."""
+
+    @bot.app.event("tokens_revoked")
+    async def on_tokens_revoked(event: dict[str, Any], context: AsyncBoltContext) -> None:
+        bot_users = obj(event.get("tokens")).get("bot")
+        log.warning(
+            "slack_tokens_revoked",
+            team=context.team_id,
+            enterprise=context.enterprise_id,
+            bot=bool(bot_users),
+        )
+
+    @bot.app.event("app_uninstalled")
+    async def on_app_uninstalled(context: AsyncBoltContext) -> None:
+        log.error(
+            "slack_app_uninstalled",
+            team=context.team_id,
+            enterprise=context.enterprise_id,
+            hint="SLACK_BOT_TOKEN no longer works: install the app again and set its new token",
+        )
 
 
 async def _removed(tokens: InstallationTokens, removal: Any, context: AsyncBoltContext) -> None:
