@@ -38,7 +38,7 @@ __all__ = [
 
 log = get_logger(__name__)
 
-Source = Literal["command", "modal", "home", "shortcut", "approval"]
+Source = Literal["command", "modal", "home", "shortcut", "approval", "schedule"]
 
 
 class Refusal(Exception):
@@ -204,14 +204,19 @@ class Runner:
 
     # -- run ------------------------------------------------------------------------------
 
-    async def prepare(self, requester: Requester, request: RunRequest) -> PreparedRun:
+    async def prepare(
+        self, requester: Requester, request: RunRequest, *, rate_limited: bool = True
+    ) -> PreparedRun:
         """Check everything that can be checked without Nexthink running anything; a refusal is
-        written to the audit trail (``run_refused``) before it is raised."""
+        written to the audit trail (``run_refused``) before it is raised.
+
+        ``rate_limited=False``: the run was counted when it was asked for (a scheduled run, whose
+        policy is checked again here at its time), so it does not count again."""
         upn: str | None = None
         try:
             principal = await self.principal(requester)
             upn = principal.upn
-            return await self._prepare(principal, requester, request)
+            return await self._prepare(principal, requester, request, rate_limited=rate_limited)
         except Refusal as exc:
             await self.audit.record(
                 "run_refused",
@@ -227,7 +232,12 @@ class Runner:
             raise
 
     async def _prepare(
-        self, principal: Principal, requester: Requester, request: RunRequest
+        self,
+        principal: Principal,
+        requester: Requester,
+        request: RunRequest,
+        *,
+        rate_limited: bool = True,
     ) -> PreparedRun:
         entry = await self.find(principal, requester.channel_id, request.workflow)
         decision = self.policy.may_run(principal, requester.channel_id, entry.id)
@@ -239,7 +249,7 @@ class Runner:
         except ParamError as exc:
             name = getattr(exc, "name", None)
             raise Refusal(str(exc), field=f"param:{name}" if name else "params") from None
-        wait = await self.limiter.hit(requester.user_id)
+        wait = await self.limiter.hit(requester.user_id) if rate_limited else None
         if wait is not None:
             limit = self.policy.runs_per_user_per_minute
             raise Refusal(

@@ -19,6 +19,7 @@ def register_all(bot: Services) -> None:
         installs,
         log_context,
         modals,
+        schedules,
         shortcuts,
         wait_buttons,
         workspace_context,
@@ -33,3 +34,4 @@ def register_all(bot: Services) -> None:
     approval_buttons.register(bot)
     home.register(bot)
     shortcuts.register(bot)
+    schedules.register(bot)

@@ -16,6 +16,7 @@ from .migrations import LATEST_VERSION, migrate
 from .oauth_states import OAuthStateStore
 from .ratelimits import RateLimitsMixin
 from .requests import RequestsMixin
+from .schedules import SchedulesMixin
 from .schema import schema_version
 from .token_cipher import TokenCipher
 from .waits import WaitsMixin
@@ -23,7 +24,15 @@ from .waits import WaitsMixin
 __all__ = ["Store"]
 
 
-class Store(RequestsMixin, WaitsMixin, ApprovalsMixin, FollowupsMixin, RateLimitsMixin, AuditMixin):
+class Store(
+    RequestsMixin,
+    WaitsMixin,
+    ApprovalsMixin,
+    FollowupsMixin,
+    RateLimitsMixin,
+    AuditMixin,
+    SchedulesMixin,
+):
     """The bot's database: SQLite (one process) or PostgreSQL (several replicas), one code path.
 
     Open with ``await Store.open(settings.database_url)`` and ``await store.close()`` at the end.
