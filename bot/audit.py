@@ -163,6 +163,7 @@ class AuditTrail:
             "execution_uuids": request.executions_uuids,
             "request_id": request.id,
             "team_id": request.team_id,
+            "enterprise_id": request.enterprise_id,
             "ticket": request.ticket,
         }
         values.update(fields)

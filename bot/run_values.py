@@ -50,6 +50,8 @@ class Requester:
     user_id: str
     team_id: str | None = None
     channel_id: str | None = None
+    #: the Enterprise Grid org of ``team_id``, when on Grid
+    enterprise_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -291,6 +291,7 @@ class Runner:
         record = await self.store.create_request(
             kind="run",
             team_id=prepared.requester.team_id,
+            enterprise_id=prepared.requester.enterprise_id,
             channel_id=prepared.requester.channel_id,
             user_id=prepared.requester.user_id,
             user_upn=prepared.principal.upn,
@@ -368,6 +369,7 @@ class Runner:
         record = await self.store.create_request(
             kind="resume",
             team_id=requester.team_id,
+            enterprise_id=requester.enterprise_id,
             channel_id=requester.channel_id,
             user_id=requester.user_id,
             user_upn=principal.upn,
