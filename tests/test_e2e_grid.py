@@ -8,6 +8,7 @@ installation comes through ``/slack/install`` and its token is kept encrypted in
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import textwrap
 from collections.abc import AsyncIterator
@@ -27,6 +28,7 @@ from handlers import ids
 from handlers.installs import NOT_INSTALLED
 from handlers.slack_client import WorkspaceClient
 from tests.support.e2e import PatientWorld, ack_problems, executes, last_answer, text_of
+from tests.support.outcomes import FOLLOW, eventually, reads
 from tests.test_e2e_replicas import database_url  # noqa: F401 - the PostgreSQL fixture
 
 ORG_TOKEN = "xoxb-org"
@@ -173,25 +175,36 @@ def _installations(world: World) -> InstallationStore:
     return client.tokens.store
 
 
-@pytest.fixture
-async def oauth_world(tmp_path: Path) -> AsyncIterator[World]:
+@contextlib.asynccontextmanager
+async def _oauth_world(
+    tmp_path: Path, policy: str = POLICY, **overrides: Any
+) -> AsyncIterator[World]:
+    """A bot with OAuth settings in the org, where the app is not installed yet."""
     slack = _org(org_install=False)
     await slack.start()
     slack.uninstall(slack.installations[0])  # the app arrives only through OAuth here
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(textwrap.dedent(policy))
     key = Fernet.generate_key().decode()
     try:
         async with PatientWorld(
             database_url=f"sqlite:///{tmp_path}/bot.db",
-            policy_file=_policy(tmp_path),
+            policy_file=policy_file,
             execution_delay=0.05,
             slack=slack,
-            overrides=_oauth(slack, key),
+            overrides=_oauth(slack, key) | overrides,
         ) as world:
             yield world
             assert world.bot is not None
             assert world.bot.tasks.failures == 0
     finally:
         await slack.stop()
+
+
+@pytest.fixture
+async def oauth_world(tmp_path: Path) -> AsyncIterator[World]:
+    async with _oauth_world(tmp_path) as world:
+        yield world
 
 
 async def test_an_oauth_install_is_stored_encrypted_used_and_removed_on_uninstall(
@@ -322,6 +335,31 @@ async def test_the_oauth_routes_are_absent_without_oauth_settings(tmp_path: Path
         redirect = await browser.get(f"{world.url}/slack/oauth_redirect?code=x&state=y")
     assert (install.status_code, redirect.status_code) == (404, 404)
     assert ids.BOT_SCOPES[0] == "commands"
+
+
+async def test_outcome_follow_ups_update_a_run_with_its_workspaces_token(tmp_path: Path) -> None:
+    """A visible run in Sales is posted with Sales' token; the follow-up loop, which starts from
+    the request's record and no Slack request, updates it with the same token."""
+    visible = POLICY.replace(
+        '    members: ["@sales-it"]\n', '    members: ["@sales-it"]\n    visible: true\n'
+    )
+    assert "visible: true" in visible
+    async with _oauth_world(tmp_path, visible, **FOLLOW) as world:
+        slack = world.slack
+        await _install(world, "T0LOCAL")
+        sales = await _install(world, "T0SALES")
+        assert world.driver is not None
+        sent = await world.driver.for_team("T0SALES").command(
+            "U0SAM", "run restart_teams", channel_id="C0SALES"
+        )
+        assert sent.status == 200
+        await world.settle()
+        [posted] = [m for m in slack.messages_in("C0SALES") if "restart_teams" in text_of(m)]
+        await eventually(lambda: reads(posted, "*Outcome:* 1 succeeded"), what="the outcome")
+        updates = [c for c in slack.calls_to("chat.update") if c.params.get("ts") == posted.ts]
+        assert updates
+        assert {(c.token, c.ok) for c in updates} == {(sales.bot_token, True)}
+        assert {c.token for c in slack.calls_to("chat.postMessage")} == {sales.bot_token}
 
 
 # -- two replicas on PostgreSQL ------------------------------------------------------------------
