@@ -119,6 +119,38 @@ async def test_commands_from_two_workspaces_run_with_the_org_token_and_their_tea
         assert world.bot.tasks.failures == 0
 
 
+async def test_the_run_form_from_the_second_workspace_runs_there(tmp_path: Path) -> None:
+    """The form opened from Sales (its submission says ``team: null``, org-wide) is checked
+    against Sales' groups and recorded in Sales."""
+    slack = _org()
+    async with PatientWorld(
+        database_url=f"sqlite:///{tmp_path}/bot.db",
+        policy_file=_policy(tmp_path),
+        execution_delay=0.05,
+        slack=slack,
+    ) as world:
+        assert world.driver is not None
+        sales = world.driver.for_team("T0SALES")
+        assert (await sales.command("U0SAM", "", channel_id="C0SALES")).status == 200
+        await world.settle()
+        [view] = [v for v in slack.views.values() if v.user_id == "U0SAM"]
+        assert view.callback_id == ids.RUN_MODAL
+        chosen = await sales.click("U0SAM", view, ids.MODAL_WORKFLOW, "restart_teams")
+        assert chosen.status == 200
+        await world.settle()
+        submitted = await sales.submit_view("U0SAM", view.id, {})
+        assert submitted.status == 200
+        assert not ack_problems(submitted)
+        await world.settle()
+        assert [e["workflowId"] for e in executes(world)] == ["restart_teams"]
+        groups = slack.calls_to("usergroups.list")
+        assert {c.params.get("team_id") for c in groups} == {"T0SALES"}
+        assert all(c.ok and c.token == ORG_TOKEN for c in groups)
+        assert world.bot is not None
+        [record] = await world.bot.store.history("U0SAM")
+        assert (record.team_id, record.enterprise_id, record.state) == ("T0SALES", "E0ORG", "sent")
+
+
 # -- OAuth installs ------------------------------------------------------------------------------
 
 
@@ -211,6 +243,9 @@ async def test_an_oauth_install_is_stored_encrypted_used_and_removed_on_uninstal
     oauth_world: World, tmp_path: Path
 ) -> None:
     world, slack = oauth_world, oauth_world.slack
+    async with httpx.AsyncClient(timeout=60) as client:  # ready before any install: Slack answers
+        ready = await client.get(f"{world.url}/readyz")
+    assert ready.status_code == 200, ready.text
     installation = await _install(world, "E0ORG")  # org-wide
     assert installation.is_enterprise_install
     assert [c.ok for c in slack.calls_to("oauth.v2.access")] == [True]
