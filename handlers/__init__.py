@@ -15,19 +15,25 @@ def register_all(bot: Services) -> None:
     from handlers import (
         approval_buttons,
         commands,
+        fleet_buttons,
         home,
+        installs,
         log_context,
         modals,
         schedules,
         shortcuts,
         wait_buttons,
+        workspace_context,
     )
 
     log_context.register(bot)
+    workspace_context.register(bot)
+    installs.register(bot)
     commands.register(bot)
     modals.register(bot)
     wait_buttons.register(bot)
     approval_buttons.register(bot)
+    fleet_buttons.register(bot)
     home.register(bot)
     shortcuts.register(bot)
     schedules.register(bot)

@@ -52,6 +52,7 @@ def register(bot: Services) -> None:
             user_id=str(body.get("user_id", "")),
             team_id=body.get("team_id"),
             channel_id=body.get("channel_id"),
+            enterprise_id=body.get("enterprise_id") or None,
         )
         response_url = body.get("response_url")
         try:
@@ -115,6 +116,7 @@ async def _answer(
                 devices=tuple(command.devices),
                 params=dict(command.params),
                 source="command",
+                query=command.query,
             )
             if command.when is not None:
                 await schedule_and_reply(

@@ -23,6 +23,8 @@ APPROVAL_APPROVE: Final = "nexthink_approval_approve"
 APPROVAL_DENY: Final = "nexthink_approval_deny"
 HOME_RUN: Final = "nexthink_home_run"
 HOME_OPEN_MODAL: Final = "nexthink_home_open_modal"
+FLEET_RUN: Final = "nexthink_fleet_run"
+FLEET_CANCEL: Final = "nexthink_fleet_cancel"
 SCHEDULE_CANCEL: Final = "nexthink_schedule_cancel"
 
 # run modal: block ids and action ids
@@ -37,3 +39,14 @@ MODAL_PARAMS: Final = "nexthink_modal_params"
 MODAL_PARAM_PREFIX: Final = "param:"
 DENY_REASON_BLOCK: Final = "reason"
 DENY_REASON: Final = "nexthink_deny_reason_text"
+
+# the bot scopes manifest.yaml asks for, which an OAuth install requests (tests/test_e2e_grid.py)
+BOT_SCOPES: Final = (
+    "commands",
+    "chat:write",
+    "chat:write.public",
+    "users:read",
+    "users:read.email",
+    "usergroups:read",
+    "im:write",
+)
