@@ -23,7 +23,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import approvals, waits
+from bot import approvals, reminders, waits
 from bot.catalogue import Catalogue
 from bot.followups import follow_forever
 from bot.identity import Identity
@@ -145,9 +145,12 @@ class Bot(Services):
 
     # -- background work: expiry sweeps ---------------------------------------------------
 
-    def start_background(self, interval: float = 30.0) -> None:
-        """Sweep expired waits and approvals every ``interval`` seconds (any replica may); follow
-        runs' outcomes (``bot.followups``) and keep open Home tabs current (``handlers.home``)."""
+    def start_background(self, interval: float | None = None) -> None:
+        """Sweep expired waits and approvals and send due reminders every ``interval`` seconds
+        (default ``SWEEP_SECONDS``; any replica may); follow runs' outcomes
+        (``bot.followups``) and keep open Home tabs current (``handlers.home``)."""
+        if interval is None:
+            interval = self.settings.sweep_seconds
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever(interval))
         if not self._loops:  # outcome follow-ups and Home tabs: loops of their own, not in tasks
@@ -165,6 +168,7 @@ class Bot(Services):
                 await waits.sweep_stale(self)
                 await approvals.sweep_expired(self)
                 await approvals.sweep_stale(self)
+                await reminders.sweep(self)
             except Exception:
                 log.exception("sweep_failed")
             await asyncio.sleep(interval)

@@ -15,7 +15,7 @@ from bot.followups import OutcomeNotifier
 from bot.runs import RunResult
 from bot.store import ApprovalRecord, RequestRecord, WaitRecord
 
-__all__ = ["ApprovalNews", "NotPosted", "Notifier", "RequesterNews", "WaitNews"]
+__all__ = ["ApprovalNews", "NotPosted", "Notifier", "Reminder", "RequesterNews", "WaitNews"]
 
 
 class NotPosted(Exception):
@@ -34,6 +34,7 @@ WaitEvent = Literal[
     "interrupted",  # the bot stopped while sending: open again
     "stale",  # a crashed process left the decision half done: open again
     "decided",  # Nexthink resumed the execution
+    "escalated",  # the question escalated: more people may decide it now
 ]
 
 
@@ -43,6 +44,7 @@ class WaitNews:
 
     event: WaitEvent
     user_id: str | None = None  #: who chose
+    for_user_id: str | None = None  #: the approver they chose for, as a stand-in
     option_label: str = ""
     option_style: str | None = None
     at: datetime | None = None
@@ -52,7 +54,15 @@ class WaitNews:
 
 
 ApprovalEvent = Literal[
-    "votes", "sending", "executed", "failed", "interrupted", "denied", "withdrawn", "expired"
+    "votes",
+    "escalated",
+    "sending",
+    "executed",
+    "failed",
+    "interrupted",
+    "denied",
+    "withdrawn",
+    "expired",
 ]
 
 
@@ -65,15 +75,37 @@ class ApprovalNews:
     user_id: str | None = None  #: who denied or withdrew
     reason: str | None = None  #: the denial's reason, as typed
     detail: str = ""  #: Nexthink request ids, or why the run failed
+    for_user_id: str | None = None  #: the approver ``user_id`` denied for, as a stand-in
 
 
 @dataclass(frozen=True)
 class RequesterNews:
     """What the requester of an approval-gated run is told."""
 
-    event: Literal["denied", "expired", "interrupted"]
-    user_id: str | None = None  #: who denied
-    reason: str | None = None
+    event: Literal["denied", "approved", "expired", "interrupted"]
+    user_id: str | None = None  #: the approver who denied or approved (with a comment)
+    reason: str | None = None  #: the reason or the comment, as typed
+    cast_by: str | None = None  #: the stand-in who decided for ``user_id``
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """A direct message to someone a request waits on: a ``reminder`` (round ``round``) or the
+    news that it ``escalated`` to them. ``channel``/``ts``: the request's message, to link to."""
+
+    kind: Literal["reminder", "escalated"]
+    subject: Literal["approval", "question"]
+    channel: str | None
+    ts: str | None
+    created_at: datetime
+    expires_at: datetime
+    round: int = 0
+    requester_id: str | None = None  #: an approval's requester
+    requester_upn: str | None = None  #: a question's ``requester``, as the webhook gave it
+    workflow_id: str | None = None
+    workflow_name: str | None = None  #: outside text (Nexthink's)
+    text: str | None = None  #: a question's text (outside text)
+    for_user_id: str | None = None  #: the approver the recipient stands in for
 
 
 class Notifier(OutcomeNotifier, Protocol):
@@ -102,3 +134,7 @@ class Notifier(OutcomeNotifier, Protocol):
 
     async def run_finished(self, result: RunResult) -> None:
         """An approved run was executed: tell the requester as the run path does."""
+
+    async def remind(self, user_id: str, reminder: Reminder) -> bool:
+        """Send ``reminder`` to ``user_id`` by direct message, with a link to the request;
+        False when Slack refused it."""

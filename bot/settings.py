@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     followup_tick_seconds: float = Field(default=2.0, gt=0, le=300)
     #: how often the Home tabs of people who opened them lately are brought up to date
     home_refresh_seconds: float = Field(default=10.0, gt=0, le=3600)
+    #: how often expiries, reminders and escalations are looked at (any replica may)
+    sweep_seconds: float = Field(default=30.0, ge=0.5, le=3600)
     #: audit records older than this many days are deleted by the sweep; 0 keeps everything
     audit_retention_days: int = Field(default=400, ge=0, le=36500)
 

@@ -10,7 +10,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.followups import Progress
 from bot.logging import get_logger
-from bot.notifier import ApprovalNews, NotPosted, RequesterNews, WaitNews
+from bot.notifier import ApprovalNews, NotPosted, Reminder, RequesterNews, WaitNews
 from bot.runs import RunResult
 from bot.store import ApprovalRecord, RequestRecord, WaitRecord
 from handlers import delivery
@@ -20,6 +20,7 @@ from handlers.approval_views import (
     requester_news_message,
 )
 from handlers.blocks import Message, outside
+from handlers.nudge_views import reminder_message
 from handlers.services import Services
 from handlers.views import run_result_message
 from handlers.wait_views import wait_message, wait_news_message
@@ -78,6 +79,25 @@ class SlackNotifier:
         await delivery.deliver_run_result(
             self._s, result, run_result_message(result), response_url=result.record.response_url
         )
+
+    async def remind(self, user_id: str, reminder: Reminder) -> bool:
+        permalink = None
+        if reminder.channel and reminder.ts:
+            try:
+                found = await self._s.slack.chat_getPermalink(
+                    channel=reminder.channel, message_ts=reminder.ts
+                )
+                permalink = str(found.get("permalink") or "") or None
+            except SlackApiError as exc:
+                log.info("permalink_unavailable", error=exc.response.get("error"))
+        try:
+            await self._s.slack.chat_postMessage(
+                channel=user_id, **reminder_message(reminder, permalink)
+            )
+        except SlackApiError as exc:
+            log.warning("reminder_not_sent", error=exc.response.get("error"))
+            return False
+        return True
 
     async def outcome_changed(
         self, record: RequestRecord, progress: Progress, changed: list[str]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeAlias
+from datetime import date
+from typing import Literal, TypeAlias
 
 from bot.targets import DeviceTarget, UserTarget
 
@@ -14,6 +15,7 @@ __all__ = [
     "MAX_WORKFLOW_LENGTH",
     "PARAM_NAME_PATTERN",
     "Command",
+    "Delegate",
     "Help",
     "History",
     "Info",
@@ -88,4 +90,14 @@ class History:
     """The caller's recent requests."""
 
 
-Command: TypeAlias = OpenModal | Help | ListWorkflows | Info | Run | Resume | History
+@dataclass(frozen=True)
+class Delegate:
+    """``delegate``: show the caller's stand-in (``show``), end it (``off``) or name one (``set``:
+    ``stand_in``, a mention or a UPN, until the end of ``until``)."""
+
+    action: Literal["show", "off", "set"]
+    stand_in: UserTarget | None = None
+    until: date | None = None
+
+
+Command: TypeAlias = OpenModal | Help | ListWorkflows | Info | Run | Resume | History | Delegate
