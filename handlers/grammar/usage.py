@@ -32,7 +32,7 @@ FORMS: dict[str, tuple[str, str, str]] = {
     "history": ("/nexthink history", "/nexthink history", "your recent requests and their ids"),
     "delegate": (
         "/nexthink delegate [@someone|UPN [until YYYY-MM-DD] | off]",
-        "/nexthink delegate @carol until 2026-12-24",
+        "/nexthink delegate carol@example.com until 2026-12-24",
         "name a stand-in who decides approvals for you while you are away (and gets your "
         "reminders); alone it shows yours, `off` ends it",
     ),
