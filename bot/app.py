@@ -24,6 +24,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import approvals, reminders, waits
+from bot.audit import AuditTrail
 from bot.catalogue import Catalogue
 from bot.followups import follow_forever
 from bot.identity import Identity
@@ -99,6 +100,7 @@ class Bot(Services):
         )
         catalogue = Catalogue(nexthink)
         limiter = RateLimiter(policy.runs_per_user_per_minute, store=store)
+        audit = AuditTrail(store, retention_days=settings.audit_retention_days)
         runner = Runner(
             nexthink=nexthink,
             catalogue=catalogue,
@@ -106,6 +108,7 @@ class Bot(Services):
             policy=policy,
             store=store,
             limiter=limiter,
+            audit=audit,
         )
         app = AsyncApp(
             client=slack,
@@ -130,6 +133,7 @@ class Bot(Services):
             identity=identity,
             catalogue=catalogue,
             runner=runner,
+            audit=audit,
         )
         bot.notifier = SlackNotifier(bot)
         register_all(bot)
@@ -146,9 +150,10 @@ class Bot(Services):
     # -- background work: expiry sweeps ---------------------------------------------------
 
     def start_background(self, interval: float | None = None) -> None:
-        """Sweep expired waits and approvals and send due reminders every ``interval`` seconds
-        (default ``SWEEP_SECONDS``; any replica may); follow runs' outcomes
-        (``bot.followups``) and keep open Home tabs current (``handlers.home``)."""
+        """Sweep expired waits and approvals, send due reminders and escalations, and prune audit
+        records past their retention, every ``interval`` seconds (default ``SWEEP_SECONDS``; any
+        replica may); follow runs' outcomes (``bot.followups``) and keep open Home tabs current
+        (``handlers.home``)."""
         if interval is None:
             interval = self.settings.sweep_seconds
         if self._sweeper is None:
@@ -169,6 +174,7 @@ class Bot(Services):
                 await approvals.sweep_expired(self)
                 await approvals.sweep_stale(self)
                 await reminders.sweep(self)
+                await self.audit.prune()  # AUDIT_RETENTION_DAYS, in bounded batches
             except Exception:
                 log.exception("sweep_failed")
             await asyncio.sleep(interval)

@@ -35,6 +35,7 @@ class DelegationDeps(Protocol):
     store: Store
     identity: Identity
     policy: Policy
+    audit: AuditTrail
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,15 @@ async def set_stand_in(
         team_id=team_id,
         now=at,
     )
-    await _audit(deps, delegation, "set", at)
+    await deps.audit.record_delegation(
+        actor=user_id,
+        actor_upn=delegation.user_upn,
+        stand_in=stand_in_id,
+        stand_in_upn=delegation.stand_in_upn,
+        until=until,
+        team_id=team_id,
+    )
+    log.info("delegation_set", user=user_id, stand_in=stand_in_id)
     return DelegationAnswer("set", delegation)
 
 
@@ -120,22 +129,12 @@ async def end(
 ) -> DelegationAnswer:
     ended = await deps.store.end_delegation(user_id)
     if ended is not None:
-        await _audit(deps, ended, "ended", now or datetime.now(UTC))
+        await deps.audit.record_delegation(
+            actor=ended.user_id,
+            actor_upn=ended.user_upn,
+            stand_in=None,
+            detail=f"ended the stand-in {ended.stand_in_id}",
+            team_id=ended.team_id,
+        )
+        log.info("delegation_ended", user=ended.user_id, stand_in=ended.stand_in_id)
     return DelegationAnswer("ended", ended)
-
-
-async def _audit(
-    deps: DelegationDeps, delegation: DelegationRecord, result: str, at: datetime
-) -> None:
-    until = delegation.until.isoformat() if delegation.until else "until ended"
-    await AuditTrail(deps.store).record(
-        "delegation_set",
-        actor=delegation.user_id,
-        actor_upn=delegation.user_upn,
-        result=result,
-        detail=f"stand-in {delegation.stand_in_id} ({delegation.stand_in_upn or 'no UPN'}); "
-        f"until {until}",
-        team_id=delegation.team_id,
-        now=at,
-    )
-    log.info("delegation_" + result, user=delegation.user_id, stand_in=delegation.stand_in_id)

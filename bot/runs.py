@@ -11,10 +11,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bot.audit import AuditTrail
 from bot.catalogue import Catalogue, Entry
 from bot.deciders import clicker
 from bot.identity import Identity, IdentityError
 from bot.logging import get_logger
+from bot.mrkdwn import code, shown
 from bot.nexthink.client import BulkExecution, NexthinkClient
 from bot.nexthink.errors import NexthinkError
 from bot.nexthink.models import DeviceData, UserData, Workflow, is_uuid
@@ -22,6 +24,7 @@ from bot.policy import ApprovalRule, ParamError, Policy, Principal
 from bot.ratelimit import RateLimiter
 from bot.store import RequestRecord, RequestState, Store, StoreError
 from bot.targets import DeviceTarget, UserTarget
+from bot.text import outside
 
 __all__ = [
     "Refusal",
@@ -138,6 +141,7 @@ class Runner:
         policy: Policy,
         store: Store,
         limiter: RateLimiter,
+        audit: AuditTrail,
     ) -> None:
         self.nexthink = nexthink
         self.catalogue = catalogue
@@ -145,6 +149,7 @@ class Runner:
         self.policy = policy
         self.store = store
         self.limiter = limiter
+        self.audit = audit
 
     # -- who ------------------------------------------------------------------------------
 
@@ -178,9 +183,9 @@ class Runner:
             raise Refusal(decision.reason, field="workflow")
         names = [e.id for e in entries] + [e.alias for e in entries if e.alias]
         near = Catalogue.closest(name, names)
-        message = f"There is no workflow {_code(name)} that you may run here."
+        message = f"There is no workflow {code(outside(name))} that you may run here."
         if near:
-            message += " Did you mean " + ", ".join(_code(n) for n in near) + "?"
+            message += " Did you mean " + ", ".join(code(outside(n)) for n in near) + "?"
         raise Refusal(
             message, hint="`/nexthink list` shows the workflows you may run.", field="workflow"
         )
@@ -198,8 +203,30 @@ class Runner:
     # -- run ------------------------------------------------------------------------------
 
     async def prepare(self, requester: Requester, request: RunRequest) -> PreparedRun:
-        """Check everything that can be checked without Nexthink running anything."""
-        principal = await self.principal(requester)
+        """Check everything that can be checked without Nexthink running anything; a refusal is
+        written to the audit trail (``run_refused``) before it is raised."""
+        upn: str | None = None
+        try:
+            principal = await self.principal(requester)
+            upn = principal.upn
+            return await self._prepare(principal, requester, request)
+        except Refusal as exc:
+            await self.audit.record(
+                "run_refused",
+                actor=requester.user_id,
+                actor_upn=upn,
+                workflow=request.workflow,
+                targets=_asked(request),
+                params=request.params,
+                result="refused",
+                detail=exc.message,
+                team_id=requester.team_id,
+            )
+            raise
+
+    async def _prepare(
+        self, principal: Principal, requester: Requester, request: RunRequest
+    ) -> PreparedRun:
         entry = await self.find(principal, requester.channel_id, request.workflow)
         decision = self.policy.may_run(principal, requester.channel_id, entry.id)
         if not decision.allowed:
@@ -245,7 +272,8 @@ class Runner:
             ) or (user.kind == "mention" and user.value == requester.user_id)
             if not is_self and not may_target_others:
                 raise Refusal(
-                    f"You may only run `{entry.id}` on yourself, not on {_esc(target.label)}. "
+                    f"You may only run {code(outside(entry.id))} on yourself, "
+                    f"not on {shown(outside(target.label))}. "
                     "Leave out `user:` and `device:`: Nexthink then picks your most recent device.",
                     field="targets",
                 )
@@ -253,7 +281,8 @@ class Runner:
         for device in request.devices:
             if not may_target_others:
                 raise Refusal(
-                    f"You may only run `{entry.id}` on yourself, so {_code('device:' + device.value)} is not "
+                    f"You may only run {code(outside(entry.id))} on yourself, so "
+                    f"{code(outside('device:' + device.value))} is not "
                     "allowed. Leave out `device:`: Nexthink picks your most recent device.",
                     field="targets",
                 )
@@ -292,8 +321,9 @@ class Runner:
         state: RequestState = "pending",
         response_url: str | None = None,
     ) -> RequestRecord:
-        """The audit record of a run, written before anything is sent to Nexthink."""
-        return await self.store.create_request(
+        """The record of a run, written before anything is sent to Nexthink (and its
+        ``run_requested`` event: ``result`` is the state it starts in)."""
+        record = await self.store.create_request(
             kind="run",
             team_id=prepared.requester.team_id,
             channel_id=prepared.requester.channel_id,
@@ -305,6 +335,8 @@ class Runner:
             state=state,
             response_url=response_url,
         )
+        await self.audit.record_request("run_requested", record, result=state)
+        return record
 
     async def execute(self, prepared: PreparedRun, record: RequestRecord) -> RunResult:
         try:
@@ -321,6 +353,9 @@ class Runner:
                 nexthink_request_uuids=list(completed.request_uuids) if completed else [],
                 executions_uuids=list(completed.executions_uuids) if completed else [],
             )
+            await self.audit.record_request(
+                "execute_failed", record, result=state, detail=_error_text(exc)
+            )
             return RunResult(prepared, record, error=exc, completed=completed)
         record = await self._recorded(
             record,
@@ -328,6 +363,7 @@ class Runner:
             nexthink_request_uuids=list(execution.request_uuids),
             executions_uuids=list(execution.executions_uuids),
         )
+        await self.audit.record_request("executed", record, result="sent")
         return RunResult(prepared, record, execution=execution)
 
     async def _recorded(self, record: RequestRecord, **changes: Any) -> RequestRecord:
@@ -351,6 +387,17 @@ class Runner:
         principal = await self.principal(requester)
         decision = self.policy.may_resume(principal, requester.channel_id)
         if not decision.allowed:
+            await self.audit.record(
+                "run_refused",
+                actor=requester.user_id,
+                actor_upn=principal.upn,
+                workflow=workflow_uuid,
+                targets=[{"kind": "execution", "label": execution_uuid}],
+                params=params,
+                result="refused",
+                detail=decision.reason,
+                team_id=requester.team_id,
+            )
             raise Refusal(decision.reason)
         record = await self.store.create_request(
             kind="resume",
@@ -366,27 +413,32 @@ class Runner:
         try:
             answers = await self.nexthink.trigger(workflow_uuid, execution_uuid, params)
         except NexthinkError as exc:
-            record = await self._recorded(
+            state = "unknown" if _maybe_ran(exc, None) else "failed"
+            record = await self._recorded(record, state=state, error=_error_text(exc))
+            await self.audit.record_request(
+                "resumed",
                 record,
-                state="unknown" if _maybe_ran(exc, None) else "failed",
-                error=_error_text(exc),
+                execution_uuids=[execution_uuid],
+                result=state,
+                detail=_error_text(exc),
             )
             return ResumeResult(workflow_uuid, execution_uuid, params, record, error=exc)
         uuids = tuple(a.request_uuid for a in answers)
         record = await self._recorded(record, state="sent", nexthink_request_uuids=list(uuids))
+        await self.audit.record_request(
+            "resumed", record, execution_uuids=[execution_uuid], result="sent"
+        )
         return ResumeResult(workflow_uuid, execution_uuid, params, record, request_uuids=uuids)
 
     async def history(self, requester: Requester, limit: int = 10) -> Sequence[RequestRecord]:
         return await self.store.history(requester.user_id, limit=limit)
 
 
-def _esc(text: str) -> str:
-    """Text a person typed, shown in mrkdwn as typed (Slack's three escapes)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _code(text: str) -> str:
-    return "`" + _esc(text).replace("`", "'") + "`"
+def _asked(request: RunRequest) -> list[dict[str, str]]:
+    """The targets as the requester named them (a refused run never resolved them)."""
+    return [{"kind": "user", t.kind: t.value} for t in request.users] + [
+        {"kind": "device", t.kind: t.value} for t in request.devices
+    ]
 
 
 def _dedupe(targets: list[Target]) -> list[Target]:
