@@ -13,9 +13,17 @@ from typing import Literal, Protocol
 
 from bot.followups import OutcomeNotifier
 from bot.runs import RunResult
-from bot.store import ApprovalRecord, RequestRecord, WaitRecord
+from bot.store import ApprovalRecord, RequestRecord, ScheduleRecord, WaitRecord
 
-__all__ = ["ApprovalNews", "NotPosted", "Notifier", "Reminder", "RequesterNews", "WaitNews"]
+__all__ = [
+    "ApprovalNews",
+    "NotPosted",
+    "Notifier",
+    "Reminder",
+    "RequesterNews",
+    "ScheduleNews",
+    "WaitNews",
+]
 
 
 class NotPosted(Exception):
@@ -63,6 +71,7 @@ ApprovalEvent = Literal[
     "denied",
     "withdrawn",
     "expired",
+    "scheduled",  # approved, and it runs at its time (``at``); ``detail`` "cancelled" if not
 ]
 
 
@@ -76,6 +85,7 @@ class ApprovalNews:
     reason: str | None = None  #: the denial's reason, as typed
     detail: str = ""  #: Nexthink request ids, or why the run failed
     for_user_id: str | None = None  #: the approver ``user_id`` denied for, as a stand-in
+    at: datetime | None = None  #: when a scheduled run falls due
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,27 @@ class Reminder:
     for_user_id: str | None = None  #: the approver the recipient stands in for
 
 
+ScheduleEvent = Literal[
+    "ran",  # it ran at its time: ``result`` is the run's, told and followed as any run
+    "missed",  # found more than max_late_minutes after its time (the bot was down): not run
+    "refused",  # the policy refused it at its time: not run (``reason`` says why)
+    "interrupted",  # the bot stopped while sending it: the outcome is unknown
+    "cancelled",  # someone else (an auditor) cancelled it (``user_id``)
+    "approved",  # its approval came: it runs at its time
+    "closed",  # its approval was denied or expired: it will not run
+]
+
+
+@dataclass(frozen=True)
+class ScheduleNews:
+    """What the requester of a scheduled run is told."""
+
+    event: ScheduleEvent
+    user_id: str | None = None
+    reason: str = ""  #: a refusal (mrkdwn written by the bot) or how late it was
+    result: RunResult | None = None
+
+
 class Notifier(OutcomeNotifier, Protocol):
     """Implemented by the Slack layer; every method but the ``ask`` ones never raises."""
 
@@ -138,3 +169,9 @@ class Notifier(OutcomeNotifier, Protocol):
     async def remind(self, user_id: str, reminder: Reminder) -> bool:
         """Send ``reminder`` to ``user_id`` by direct message, with a link to the request;
         False when Slack refused it."""
+
+    async def schedule_changed(
+        self, schedule: ScheduleRecord, record: RequestRecord, news: ScheduleNews
+    ) -> None:
+        """A scheduled run ran, was missed, refused, interrupted or cancelled: tell its
+        requester (a run that ran is followed as any run)."""

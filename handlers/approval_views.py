@@ -168,6 +168,13 @@ def _headline(news: ApprovalNews, approval: ApprovalRecord) -> str:
             f":warning: Approved by {voters}, but the bot stopped while sending it to "
             "Nexthink: the outcome is unknown. Check Nexthink before asking again."
         )
+    if news.event == "scheduled":
+        at = when(news.at) if news.at else "its time"
+        if news.detail == "cancelled":
+            return f":wastebasket: Approved by {voters}, but the scheduled run was cancelled: nothing will run."
+        return (
+            f":alarm_clock: Approved by {voters}; it runs at {at} (scheduled run `{news.detail}`)."
+        )
     if news.event in ("denied", "withdrawn"):
         verb = "Withdrawn" if news.event == "withdrawn" else "Denied"
         whom = f" for <@{news.for_user_id}>" if news.for_user_id else ""

@@ -7,6 +7,7 @@
 * Approvers (and stand-ins, for the people they stand in for) see the approvals and paused
   executions that wait on them, oldest first, with the channel messages' own buttons: the same
   handlers decide them, and ``bot.deciders.decide_as`` says which they may decide.
+* Scheduled runs not run yet are listed with a Cancel button (``handlers.schedules``).
 
 Refresh: the Home is republished after a run from it, and a background pass
 (``refresh_forever``, every ``HOME_REFRESH_SECONDS``) rebuilds the Homes of people who opened
@@ -36,6 +37,7 @@ from handlers import ids, payloads
 from handlers.home_views import Recent, home_view
 from handlers.modals import open_run_modal
 from handlers.running import run_and_reply
+from handlers.schedule_views import schedule_home_blocks
 from handlers.services import Services
 
 __all__ = ["build_home", "publish_home", "refresh_forever", "refresh_homes", "register"]
@@ -179,7 +181,15 @@ async def build_home(
         approvals=approvals,
         waits=waits,
         needs_approval=frozenset(e.id for e in runnable if bot.policy.approval_for(e.id)),
+        scheduled=await _scheduled(bot, user_id),
     )
+
+
+async def _scheduled(bot: Services, user_id: str) -> list[dict[str, Any]]:
+    """The viewer's scheduled runs not run yet, soonest first, each with a Cancel button."""
+    found = await bot.store.open_schedules(user_id, limit=10)
+    names = {s.workflow: await bot.catalogue.display_name(s.workflow) for s in found}
+    return schedule_home_blocks(found, names)
 
 
 async def publish_home(

@@ -11,6 +11,7 @@ from .audit import AuditMixin
 from .delegations import DelegationsMixin
 from .engine import create_engine, describe_url, driver_url, enable_wal, translate_errors
 from .errors import StoreUnavailable
+from .fleet_runs import FleetRunsMixin
 from .followups import FollowupsMixin
 from .installations import InstallationStore
 from .migrations import LATEST_VERSION, migrate
@@ -18,6 +19,7 @@ from .nudges import NudgesMixin
 from .oauth_states import OAuthStateStore
 from .ratelimits import RateLimitsMixin
 from .requests import RequestsMixin
+from .schedules import SchedulesMixin
 from .schema import schema_version
 from .token_cipher import TokenCipher
 from .waits import WaitsMixin
@@ -34,6 +36,8 @@ class Store(
     AuditMixin,
     NudgesMixin,
     DelegationsMixin,
+    SchedulesMixin,
+    FleetRunsMixin,
 ):
     """The bot's database: SQLite (one process) or PostgreSQL (several replicas), one code path.
 

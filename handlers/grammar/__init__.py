@@ -28,6 +28,7 @@ from handlers.grammar.commands import (
     MAX_TARGETS,
     MAX_VALUE_LENGTH,
     PARAM_NAME_PATTERN,
+    Cancel,
     Command,
     Delegate,
     Help,
@@ -37,6 +38,7 @@ from handlers.grammar.commands import (
     OpenModal,
     Resume,
     Run,
+    Scheduled,
 )
 from handlers.grammar.errors import GrammarError
 from handlers.grammar.subcommands import parse
@@ -48,6 +50,7 @@ __all__ = [
     "MAX_VALUE_LENGTH",
     "PARAM_NAME_PATTERN",
     "SUBCOMMANDS",
+    "Cancel",
     "Command",
     "Delegate",
     "DeviceTarget",
@@ -59,6 +62,7 @@ __all__ = [
     "OpenModal",
     "Resume",
     "Run",
+    "Scheduled",
     "UserTarget",
     "parse",
     "usage",
