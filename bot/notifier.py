@@ -116,6 +116,8 @@ class Reminder:
     workflow_name: str | None = None  #: outside text (Nexthink's)
     text: str | None = None  #: a question's text (outside text)
     for_user_id: str | None = None  #: the approver the recipient stands in for
+    team_id: str | None = None  #: the workspace (and org) the request was made in
+    enterprise_id: str | None = None
 
 
 ScheduleEvent = Literal[

@@ -32,6 +32,7 @@ from bot.logging import get_logger
 from bot.notifier import ApprovalNews, Notifier, Reminder, WaitNews
 from bot.store import ApprovalRecord, NudgePlan, WaitRecord
 from bot.waits.posting import mention_of, slack_user_for_upn
+from bot.workspaces import of, working_in
 
 __all__ = ["ESCALATED", "Awaited", "ReminderDeps", "people_of", "sweep", "waiting_on"]
 
@@ -128,12 +129,14 @@ async def sweep(deps: ReminderDeps, *, now: datetime | None = None) -> int:
         try:
             due = await _approval_due(deps, approval)
             if due is not None:
-                sent += await _nudge(deps, due, at, approval=approval)
+                with working_in(of(due.reminder)):  # that workspace's Slack, for look-ups too
+                    sent += await _nudge(deps, due, at, approval=approval)
         except Exception:
             log.exception("reminder_failed", approval=approval.id)
     for wait in await deps.store.due_waits(at):
         try:
-            sent += await _nudge(deps, await _wait_due(deps, wait), at, wait=wait)
+            with working_in(of(wait)):
+                sent += await _nudge(deps, await _wait_due(deps, wait), at, wait=wait)
         except Exception:
             log.exception("reminder_failed", wait=wait.id)
     return sent
@@ -164,6 +167,8 @@ async def _approval_due(deps: ReminderDeps, approval: ApprovalRecord) -> _Due | 
             requester_id=approval.requester_id,
             workflow_id=record.workflow_id,
             workflow_name=await deps.catalogue.display_name(record.workflow_id),
+            team_id=record.team_id,
+            enterprise_id=record.enterprise_id,
         ),
     )
 
@@ -197,6 +202,8 @@ async def _wait_due(deps: ReminderDeps, wait: WaitRecord) -> _Due:
             expires_at=wait.expires_at,
             requester_upn=wait.requester_upn,
             text=wait.text,
+            team_id=wait.team_id,
+            enterprise_id=wait.enterprise_id,
         ),
     )
 

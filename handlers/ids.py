@@ -42,3 +42,14 @@ DENY_REASON_BLOCK: Final = "reason"
 DENY_REASON: Final = "nexthink_deny_reason_text"
 APPROVE_COMMENT_BLOCK: Final = "comment"
 APPROVE_COMMENT: Final = "nexthink_approve_comment_text"
+
+# the bot scopes manifest.yaml asks for, which an OAuth install requests (tests/test_e2e_grid.py)
+BOT_SCOPES: Final = (
+    "commands",
+    "chat:write",
+    "chat:write.public",
+    "users:read",
+    "users:read.email",
+    "usergroups:read",
+    "im:write",
+)

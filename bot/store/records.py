@@ -212,6 +212,8 @@ class RequestRecord:
     response_url: str | None
     message_channel: str | None
     message_ts: str | None
+    #: the Enterprise Grid org the request came from (``team_id`` is its workspace)
+    enterprise_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +273,9 @@ class WaitRecord:
     plan: NudgePlan = NudgePlan()
     next_nudge_at: datetime | None = None
     decided_for: str | None = None  #: the approver a stand-in (``decided_by``) decided for
+    #: the workspace (and org) whose Slack the question is posted in
+    team_id: str | None = None
+    enterprise_id: str | None = None
 
     @property
     def decision_label(self) -> str | None:

@@ -184,6 +184,7 @@ requests = Table(
     Column("response_url", Text),
     Column("message_channel", Text),
     Column("message_ts", Text),
+    Column("enterprise_id", Text),  # migration 11
     Index("ix_requests_user_created_id", "user_id", "created_at", "id"),
 )
 
@@ -215,6 +216,8 @@ waits = Table(
     Column("claim_token", String(36)),
     *_nudge_plan(),
     Column("decided_for", Text),  #: the approver a stand-in decided for
+    Column("team_id", Text),  # migration 11
+    Column("enterprise_id", Text),  # migration 11
     Index("ix_waits_state_expires", "state", "expires_at"),
     Index("ix_waits_state_nudge", "state", "next_nudge_at"),
 )

@@ -65,6 +65,8 @@ def wait_from_row(row: RowMapping) -> WaitRecord:
         plan=plan_from_row(row),
         next_nudge_at=row["next_nudge_at"],
         decided_for=row["decided_for"],
+        team_id=row["team_id"],
+        enterprise_id=row["enterprise_id"],
     )
 
 
@@ -99,6 +101,8 @@ class WaitsMixin(StoreBase):
         requester_upn: str | None = None,
         plan: NudgePlan | None = None,
         next_nudge_at: datetime | None = None,
+        team_id: str | None = None,
+        enterprise_id: str | None = None,
         now: datetime | None = None,
     ) -> tuple[WaitRecord, bool]:
         """Record a paused execution; ``(wait, True)`` if new. ``plan`` reminds and escalates
@@ -123,6 +127,8 @@ class WaitsMixin(StoreBase):
             "approvers": list(approvers),
             "approver_parameter": approver_parameter,
             "requester_upn": requester_upn,
+            "team_id": team_id,
+            "enterprise_id": enterprise_id,
             "created_at": at,
             "expires_at": utc(expires_at),
             "updated_at": at,

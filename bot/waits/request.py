@@ -14,6 +14,7 @@ from pydantic import (
 )
 
 from bot.nexthink.models import UPN_PATTERN, UUID_PATTERN
+from bot.workspaces import Workspace
 
 __all__ = ["MAX_BODY", "WaitRequest", "describe"]
 
@@ -71,6 +72,17 @@ class WaitRequest(BaseModel):
         default=None, ge=0.05, le=43200, alias="escalateAfterMinutes", allow_inf_nan=False
     )
     escalate_to: list[Approver] = Field(default_factory=list, max_length=100, alias="escalateTo")
+    #: the Slack workspace (``T…``) or Enterprise Grid org (``E…``) to ask in, for a bot with
+    #: several OAuth installations; without it the only installation (or SLACK_BOT_TOKEN) serves
+    team: Annotated[str, StringConstraints(pattern=r"^[TE][A-Z0-9]{2,30}$")] | None = None
+
+    @property
+    def workspace(self) -> Workspace | None:
+        if self.team is None:
+            return None
+        if self.team.startswith("E"):
+            return Workspace(enterprise_id=self.team, is_enterprise_install=True)
+        return Workspace(team_id=self.team)
 
     @model_validator(mode="after")
     def _where(self) -> WaitRequest:
@@ -91,6 +103,7 @@ _PATTERN_HINTS = {
     "channel": "must be a Slack channel id such as C0123456789",
     "user": "must be a UPN such as alice@example.com",
     "requester": "must be a UPN such as alice@example.com",
+    "team": "must be a Slack workspace id (T0123456789) or org id (E0123456789)",
     "approvers": "must be a Slack user id (U0123456789), a UPN or a user-group handle (@it-leads)",
     "escalateTo": "must be a Slack user id (U0123456789), a UPN or a user-group handle (@it-leads)",
     "approverParameter": "must be a parameter name: a letter or _, then letters, digits, _ . -",
