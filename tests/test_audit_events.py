@@ -353,23 +353,20 @@ async def test_questions_posted_decided_resumed_and_expired(world: World) -> Non
 # -- delegation -------------------------------------------------------------------------------
 
 
-async def test_delegation_events_through_the_trail_the_bot_holds(world: World) -> None:
-    """``AuditTrail.record_delegation`` (for ``/nexthink delegate``) writes `delegation_set`
-    with the stand-in as its target and `until`; `off` has no target."""
-    assert world.bot is not None
-    trail = world.bot.audit
-    until = datetime(2026, 12, 24, tzinfo=UTC).date()
-    await trail.record_delegation(
-        actor="U0CAROL", actor_upn="carol@example.com", stand_in="U0DAVE",
-        stand_in_upn="dave@example.com", until=until,
-    )  # fmt: skip
-    await trail.record_delegation(actor="U0CAROL", stand_in=None)
+async def test_delegation_is_written_by_nexthink_delegate(world: World) -> None:
+    """`/nexthink delegate @dave until …` writes `delegation_set` with the stand-in as its target
+    and `until`; `/nexthink delegate off` writes one with no target."""
+    until = (datetime.now(UTC) + timedelta(days=30)).date()
+    await command(world, "U0CAROL", f"delegate <@U0DAVE|dave> until {until.isoformat()}")
+    await command(world, "U0CAROL", "delegate off")
     records = await export(world, "--user", "U0CAROL")
     assert events(records) == ["delegation_set", "delegation_set"]
     on, off = records
+    assert on["actor_upn"] == "carol@example.com"
     assert on["targets"] == [{"kind": "stand_in", "user_id": "U0DAVE", "upn": "dave@example.com"}]
-    assert (on["params"], on["result"]) == ({"until": "2026-12-24"}, "set")
+    assert (on["params"], on["result"]) == ({"until": until.isoformat()}, "set")
     assert (off["targets"], off["params"], off["result"]) == ([], {"until": None}, "off")
+    assert off["detail"] == "ended the stand-in U0DAVE"
 
 
 # -- CSV and retention --------------------------------------------------------------------------
