@@ -387,24 +387,12 @@ def _v10_request_tickets(conn: Connection) -> None:
     indexes behind an auditor's ``history ticket:<ref>``, ``history workflow:<id>`` and
     ``history user:<upn>``."""
     conn.execute(text("ALTER TABLE requests ADD COLUMN ticket TEXT"))
-    conn.execute(
-        text(
-            "CREATE INDEX IF NOT EXISTS ix_requests_ticket_created_id "
-            "ON requests (ticket, created_at, id)"
-        )
-    )
-    conn.execute(
-        text(
-            "CREATE INDEX IF NOT EXISTS ix_requests_workflow_created_id "
-            "ON requests (workflow_id, created_at, id)"
-        )
-    )
-    conn.execute(
-        text(
-            "CREATE INDEX IF NOT EXISTS ix_requests_upn_created "
-            "ON requests (lower(user_upn), created_at)"
-        )
-    )
+    for name, columns in (
+        ("ix_requests_ticket_created_id", "ticket, created_at, id"),
+        ("ix_requests_workflow_created_id", "workflow_id, created_at, id"),
+        ("ix_requests_upn_created", "lower(user_upn), created_at"),
+    ):
+        conn.execute(text(f"CREATE INDEX IF NOT EXISTS {name} ON requests ({columns})"))
 
 
 def _v11_workspaces(conn: Connection) -> None:
