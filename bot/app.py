@@ -23,7 +23,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import approvals, waits
+from bot import approvals, fleet, waits
 from bot.audit import AuditTrail
 from bot.catalogue import Catalogue
 from bot.followups import follow_forever
@@ -151,10 +151,10 @@ class Bot(Services):
     # -- background work: expiry sweeps ---------------------------------------------------
 
     def start_background(self, interval: float = 30.0) -> None:
-        """Sweep expired waits and approvals, and audit records past their retention, every
-        ``interval`` seconds (any replica may); follow runs' outcomes (``bot.followups``), keep
-        open Home tabs current (``handlers.home``) and run scheduled runs as they fall due
-        (``bot.schedule_loop``)."""
+        """Sweep expired waits and approvals, audit records past their retention and old fleet
+        run previews every ``interval`` seconds (any replica may); follow runs' outcomes
+        (``bot.followups``), keep open Home tabs current (``handlers.home``) and run scheduled
+        runs as they fall due (``bot.schedule_loop``)."""
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever(interval))
         if not self._loops:  # outcome follow-ups and Home tabs: loops of their own, not in tasks
@@ -180,6 +180,7 @@ class Bot(Services):
                 await approvals.sweep_expired(self)
                 await approvals.sweep_stale(self)
                 await self.audit.prune()  # AUDIT_RETENTION_DAYS, in bounded batches
+                await fleet.prune(self.store)  # fleet runs' previews, a day after
             except Exception:
                 log.exception("sweep_failed")
             await asyncio.sleep(interval)
