@@ -4,9 +4,10 @@
   target does: the same run path (``run_and_reply``), so the same policy, limits, approvals and
   outcome follow-up. There is no response URL, so the result arrives as a direct message.
 * *Open the run form* (``ids.HOME_OPEN_MODAL``) opens the run modal, as ``/nexthink`` does.
+* Approvers (and stand-ins, for the people they stand in for) see the approvals and paused
+  executions that wait on them, oldest first, with the channel messages' own buttons: the same
+  handlers decide them, and ``bot.deciders.decide_as`` says which they may decide.
 * Scheduled runs not run yet are listed with a Cancel button (``handlers.schedules``).
-* Approvers see the approvals and paused executions that name them, with the channel messages'
-  own buttons: the same handlers decide them.
 
 Refresh: the Home is republished after a run from it, and a background pass
 (``refresh_forever``, every ``HOME_REFRESH_SECONDS``) rebuilds the Homes of people who opened
@@ -25,7 +26,8 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.errors import SlackApiError
 
-from bot.deciders import clicker
+from bot import workspaces
+from bot.deciders import Subject, clicker, decide_as
 from bot.followups import Progress, pause
 from bot.logging import get_logger
 from bot.nexthink.errors import NexthinkError
@@ -86,32 +88,32 @@ async def _principal(bot: Services, user_id: str) -> tuple[Principal, str | None
 async def _decisions(
     bot: Services, principal: Principal, pending: _Pending
 ) -> tuple[list[tuple[ApprovalRecord, RequestRecord, str]], list[WaitRecord]]:
+    """What waits on ``principal`` (as an approver or a stand-in), oldest first."""
+    standing_in = (
+        await bot.store.delegations_to(principal.user_id, principal.upn)
+        if bot.policy.delegation
+        else []
+    )
     approvals: list[tuple[ApprovalRecord, RequestRecord, str]] = []
     for approval in pending.approvals:
-        named = _named(approval.approvers)
-        if not named or approval.requester_id == principal.user_id:
-            continue
-        if any(v.user_id == principal.user_id for v in approval.votes):
+        if not _named(approval.approvers) or approval.requester_id == principal.user_id:
             continue
         record = await pending.record(bot, approval.request_id)
         if record is None:
             continue
-        decision = bot.policy.may_decide(
-            principal,
-            approvers=named,
-            requester_upn=record.user_upn,
-            requester_id=approval.requester_id,
-        )
-        if decision.allowed:
+        subject = Subject.of_approval(approval, record.user_upn)
+        verdict = await decide_as(bot, principal, subject, delegations=standing_in)
+        voted = {v.user_id for v in approval.votes} | {v.cast_by for v in approval.votes}
+        if verdict.allowed and not voted & {principal.user_id, verdict.counted.user_id}:
             approvals.append(
                 (approval, record, await bot.catalogue.display_name(record.workflow_id))
             )
     waits = []
     for wait in pending.waits:
-        named = _named(wait.approvers)
-        if named and bot.policy.may_decide(
-            principal, approvers=named, requester_upn=wait.requester_upn
-        ):
+        if not _named(wait.approvers):
+            continue
+        verdict = await decide_as(bot, principal, Subject.of_wait(wait), delegations=standing_in)
+        if verdict.allowed:
             waits.append(wait)
     return approvals, waits
 
@@ -224,7 +226,8 @@ async def refresh_homes(bot: Services, stop: asyncio.Event | None = None) -> int
         if stop is not None and stop.is_set():
             break
         try:
-            published += await publish_home(bot, user_id, pending=pending)
+            with workspaces.working_in(bot.home_viewers.workspace_of(user_id)):
+                published += await publish_home(bot, user_id, pending=pending)
         except Exception:
             log.exception("home_refresh_failed")
     return published
@@ -239,8 +242,13 @@ async def refresh_forever(bot: Services, stop: asyncio.Event) -> None:
             log.exception("home_refresh_failed")
 
 
-def _user_of(body: dict[str, Any]) -> tuple[str, str | None]:
-    return payloads.user_id(body), payloads.team_id(body)
+def _requester(body: dict[str, Any]) -> Requester:
+    return Requester(
+        user_id=payloads.user_id(body),
+        team_id=payloads.team_id(body),
+        channel_id=None,
+        enterprise_id=payloads.enterprise_id(body),
+    )
 
 
 def register(bot: Services) -> None:
@@ -253,25 +261,25 @@ def register(bot: Services) -> None:
         viewer = payloads.text(event.get("user"))
         if not viewer:
             return
-        bot.home_viewers.seen(viewer)
+        bot.home_viewers.seen(viewer, workspaces.current())
         bot.tasks.spawn(publish_home(bot, viewer, force=True), name="home_publish")
 
     @app.action(ids.HOME_RUN)
     async def on_home_run(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        user_id, team_id = _user_of(body)
+        requester = _requester(body)
         workflow = payloads.text(payloads.first_action(body).get("value"))
-        bot.home_viewers.seen(user_id)
+        bot.home_viewers.seen(requester.user_id, workspaces.current())
 
         async def work() -> None:
             # exactly `/nexthink run <workflow>` with no target; no response URL: a DM answers
             await run_and_reply(
                 bot,
-                Requester(user_id=user_id, team_id=team_id, channel_id=None),
+                requester,
                 RunRequest(workflow=workflow, source="home"),
                 response_url=None,
             )
-            await publish_home(bot, user_id)
+            await publish_home(bot, requester.user_id)
 
         bot.tasks.spawn(work(), name="home_run")
 
@@ -279,7 +287,6 @@ def register(bot: Services) -> None:
     async def on_open_form(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
 
-        user_id, team_id = _user_of(body)
-        requester = Requester(user_id=user_id, team_id=team_id, channel_id=None)
+        requester = _requester(body)
         trigger_id = str(body.get("trigger_id") or "")
         bot.tasks.spawn(open_run_modal(bot, trigger_id, requester, None), name="home_form")

@@ -13,18 +13,29 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from bot.deciders import Deciders
 from bot.logging import get_logger
 from bot.notifier import NotPosted
-from bot.store import WaitOption, WaitRecord
+from bot.store import NudgePlan, WaitOption, WaitRecord
 from bot.waits.deps import WaitDeps
 from bot.waits.request import WaitRequest
+from bot.workspaces import current, working_in
 
 __all__ = ["WaitRefused", "mention_of", "post_wait", "slack_user_for_upn"]
 
 log = get_logger(__name__)
 
 #: Slack errors that mean the destination is wrong (the workflow's fault), not Slack's trouble
-_BAD_DESTINATION = {"channel_not_found", "not_in_channel", "is_archived"}
+_BAD_DESTINATION = {"channel_not_found", "not_in_channel", "is_archived", "not_installed"}
+_HINTS = {
+    "not_in_channel": " (invite the bot to the channel)",
+    "channel_not_found": " (invite the bot to the channel)",
+    # OAuth installs: no installation serves the team named, or none was named among several
+    "not_installed": (
+        " (no installation of the Slack app serves it: name the workspace T… or org E… "
+        "the app is installed in as team)"
+    ),
+}
 
 
 class WaitRefused(Exception):
@@ -66,7 +77,8 @@ async def post_wait(
     ``now`` (default: the current time) is when the question arrived; its expiry counts from it.
     """
     async with one_post_at_a_time(f"{req.workflow_uuid}/{req.execution_uuid}".lower()):
-        return await _post_wait(deps, req, now or datetime.now(UTC))
+        with working_in(req.workspace):  # the Slack asked in: the webhook's team, else the bot's
+            return await _post_wait(deps, req, now or datetime.now(UTC))
 
 
 async def _destination(deps: WaitDeps, req: WaitRequest) -> tuple[str, str | None]:
@@ -87,6 +99,8 @@ async def _post_wait(
     deps: WaitDeps, req: WaitRequest, now: datetime
 ) -> tuple[WaitRecord, str, str]:
     channel, mention = await _destination(deps, req)
+    plan = NudgePlan(req.remind_after_minutes, req.escalate_after_minutes, tuple(req.escalate_to))
+    expires_at = now + timedelta(minutes=req.expires_in_minutes)
     wait, created = await deps.store.create_wait(
         workflow_uuid=req.workflow_uuid,
         execution_uuid=req.execution_uuid,
@@ -95,12 +109,16 @@ async def _post_wait(
             WaitOption(label=o.label, style=o.style, parameters=dict(o.parameters))
             for o in req.options
         ],
-        expires_at=now + timedelta(minutes=req.expires_in_minutes),
+        expires_at=expires_at,
         channel_id=req.channel,
         dm_user_upn=req.user,
         approvers=list(req.approvers),
         approver_parameter=req.approver_parameter,
         requester_upn=req.requester,
+        plan=plan,
+        next_nudge_at=plan.next_at(now, now, expires_at),
+        team_id=current().team_id,
+        enterprise_id=current().enterprise_id,
         now=now,
     )
     if not created and wait.message_channel and wait.message_ts:
@@ -110,11 +128,7 @@ async def _post_wait(
         message_channel, ts = await deps.notifier.ask_wait(wait, channel, mention)
     except NotPosted as exc:
         # the wait stays pending without a message: a repeated webhook posts it again
-        hint = (
-            " (invite the bot to the channel)"
-            if exc.error in {"not_in_channel", "channel_not_found"}
-            else ""
-        )
+        hint = _HINTS.get(exc.error, "")
         kind: Literal["bad_request", "slack_failed"] = (
             "bad_request" if exc.error in _BAD_DESTINATION else "slack_failed"
         )
@@ -148,7 +162,7 @@ def _asked(wait: WaitRecord, channel: str) -> dict[str, str]:
     return {"kind": "channel", "channel": channel}
 
 
-async def slack_user_for_upn(deps: WaitDeps, upn: str) -> str | None:
+async def slack_user_for_upn(deps: Deciders, upn: str) -> str | None:
     """The Slack user whose email is ``upn`` (or one the policy rewrites to it)."""
     user_id = await deps.identity.user_for_email(upn)
     if user_id is None:  # the UPN may be the rewritten form of the Slack email
@@ -159,7 +173,7 @@ async def slack_user_for_upn(deps: WaitDeps, upn: str) -> str | None:
     return user_id
 
 
-async def mention_of(deps: WaitDeps, wait: WaitRecord) -> str | None:
+async def mention_of(deps: Deciders, wait: WaitRecord) -> str | None:
     """The mention of the question's ``user``, as ``post_wait`` showed it."""
     if not wait.dm_user_upn:
         return None
