@@ -284,7 +284,7 @@ async def watch(
     for what, ok in verdicts.items():
         print(f"  {'PASS' if ok else 'FAIL'}: {what}")
     if args.samples:
-        Path(args.samples).write_text(json.dumps(rss))
+        await asyncio.to_thread(Path(args.samples).write_text, json.dumps(rss))
     return 0 if all(verdicts.values()) else 1
 
 
