@@ -21,9 +21,10 @@ from bot.nexthink.client import BulkExecution, NexthinkClient
 from bot.nexthink.errors import NexthinkError
 from bot.nexthink.models import DeviceData, UserData, Workflow, is_uuid
 from bot.policy import ApprovalRule, ParamError, Policy, Principal
+from bot.query_targets import FleetTargets, QueryUnusable, query_targets
 from bot.ratelimit import RateLimiter
 from bot.store import RequestRecord, RequestState, Store, StoreError
-from bot.targets import DeviceTarget, UserTarget
+from bot.targets import DeviceTarget, Target, UserTarget
 from bot.text import outside
 
 __all__ = [
@@ -66,15 +67,7 @@ class RunRequest:
     devices: tuple[DeviceTarget, ...] = ()
     params: Mapping[str, str] = field(default_factory=dict)
     source: Source = "command"
-
-
-@dataclass(frozen=True)
-class Target:
-    """One resolved target: what Nexthink receives and how a person reads it."""
-
-    label: str
-    user: UserData | None = None
-    device: DeviceData | None = None
+    query: str | None = None  #: ``query:#id``: the targets are what that saved NQL query returns
 
 
 @dataclass(frozen=True)
@@ -87,6 +80,8 @@ class PreparedRun:
     approval: ApprovalRule | None
     visible: bool
     source: Source
+    #: a fleet run: the query its targets came from (it runs only after a Run click, ``bot.fleet``)
+    fleet: FleetTargets | None = None
 
     @property
     def workflow(self) -> Workflow:
@@ -241,7 +236,22 @@ class Runner:
         decision = self.policy.may_run(principal, requester.channel_id, entry.id)
         if not decision.allowed:
             raise Refusal(decision.reason, field="workflow")
-        targets = await self._targets(principal, requester, entry, request)
+        fleet = None
+        if request.query is not None:  # the policy first: no query for a role that may not
+            try:
+                fleet = await query_targets(
+                    self.nexthink,
+                    self.policy,
+                    principal,
+                    requester.channel_id,
+                    entry.id,
+                    request.query,
+                )
+            except QueryUnusable as exc:
+                raise Refusal(exc.message, field="targets") from None
+            targets = fleet.targets
+        else:
+            targets = await self._targets(principal, requester, entry, request)
         try:
             params = self.policy.check_params(entry.id, dict(request.params))
         except ParamError as exc:
@@ -263,6 +273,7 @@ class Runner:
             approval=self.policy.approval_for(entry.id),
             visible=self.policy.run_visible(principal, requester.channel_id, entry.id),
             source=request.source,
+            fleet=fleet,
         )
 
     async def _targets(
@@ -446,9 +457,12 @@ class Runner:
 
 def _asked(request: RunRequest) -> list[dict[str, str]]:
     """The targets as the requester named them (a refused run never resolved them)."""
-    return [{"kind": "user", t.kind: t.value} for t in request.users] + [
-        {"kind": "device", t.kind: t.value} for t in request.devices
-    ]
+    query = [{"kind": "query", "query_id": request.query}] if request.query else []
+    return (
+        [{"kind": "user", t.kind: t.value} for t in request.users]
+        + [{"kind": "device", t.kind: t.value} for t in request.devices]
+        + query
+    )
 
 
 def _dedupe(targets: list[Target]) -> list[Target]:

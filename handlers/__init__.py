@@ -15,6 +15,7 @@ def register_all(bot: Services) -> None:
     from handlers import (
         approval_buttons,
         commands,
+        fleet_buttons,
         home,
         log_context,
         modals,
@@ -28,6 +29,7 @@ def register_all(bot: Services) -> None:
     modals.register(bot)
     wait_buttons.register(bot)
     approval_buttons.register(bot)
+    fleet_buttons.register(bot)
     home.register(bot)
     shortcuts.register(bot)
     schedules.register(bot)

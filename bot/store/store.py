@@ -10,6 +10,7 @@ from .approvals import ApprovalsMixin
 from .audit import AuditMixin
 from .engine import create_engine, describe_url, driver_url, enable_wal, translate_errors
 from .errors import StoreUnavailable
+from .fleet_runs import FleetRunsMixin
 from .followups import FollowupsMixin
 from .installations import InstallationStore
 from .migrations import LATEST_VERSION, migrate
@@ -32,6 +33,7 @@ class Store(
     RateLimitsMixin,
     AuditMixin,
     SchedulesMixin,
+    FleetRunsMixin,
 ):
     """The bot's database: SQLite (one process) or PostgreSQL (several replicas), one code path.
 
