@@ -191,6 +191,25 @@ class SchedulesMixin(StoreBase):
             is not None
         )
 
+    async def release_schedule(
+        self, schedule_id: str, token: str, now: datetime | None = None
+    ) -> bool:
+        """Give a claimed run back (``scheduled``) if its execute was not sent: the process
+        holding it is stopping. Whether it was given back."""
+        at = utc(now)
+        async with self._write() as conn:
+            result = await conn.execute(
+                schedules.update()
+                .where(
+                    schedules.c.id == schedule_id,
+                    schedules.c.state == "running",
+                    schedules.c.claim_token == token,
+                    schedules.c.sending_at.is_(None),
+                )
+                .values(state="scheduled", claim_token=None, updated_at=at)
+            )
+        return bool(result.rowcount)
+
     async def finish_schedule(
         self,
         schedule_id: str,
