@@ -58,6 +58,8 @@ class Requester:
     user_id: str
     team_id: str | None = None
     channel_id: str | None = None
+    #: the Enterprise Grid org of ``team_id``, when on Grid
+    enterprise_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -347,6 +349,7 @@ class Runner:
         record = await self.store.create_request(
             kind="run",
             team_id=prepared.requester.team_id,
+            enterprise_id=prepared.requester.enterprise_id,
             channel_id=prepared.requester.channel_id,
             user_id=prepared.requester.user_id,
             user_upn=prepared.principal.upn,
@@ -423,6 +426,7 @@ class Runner:
         record = await self.store.create_request(
             kind="resume",
             team_id=requester.team_id,
+            enterprise_id=requester.enterprise_id,
             channel_id=requester.channel_id,
             user_id=requester.user_id,
             user_upn=principal.upn,

@@ -43,3 +43,14 @@ MODAL_WHEN_TIME_BLOCK: Final = "when_time"
 MODAL_WHEN_TIME: Final = "nexthink_modal_when_time"
 DENY_REASON_BLOCK: Final = "reason"
 DENY_REASON: Final = "nexthink_deny_reason_text"
+
+# the bot scopes manifest.yaml asks for, which an OAuth install requests (tests/test_e2e_grid.py)
+BOT_SCOPES: Final = (
+    "commands",
+    "chat:write",
+    "chat:write.public",
+    "users:read",
+    "users:read.email",
+    "usergroups:read",
+    "im:write",
+)
