@@ -219,7 +219,7 @@ async def watch(
     cpu_before = bot.cpu_seconds()
     rss_before = bot.status_kib("VmRSS") or 0
     rss: list[tuple[float, int, int]] = []  # (seconds after first due, ran, RSS KiB)
-    limit = args.runs / args.pace * 3 + args.window + 300
+    limit = args.limit or args.runs / args.pace * 3 + args.window + 300
     begun = time.monotonic()
     last_print = 0.0
     counts: Counter[str] = Counter()
@@ -294,6 +294,9 @@ def main() -> int:
     parser.add_argument("--window", type=float, default=60.0, help="seconds they fall due over")
     parser.add_argument("--pace", type=float, default=40.0, help="executes/s Nexthink accepts")
     parser.add_argument("--concurrency", type=int, default=4, help="SCHEDULE_CONCURRENCY")
+    parser.add_argument(
+        "--limit", type=float, default=0.0, help="give up watching after this many seconds"
+    )
     parser.add_argument("--samples", help="write the (t, ran, RSS KiB) samples to this JSON file")
     parser.add_argument("--keep", action="store_true", help="keep the processes' logs")
     args = parser.parse_args()

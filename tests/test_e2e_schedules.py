@@ -218,10 +218,10 @@ async def test_a_cancelled_run_never_runs(tmp_path: Path) -> None:
     ) as world:
         assert world.driver is not None
         assert world.sandbox is not None
-        first = await schedule(world, "U0BOB", "run restart_teams in 2s")
-        second = await schedule(world, "U0BOB", "run restart_teams mode=soft in 2s")
+        first = await schedule(world, "U0BOB", "run restart_teams in 15s")
+        second = await schedule(world, "U0BOB", "run restart_teams mode=soft in 15s")
         button_reply = last_answer(world, "U0BOB")
-        later = await schedule(world, "U0BOB", "run restart_teams mode=hard in 4s")
+        later = await schedule(world, "U0BOB", "run restart_teams mode=hard in 17s")
 
         await world.driver.command("U0DAVE", f"cancel {first}", channel_id="C0SUPPORT")
         await world.settle()
@@ -236,7 +236,8 @@ async def test_a_cancelled_run_never_runs(tmp_path: Path) -> None:
         await world.settle()
         assert "already cancelled" in text_of(last_answer(world, "U0BOB"))
 
-        await in_state(world, later, "ran")
+        assert (await stored(world, first)).run_at < (await stored(world, later)).run_at
+        await in_state(world, later, "ran")  # claimed in time order: the others' time is past
         assert [e["params"] for e in executes(world)] == [{"mode": "hard"}]
         assert world.bot is not None
         assert (

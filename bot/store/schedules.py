@@ -177,19 +177,38 @@ class SchedulesMixin(StoreBase):
         return sorted((schedule_from_row(r) for r in rows), key=lambda s: (s.run_at, s.id))
 
     async def mark_schedule_sending(
-        self, schedule_id: str, token: str, now: datetime | None = None
+        self,
+        schedule_id: str,
+        token: str,
+        now: datetime | None = None,
+        *,
+        request: Mapping[str, Any] | None = None,
     ) -> bool:
-        """Record that the execute is about to be sent; False if this caller no longer holds it."""
+        """Record that the execute is about to be sent (and, in the same transaction, the
+        ``request`` columns of its request record: state, targets, parameters as checked now);
+        False, and nothing changed, if this caller no longer holds it."""
         at = utc(now)
-        return (
-            await self._transition(
-                schedule_id,
-                {"sending_at": at, "updated_at": at},
-                states=("running",),
-                token=token,
+        async with self._write() as conn:
+            held = await conn.execute(
+                schedules.update()
+                .where(
+                    schedules.c.id == schedule_id,
+                    schedules.c.state == "running",
+                    schedules.c.claim_token == token,
+                )
+                .values(sending_at=at, updated_at=at)
+                .returning(schedules.c.request_id)
             )
-            is not None
-        )
+            request_id = held.scalar()
+            if request_id is None:
+                return False
+            if request:
+                await conn.execute(
+                    requests.update()
+                    .where(requests.c.id == request_id)
+                    .values({**request, "updated_at": at})
+                )
+        return True
 
     async def release_schedule(
         self, schedule_id: str, token: str, now: datetime | None = None
