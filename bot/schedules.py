@@ -122,6 +122,7 @@ async def ask(
             result="refused",
             detail=exc.message,
             team_id=requester.team_id,
+            enterprise_id=requester.enterprise_id,
         )
         raise
     gated = prepared.approval is not None
