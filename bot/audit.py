@@ -151,8 +151,8 @@ class AuditTrail:
         **fields: Any,
     ) -> AuditRecord:
         """``record`` with the fields a bot request already holds: its workflow, targets,
-        parameters, ticket, team, id, Nexthink request uuids (comma-separated when a run was split) and
-        execution uuids; the actor is the requester unless given (a voter, a denier) or ``None``
+        parameters, ticket, workspace and org, id, Nexthink request uuids (comma-separated when a
+        run was split) and execution uuids; the actor is the requester unless given (a voter, a denier) or ``None``
         (the bot itself: an expiry, an outcome found by polling). ``fields`` are the other
         keywords of ``record`` and win over the request's."""
         values: dict[str, Any] = {
