@@ -23,8 +23,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import approvals, waits
+from bot import approvals, consent, waits
 from bot.catalogue import Catalogue
+from bot.devices import Devices
 from bot.followups import follow_forever
 from bot.identity import Identity
 from bot.logging import get_logger
@@ -106,6 +107,9 @@ class Bot(Services):
             policy=policy,
             store=store,
             limiter=limiter,
+            devices=Devices(
+                nexthink, settings.nexthink_devices_query_id, ttl=settings.devices_cache_seconds
+            ),
         )
         app = AsyncApp(
             client=slack,
@@ -146,7 +150,7 @@ class Bot(Services):
     # -- background work: expiry sweeps ---------------------------------------------------
 
     def start_background(self, interval: float = 30.0) -> None:
-        """Sweep expired waits and approvals every ``interval`` seconds (any replica may); follow
+        """Sweep expired waits, approvals and consents every ``interval`` seconds (any replica may); follow
         runs' outcomes (``bot.followups``) and keep open Home tabs current (``handlers.home``)."""
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever(interval))
@@ -165,6 +169,8 @@ class Bot(Services):
                 await waits.sweep_stale(self)
                 await approvals.sweep_expired(self)
                 await approvals.sweep_stale(self)
+                await consent.sweep_expired(self)
+                await consent.sweep_stale(self)
             except Exception:
                 log.exception("sweep_failed")
             await asyncio.sleep(interval)

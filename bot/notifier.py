@@ -7,15 +7,24 @@ Slack. It tells a ``Notifier`` what happened, as plain values (``WaitNews``, ``A
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
 from bot.followups import OutcomeNotifier
-from bot.runs import RunResult
-from bot.store import ApprovalRecord, RequestRecord, WaitRecord
+from bot.runs import PreparedRun, RunResult
+from bot.store import ApprovalRecord, ConsentRecord, RequestRecord, WaitRecord
 
-__all__ = ["ApprovalNews", "NotPosted", "Notifier", "RequesterNews", "WaitNews"]
+__all__ = [
+    "ApprovalNews",
+    "Asked",
+    "ConsentNews",
+    "NotPosted",
+    "Notifier",
+    "RequesterNews",
+    "WaitNews",
+]
 
 
 class NotPosted(Exception):
@@ -52,7 +61,15 @@ class WaitNews:
 
 
 ApprovalEvent = Literal[
-    "votes", "sending", "executed", "failed", "interrupted", "denied", "withdrawn", "expired"
+    "votes",
+    "sending",
+    "executed",
+    "failed",
+    "interrupted",
+    "denied",
+    "withdrawn",
+    "expired",
+    "consent",  # approved; now the people it runs on are asked for their consent
 ]
 
 
@@ -74,6 +91,35 @@ class RequesterNews:
     event: Literal["denied", "expired", "interrupted"]
     user_id: str | None = None  #: who denied
     reason: str | None = None
+
+
+ConsentEvent = Literal[
+    "sending",  # the person allowed: the run is being sent for them
+    "sent",  # Nexthink took it (``detail``: request ids)
+    "failed",  # Nexthink refused or failed (``detail``: what it answered)
+    "refused",  # the person said Not now
+    "expired",  # no answer in time
+    "interrupted",  # the bot stopped while sending: the outcome is unknown
+]
+
+
+@dataclass(frozen=True)
+class Asked:
+    """One person asked (``consent``), or whom the bot could not ask (``error``: Slack's code)."""
+
+    label: str
+    person: str
+    consent: ConsentRecord | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ConsentNews:
+    """What happened to one person's consent: their message is updated, and the requester is
+    told of Not now, expiry and interruptions (an allowed run reaches them as a run result)."""
+
+    event: ConsentEvent
+    detail: str = ""
 
 
 class Notifier(OutcomeNotifier, Protocol):
@@ -101,4 +147,18 @@ class Notifier(OutcomeNotifier, Protocol):
     async def tell_requester(self, record: RequestRecord, news: RequesterNews) -> None: ...
 
     async def run_finished(self, result: RunResult) -> None:
-        """An approved run was executed: tell the requester as the run path does."""
+        """An approved (or allowed) run was executed: tell the requester as the run path does."""
+
+    async def ask_consent(
+        self, consent: ConsentRecord, record: RequestRecord, name: str
+    ) -> tuple[str, str]:
+        """Ask the person by direct message; returns (channel, ts) or raises ``NotPosted``."""
+
+    async def consents_asked(
+        self, prepared: PreparedRun, asked: Sequence[Asked], *, response_url: str | None
+    ) -> None:
+        """Tell the requester whom the run now waits on (and whom the bot could not ask)."""
+
+    async def consent_changed(
+        self, consent: ConsentRecord, record: RequestRecord, name: str, news: ConsentNews
+    ) -> None: ...

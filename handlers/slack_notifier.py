@@ -6,13 +6,15 @@ Each report becomes a message from the views (``wait_views``, ``approval_views``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from slack_sdk.errors import SlackApiError
 
 from bot.followups import Progress
 from bot.logging import get_logger
-from bot.notifier import ApprovalNews, NotPosted, RequesterNews, WaitNews
-from bot.runs import RunResult
-from bot.store import ApprovalRecord, RequestRecord, WaitRecord
+from bot.notifier import ApprovalNews, Asked, ConsentNews, NotPosted, RequesterNews, WaitNews
+from bot.runs import PreparedRun, RunResult
+from bot.store import ApprovalRecord, ConsentRecord, RequestRecord, WaitRecord
 from handlers import delivery
 from handlers.approval_views import (
     approval_message,
@@ -20,6 +22,12 @@ from handlers.approval_views import (
     requester_news_message,
 )
 from handlers.blocks import Message, outside
+from handlers.consent_views import (
+    consent_message,
+    consent_news_message,
+    consents_asked_message,
+    requester_consent_message,
+)
 from handlers.services import Services
 from handlers.views import run_result_message
 from handlers.wait_views import wait_message, wait_news_message
@@ -83,3 +91,38 @@ class SlackNotifier:
         self, record: RequestRecord, progress: Progress, changed: list[str]
     ) -> Progress:
         return await delivery.show_outcome(self._s, record, progress, changed=changed)
+
+    # -- consent ----------------------------------------------------------------------------
+
+    async def ask_consent(
+        self, consent: ConsentRecord, record: RequestRecord, name: str
+    ) -> tuple[str, str]:
+        return await self._ask(consent.user_id, consent_message(consent, record, outside(name)))
+
+    async def consents_asked(
+        self, prepared: PreparedRun, asked: Sequence[Asked], *, response_url: str | None
+    ) -> None:
+        asking = {a.label for a in asked}
+        rest = [t.label for t in prepared.targets if t.label not in asking]
+        message = consents_asked_message(
+            prepared.entry.id, outside(prepared.workflow.display_name), asked, rest
+        )
+        requester = prepared.requester
+        await delivery.reply(
+            self._s,
+            message,
+            user_id=requester.user_id,
+            channel_id=requester.channel_id,
+            response_url=response_url,
+        )
+
+    async def consent_changed(
+        self, consent: ConsentRecord, record: RequestRecord, name: str, news: ConsentNews
+    ) -> None:
+        if consent.message_channel and consent.message_ts:
+            where = (consent.message_channel, consent.message_ts)
+            message = consent_news_message(consent, record, outside(name), news)
+            await delivery.update_message(self._s, where, message)
+        told = requester_consent_message(consent, record, outside(name), news)
+        if told is not None:
+            await delivery.tell_requester(self._s, record, told)

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from bot.policy.rules import ApprovalRule, ParamRule, Role, WorkflowRule
+from bot.policy.rules import ApprovalRule, ConsentRule, ParamRule, Role, WorkflowRule
 from bot.policy.schema import MAX_FILE_BYTES, PolicySpec, WorkflowSpec, describe_error
 
 __all__ = ["PolicyContents", "PolicyError", "read_file", "read_mapping", "read_yaml"]
@@ -126,7 +126,10 @@ def _workflow_rule(nql_id: str, spec: WorkflowSpec) -> WorkflowRule:
     if spec.approval is not None:
         a = spec.approval
         approval = ApprovalRule(a.channel, tuple(a.approvers), a.count, a.expires_in_minutes)
-    return WorkflowRule(nql_id, spec.alias, params, approval)
+    consent = None
+    if spec.consent is not None and spec.consent.required:
+        consent = ConsentRule(spec.consent.expires_in_minutes)
+    return WorkflowRule(nql_id, spec.alias, params, approval, consent)
 
 
 # -- YAML -----------------------------------------------------------------------------------------

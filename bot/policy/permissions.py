@@ -15,7 +15,15 @@ from bot.policy.loading import PolicyContents, read_file, read_mapping, read_yam
 from bot.policy.members import Members
 from bot.policy.mrkdwn import channels, code, count, member
 from bot.policy.params import check_params
-from bot.policy.rules import ApprovalRule, Decision, ParamRule, Principal, Role, WorkflowRule
+from bot.policy.rules import (
+    ApprovalRule,
+    ConsentRule,
+    Decision,
+    ParamRule,
+    Principal,
+    Role,
+    WorkflowRule,
+)
 from bot.policy.schema import DEFAULT_RUNS_PER_USER_PER_MINUTE
 
 __all__ = ["Policy"]
@@ -213,6 +221,11 @@ class Policy:
     def approval_for(self, nql_id: str) -> ApprovalRule | None:
         rule = self.rule_for(nql_id)
         return rule.approval if rule is not None else None
+
+    def consent_for(self, nql_id: str) -> ConsentRule | None:
+        """``consent:``: whether a run on another person waits for their Allow."""
+        rule = self.rule_for(nql_id)
+        return rule.consent if rule is not None else None
 
     def check_params(self, nql_id: str, params: Mapping[str, str]) -> dict[str, str]:
         """The parameters to send: checked against the workflow's ``params`` rules, defaults

@@ -11,6 +11,7 @@ from typing import Literal
 
 __all__ = [
     "ApprovalRule",
+    "ConsentRule",
     "Decision",
     "ParamError",
     "ParamRule",
@@ -81,8 +82,20 @@ class ApprovalRule:
 
 
 @dataclass(frozen=True)
+class ConsentRule:
+    """A run that targets another person (``user:``) waits for that person's Allow."""
+
+    expires_in_minutes: float = 30.0
+
+    @property
+    def expires_in(self) -> timedelta:
+        return timedelta(minutes=self.expires_in_minutes)
+
+
+@dataclass(frozen=True)
 class WorkflowRule:
     nql_id: str
     alias: str | None = None
     params: Mapping[str, ParamRule] | None = None  #: None: any parameters pass unchecked
     approval: ApprovalRule | None = None
+    consent: ConsentRule | None = None

@@ -294,12 +294,38 @@ def _v5_indexes_for_a_big_store(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX IF NOT EXISTS ix_followups_request ON followups (request_id)"))
 
 
+def _v9_consents(conn: Connection) -> None:
+    """consents: a person asked to allow a run on them; one row per person asked."""
+    md = MetaData()
+    Table("requests", md, Column("id", String(36), primary_key=True))
+    Table(
+        "consents",
+        md,
+        Column("id", String(36), primary_key=True),
+        Column("request_id", String(36), ForeignKey("requests.id"), nullable=False),
+        Column("user_id", Text, nullable=False),
+        Column("upn", Text, nullable=False),
+        Column("label", Text, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("expires_at", UTCDateTime, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+        Column("state", String(16), nullable=False),
+        Column("message_channel", Text),
+        Column("message_ts", Text),
+        Column("decided_at", UTCDateTime),
+        Index("ix_consents_state_expires", "state", "expires_at"),
+        Index("ix_consents_request", "request_id"),
+    )
+    md.tables["consents"].create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "requests, waits, approvals, approval_votes, followups", _v1_initial),
     Migration(2, "rate_limits: the per-user run limit shared by replicas", _v2_rate_limits),
     Migration(3, "audit_events: the audit trail", _v3_audit_events),
     Migration(4, "slack_installations, slack_bots, slack_oauth_states (OAuth)", _v4_slack_oauth),
     Migration(5, "indexes for history and follow-ups by request", _v5_indexes_for_a_big_store),
+    Migration(9, "consents: the person on the other end allows a run", _v9_consents),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

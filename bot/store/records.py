@@ -15,6 +15,7 @@ __all__ = [
     "APPROVAL_STATES",
     "AUDIT_EVENTS",
     "AUDIT_FIELDS",
+    "CONSENT_STATES",
     "REQUEST_KINDS",
     "REQUEST_STATES",
     "WAIT_STATES",
@@ -25,6 +26,10 @@ __all__ = [
     "AuditRecord",
     "ClaimRefusal",
     "ClaimRefusalReason",
+    "ConsentAnswer",
+    "ConsentRecord",
+    "ConsentRefusalReason",
+    "ConsentState",
     "DenyResult",
     "FollowupRecord",
     "RequestKind",
@@ -40,10 +45,23 @@ __all__ = [
 
 RequestKind = Literal["run", "resume", "decision", "approval"]
 RequestState = Literal[
-    "pending", "approval_pending", "sent", "succeeded", "failed", "unknown", "denied", "expired"
+    "pending",
+    "approval_pending",
+    "consent_pending",
+    "sent",
+    "succeeded",
+    "failed",
+    "unknown",
+    "denied",
+    "expired",
 ]
 WaitState = Literal["pending", "claimed", "decided", "failed", "expired"]
 ApprovalState = Literal["pending", "approved", "denied", "expired", "executing", "executed"]
+#: asked ──Allow──> allowed (its execute is being sent) ──> done; asked ──Not now──> refused;
+#: asked ──expiry──> expired
+ConsentState = Literal["asked", "allowed", "done", "refused", "expired"]
+#: why ``decide_consent`` refused: unknown id; expired; already answered; not the person asked.
+ConsentRefusalReason = Literal["not_found", "expired", "settled", "not_asked"]
 
 #: why ``claim_wait`` refused: nobody knows the id; it expired; someone else is deciding it right
 #: now; it was decided (or failed) already; the clicker is the person who asked for it.
@@ -80,6 +98,7 @@ REQUEST_KINDS: frozenset[str] = frozenset(get_args(RequestKind))
 REQUEST_STATES: frozenset[str] = frozenset(get_args(RequestState))
 WAIT_STATES: frozenset[str] = frozenset(get_args(WaitState))
 APPROVAL_STATES: frozenset[str] = frozenset(get_args(ApprovalState))
+CONSENT_STATES: frozenset[str] = frozenset(get_args(ConsentState))
 AUDIT_EVENTS: tuple[str, ...] = get_args(AuditEvent)
 
 #: the fields of an exported audit record, in order: the CSV header and the JSON keys.
@@ -253,6 +272,35 @@ class DenyResult:
     accepted: bool
     reason: VoteRefusalReason | None
     approval: ApprovalRecord | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRecord:
+    """One person asked to allow a run on them; ``request_id`` is the run recorded for them alone
+    (``consent_pending`` until they answer), which is executed once, after their Allow."""
+
+    id: str
+    request_id: str
+    requester_id: str
+    user_id: str  #: the Slack user asked: the only one whose click counts
+    upn: str
+    label: str
+    created_at: datetime
+    expires_at: datetime
+    updated_at: datetime
+    state: ConsentState
+    message_channel: str | None
+    message_ts: str | None
+    decided_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentAnswer:
+    """The answer to an Allow or Not now: ``accepted`` for the one click that settles it."""
+
+    accepted: bool
+    reason: ConsentRefusalReason | None
+    consent: ConsentRecord | None
 
 
 @dataclass(frozen=True, slots=True)

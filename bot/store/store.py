@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from .approvals import ApprovalsMixin
 from .audit import AuditMixin
+from .consents import ConsentsMixin
 from .engine import create_engine, describe_url, driver_url, enable_wal, translate_errors
 from .errors import StoreUnavailable
 from .followups import FollowupsMixin
@@ -23,7 +24,15 @@ from .waits import WaitsMixin
 __all__ = ["Store"]
 
 
-class Store(RequestsMixin, WaitsMixin, ApprovalsMixin, FollowupsMixin, RateLimitsMixin, AuditMixin):
+class Store(
+    RequestsMixin,
+    WaitsMixin,
+    ApprovalsMixin,
+    ConsentsMixin,
+    FollowupsMixin,
+    RateLimitsMixin,
+    AuditMixin,
+):
     """The bot's database: SQLite (one process) or PostgreSQL (several replicas), one code path.
 
     Open with ``await Store.open(settings.database_url)`` and ``await store.close()`` at the end.
