@@ -37,9 +37,7 @@ LAPTOP_BOB = "11148096-8a4a-4958-9977-07c847d66ab5"
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with world_at(
-        tmp_path, POLICY, overrides={"nexthink_devices_query_id": QUERY}
-    ) as w:
+    async with world_at(tmp_path, POLICY, overrides={"nexthink_devices_query_id": QUERY}) as w:
         yield w
 
 
