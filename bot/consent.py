@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
+from bot.audit import AuditTrail
 from bot.catalogue import Catalogue
 from bot.logging import get_logger
 from bot.metrics import CLICKS
@@ -53,6 +54,7 @@ class ConsentDeps(Protocol):
     runner: Runner
     policy: Policy
     notifier: Notifier
+    audit: AuditTrail
 
 
 @dataclass(frozen=True)
@@ -113,13 +115,19 @@ async def ask(
             where = await deps.notifier.ask_consent(consent, own, name)
         except NotPosted as exc:
             await deps.store.decide_consent(consent.id, consent.user_id, allow=False)
-            await deps.store.update_request(
+            own = await deps.store.update_request(
                 own.id, state="failed", error=f"consent request not posted: {exc.error}"
+            )
+            await deps.audit.record_request(
+                "consent_asked", own, result="not_posted", detail=f"{upn}; Slack: {exc.error}"
             )
             log.warning("consent_not_posted", consent=consent.id, error=exc.error)
             asked.append(Asked(target.label, consent.user_id, error=exc.error))
             continue
         consent = await deps.store.set_consent_message(consent.id, *where)
+        await deps.audit.record_request(
+            "consent_asked", own, result="asked", detail=f"{upn} until {_iso(expires_at)}"
+        )
         log.info("consent_asked", consent=consent.id, request=own.id, workflow=prepared.entry.id)
         asked.append(Asked(target.label, consent.user_id, consent=consent))
     if record is not None and rest is not None:
@@ -135,6 +143,9 @@ async def allow(deps: ConsentDeps, consent_id: str, user_id: str) -> ConsentClic
     if isinstance(answer, ConsentClick):
         return answer
     consent, record = answer
+    await deps.audit.record_request(
+        "consent_given", record, actor=user_id, actor_upn=consent.upn, result="allowed"
+    )
     name = await deps.catalogue.display_name(record.workflow_id)
     await deps.notifier.consent_changed(consent, record, name, ConsentNews("sending"))
     prepared = await deps.runner.from_record(record, consented=True, source="consent")
@@ -159,6 +170,9 @@ async def not_now(deps: ConsentDeps, consent_id: str, user_id: str) -> ConsentCl
         return answer
     consent, record = answer
     record = await deps.store.update_request(record.id, state="denied", error="consent: not now")
+    await deps.audit.record_request(
+        "consent_refused", record, actor=user_id, actor_upn=consent.upn, result="not_now"
+    )
     name = await deps.catalogue.display_name(record.workflow_id)
     await deps.notifier.consent_changed(consent, record, name, ConsentNews("refused"))
     return None
@@ -201,6 +215,7 @@ async def _interrupted(
     error = "interrupted: the bot stopped while sending the execute; the outcome is unknown"
     await deps.store.finish_consent(consent.id)
     record = await deps.store.update_request(record.id, state="unknown", error=error)
+    await deps.audit.record_request("execute_failed", record, result="unknown", detail=error)
     await deps.notifier.consent_changed(consent, record, name, ConsentNews("interrupted"))
 
 
@@ -210,6 +225,13 @@ async def sweep_expired(deps: ConsentDeps, *, now: datetime | None = None) -> in
     for consent in expired:
         record = await deps.store.update_request(
             consent.request_id, state="expired", error="consent: no answer in time"
+        )
+        await deps.audit.record_request(
+            "consent_refused",
+            record,
+            actor=None,
+            result="expired",
+            detail=f"{consent.upn} did not answer by {_iso(consent.expires_at)}",
         )
         name = await deps.catalogue.display_name(record.workflow_id)
         await deps.notifier.consent_changed(consent, record, name, ConsentNews("expired"))
@@ -227,6 +249,11 @@ async def sweep_stale(
             continue  # the execute's answer was recorded: the run was reported already
         error = "interrupted: the bot stopped while sending the execute; the outcome is unknown"
         record = await deps.store.update_request(record.id, state="unknown", error=error)
+        await deps.audit.record_request("execute_failed", record, result="unknown", detail=error)
         name = await deps.catalogue.display_name(record.workflow_id)
         await deps.notifier.consent_changed(consent, record, name, ConsentNews("interrupted"))
     return len(closed)
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -19,9 +19,12 @@ from slack_sdk.errors import SlackApiError
 from bot.catalogue import Entry
 from bot.devices import Device, DeviceList, Devices
 from bot.identity import Identity, IdentityError
+from bot.mrkdwn import code as code_span
+from bot.mrkdwn import shown
 from bot.nexthink.models import DeviceData, UserData, is_uuid
 from bot.policy import Policy, Principal
 from bot.targets import DeviceTarget, UserTarget
+from bot.text import outside
 
 __all__ = ["Refusal", "Target", "TargetResolver", "code", "esc", "stored_target"]
 
@@ -79,7 +82,7 @@ class TargetResolver:
             ) or (user.kind == "mention" and user.value == principal.user_id)
             if not is_self and not may_target_others:
                 raise Refusal(
-                    f"You may only run `{entry.id}` on yourself, not on {esc(target.label)}. "
+                    f"You may only run {code(entry.id)} on yourself, not on {esc(target.label)}. "
                     "Leave out `user:` and `device:`: Nexthink then picks your most recent device.",
                     field="targets",
                 )
@@ -115,11 +118,11 @@ class TargetResolver:
         named = code("device:" + device.value)
         if consent:
             why = (
-                f"`{entry.id}` needs the person's consent, so it cannot run on {named}: target "
+                f"{code(entry.id)} needs the person's consent, so it cannot run on {named}: target "
                 "them with `user:` and they are asked first."
             )
         else:
-            why = f"You may only run `{entry.id}` on yourself, so {named} is not allowed."
+            why = f"You may only run {code(entry.id)} on yourself, so {named} is not allowed."
         if not self.devices.enabled or not principal.upn:
             raise Refusal(
                 why + " Leave out `device:`: Nexthink picks your most recent device.",
@@ -150,7 +153,7 @@ class TargetResolver:
         upn = target.user.upn if target.user else None
         if upn is None:
             raise Refusal(
-                f"`{entry.id}` needs the person's consent, and a SID does not say whom to ask: "
+                f"{code(entry.id)} needs the person's consent, and a SID does not say whom to ask: "
                 "target them with `user:@name` or their UPN.",
                 field="targets",
             )
@@ -168,7 +171,7 @@ class TargetResolver:
                 break
         if person is None:
             raise Refusal(
-                f"`{entry.id}` needs the person's consent, and no Slack user has the email "
+                f"{code(entry.id)} needs the person's consent, and no Slack user has the email "
                 f"{esc(upn)}: target them with `user:@name`.",
                 field="targets",
             )
@@ -187,12 +190,13 @@ class TargetResolver:
 
 
 def esc(text: str) -> str:
-    """Text a person typed, shown in mrkdwn as typed (Slack's three escapes)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Text a person (or Nexthink) wrote, shown in mrkdwn exactly as typed."""
+    return shown(outside(text))
 
 
 def code(text: str) -> str:
-    return "`" + esc(text).replace("`", "'") + "`"
+    """Text a person wrote, in a code span it cannot leave."""
+    return code_span(outside(text))
 
 
 def stored_target(data: dict[str, Any]) -> Target:

@@ -11,19 +11,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from bot.audit import AuditTrail
 from bot.catalogue import Catalogue, Entry
 from bot.deciders import clicker
 from bot.devices import DeviceList, Devices
 from bot.identity import Identity, IdentityError
 from bot.logging import get_logger
+from bot.mrkdwn import code
 from bot.nexthink.client import BulkExecution, NexthinkClient
 from bot.nexthink.errors import NexthinkError
 from bot.nexthink.models import DeviceData, UserData, Workflow
 from bot.policy import ApprovalRule, ConsentRule, ParamError, Policy, Principal
 from bot.ratelimit import RateLimiter
-from bot.run_targets import Refusal, Target, TargetResolver, code, stored_target
+from bot.run_targets import Refusal, Target, TargetResolver, stored_target
 from bot.store import RequestRecord, RequestState, Store, StoreError
 from bot.targets import DeviceTarget, UserTarget
+from bot.text import outside
 
 __all__ = [
     "ConsentRequired",
@@ -136,6 +139,7 @@ class Runner:
         policy: Policy,
         store: Store,
         limiter: RateLimiter,
+        audit: AuditTrail,
         devices: Devices | None = None,
     ) -> None:
         self.nexthink = nexthink
@@ -146,6 +150,7 @@ class Runner:
         self.policy = policy
         self.store = store
         self.limiter = limiter
+        self.audit = audit
 
     # -- who ------------------------------------------------------------------------------
 
@@ -179,9 +184,9 @@ class Runner:
             raise Refusal(decision.reason, field="workflow")
         names = [e.id for e in entries] + [e.alias for e in entries if e.alias]
         near = Catalogue.closest(name, names)
-        message = f"There is no workflow {code(name)} that you may run here."
+        message = f"There is no workflow {code(outside(name))} that you may run here."
         if near:
-            message += " Did you mean " + ", ".join(code(n) for n in near) + "?"
+            message += " Did you mean " + ", ".join(code(outside(n)) for n in near) + "?"
         raise Refusal(
             message, hint="`/nexthink list` shows the workflows you may run.", field="workflow"
         )
@@ -199,8 +204,30 @@ class Runner:
     # -- run ------------------------------------------------------------------------------
 
     async def prepare(self, requester: Requester, request: RunRequest) -> PreparedRun:
-        """Check everything that can be checked without Nexthink running anything."""
-        principal = await self.principal(requester)
+        """Check everything that can be checked without Nexthink running anything; a refusal is
+        written to the audit trail (``run_refused``) before it is raised."""
+        upn: str | None = None
+        try:
+            principal = await self.principal(requester)
+            upn = principal.upn
+            return await self._prepare(principal, requester, request)
+        except Refusal as exc:
+            await self.audit.record(
+                "run_refused",
+                actor=requester.user_id,
+                actor_upn=upn,
+                workflow=request.workflow,
+                targets=_asked(request),
+                params=request.params,
+                result="refused",
+                detail=exc.message,
+                team_id=requester.team_id,
+            )
+            raise
+
+    async def _prepare(
+        self, principal: Principal, requester: Requester, request: RunRequest
+    ) -> PreparedRun:
         entry = await self.find(principal, requester.channel_id, request.workflow)
         decision = self.policy.may_run(principal, requester.channel_id, entry.id)
         if not decision.allowed:
@@ -289,8 +316,9 @@ class Runner:
         state: RequestState = "pending",
         response_url: str | None = None,
     ) -> RequestRecord:
-        """The audit record of a run, written before anything is sent to Nexthink."""
-        return await self.store.create_request(
+        """The record of a run, written before anything is sent to Nexthink (and its
+        ``run_requested`` event: ``result`` is the state it starts in)."""
+        record = await self.store.create_request(
             kind="run",
             team_id=prepared.requester.team_id,
             channel_id=prepared.requester.channel_id,
@@ -302,6 +330,8 @@ class Runner:
             state=state,
             response_url=response_url,
         )
+        await self.audit.record_request("run_requested", record, result=state)
+        return record
 
     async def execute(self, prepared: PreparedRun, record: RequestRecord) -> RunResult:
         if self.asking(prepared):  # whatever path it came by: never before the person's Allow
@@ -320,6 +350,9 @@ class Runner:
                 nexthink_request_uuids=list(completed.request_uuids) if completed else [],
                 executions_uuids=list(completed.executions_uuids) if completed else [],
             )
+            await self.audit.record_request(
+                "execute_failed", record, result=state, detail=_error_text(exc)
+            )
             return RunResult(prepared, record, error=exc, completed=completed)
         record = await self._recorded(
             record,
@@ -327,6 +360,7 @@ class Runner:
             nexthink_request_uuids=list(execution.request_uuids),
             executions_uuids=list(execution.executions_uuids),
         )
+        await self.audit.record_request("executed", record, result="sent")
         return RunResult(prepared, record, execution=execution)
 
     async def _recorded(self, record: RequestRecord, **changes: Any) -> RequestRecord:
@@ -350,6 +384,17 @@ class Runner:
         principal = await self.principal(requester)
         decision = self.policy.may_resume(principal, requester.channel_id)
         if not decision.allowed:
+            await self.audit.record(
+                "run_refused",
+                actor=requester.user_id,
+                actor_upn=principal.upn,
+                workflow=workflow_uuid,
+                targets=[{"kind": "execution", "label": execution_uuid}],
+                params=params,
+                result="refused",
+                detail=decision.reason,
+                team_id=requester.team_id,
+            )
             raise Refusal(decision.reason)
         record = await self.store.create_request(
             kind="resume",
@@ -365,18 +410,32 @@ class Runner:
         try:
             answers = await self.nexthink.trigger(workflow_uuid, execution_uuid, params)
         except NexthinkError as exc:
-            record = await self._recorded(
+            state = "unknown" if _maybe_ran(exc, None) else "failed"
+            record = await self._recorded(record, state=state, error=_error_text(exc))
+            await self.audit.record_request(
+                "resumed",
                 record,
-                state="unknown" if _maybe_ran(exc, None) else "failed",
-                error=_error_text(exc),
+                execution_uuids=[execution_uuid],
+                result=state,
+                detail=_error_text(exc),
             )
             return ResumeResult(workflow_uuid, execution_uuid, params, record, error=exc)
         uuids = tuple(a.request_uuid for a in answers)
         record = await self._recorded(record, state="sent", nexthink_request_uuids=list(uuids))
+        await self.audit.record_request(
+            "resumed", record, execution_uuids=[execution_uuid], result="sent"
+        )
         return ResumeResult(workflow_uuid, execution_uuid, params, record, request_uuids=uuids)
 
     async def history(self, requester: Requester, limit: int = 10) -> Sequence[RequestRecord]:
         return await self.store.history(requester.user_id, limit=limit)
+
+
+def _asked(request: RunRequest) -> list[dict[str, str]]:
+    """The targets as the requester named them (a refused run never resolved them)."""
+    return [{"kind": "user", t.kind: t.value} for t in request.users] + [
+        {"kind": "device", t.kind: t.value} for t in request.devices
+    ]
 
 
 def _maybe_ran(exc: NexthinkError, completed: BulkExecution | None) -> bool:

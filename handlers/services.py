@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.audit import AuditTrail
 from bot.catalogue import Catalogue
 from bot.identity import Identity
 from bot.nexthink.client import NexthinkClient
@@ -37,6 +38,8 @@ class Services:
     identity: Identity
     catalogue: Catalogue
     runner: Runner
+    #: the audit trail (``bot.audit``): every event of the contract is written through it
+    audit: AuditTrail
     tasks: Tasks = field(default_factory=Tasks)
     bot_user_id: str | None = None
     slack_ok_at: float | None = None

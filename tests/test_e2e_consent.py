@@ -166,6 +166,7 @@ async def test_not_now_reaches_the_requester_and_runs_nothing(world: World) -> N
     await click(world, "U0ALICE", before, ids.CONSENT_ALLOW)  # a change of mind comes too late
     assert executes(world) == []
     assert "This request for consent was already answered." in told(world, "U0ALICE")
+    assert ("consent_refused", "U0ALICE", "not_now") in await audit_events(world)
 
 
 async def test_expiry_reaches_the_requester_and_a_late_allow_runs_nothing(world: World) -> None:
@@ -253,4 +254,27 @@ async def test_approval_comes_first_then_consent(world: World) -> None:
             "devices": [],
             "params": {"reason": "broken"},
         }
+    ]
+
+
+async def audit_events(world: World) -> list[tuple[str, str | None, str | None]]:
+    assert world.bot is not None
+    return [(r.event, r.actor, r.result) async for r in world.bot.store.iter_audit()]
+
+
+async def test_the_audit_trail_keeps_asked_given_and_refused(world: World) -> None:
+    """consent_asked (by the requester), consent_given (by the person asked) before executed,
+    and consent_refused for Not now and for expiry (by nobody)."""
+    await command(world, "U0BOB", "run restart_teams user:<@U0ALICE> user:<@U0CAROL> mode=soft")
+    await click(world, "U0ALICE", question(world, "U0ALICE"), ids.CONSENT_ALLOW)
+    assert world.bot is not None
+    later = datetime.now(UTC) + timedelta(minutes=31)
+    assert await consent.sweep_expired(world.bot, now=later) == 1
+    trail = [e for e in await audit_events(world) if e[0] != "run_requested"]
+    assert trail == [
+        ("consent_asked", "U0BOB", "asked"),
+        ("consent_asked", "U0BOB", "asked"),
+        ("consent_given", "U0ALICE", "allowed"),
+        ("executed", "U0BOB", "sent"),
+        ("consent_refused", None, "expired"),
     ]
