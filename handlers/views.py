@@ -308,6 +308,7 @@ _STATE_EMOJI = {
     "denied": ":no_entry:",
     "expired": ":hourglass:",
     "approval_pending": ":raised_hand:",
+    "consent_pending": ":raising_hand:",
     "pending": ":hourglass_flowing_sand:",
 }
 
