@@ -36,6 +36,7 @@ class Profile:
     upn: str | None
     deleted: bool = False
     is_bot: bool = False
+    tz: str | None = None  #: the IANA time zone Slack shows the person's times in
 
     @property
     def label(self) -> str:
@@ -141,6 +142,7 @@ class Identity:
             upn=self._rewrite(email) if email else None,
             deleted=bool(user.get("deleted")),
             is_bot=bool(user.get("is_bot")),
+            tz=str(user.get("tz")) if user.get("tz") else None,
         )
 
     async def _lookup_email(self, email: str) -> str | None:

@@ -14,7 +14,7 @@ from typing import Literal, Protocol
 
 from bot.followups import OutcomeNotifier
 from bot.runs import PreparedRun, RunResult
-from bot.store import ApprovalRecord, ConsentRecord, RequestRecord, WaitRecord
+from bot.store import ApprovalRecord, ConsentRecord, RequestRecord, ScheduleRecord, WaitRecord
 
 __all__ = [
     "ApprovalNews",
@@ -23,6 +23,7 @@ __all__ = [
     "NotPosted",
     "Notifier",
     "RequesterNews",
+    "ScheduleNews",
     "WaitNews",
 ]
 
@@ -70,6 +71,7 @@ ApprovalEvent = Literal[
     "withdrawn",
     "expired",
     "consent",  # approved; now the people it runs on are asked for their consent
+    "scheduled",  # approved, and it runs at its time (``at``); ``detail`` "cancelled" if not
 ]
 
 
@@ -82,6 +84,7 @@ class ApprovalNews:
     user_id: str | None = None  #: who denied or withdrew
     reason: str | None = None  #: the denial's reason, as typed
     detail: str = ""  #: Nexthink request ids, or why the run failed
+    at: datetime | None = None  #: when a scheduled run falls due
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,15 @@ ConsentEvent = Literal[
     "refused",  # the person said Not now
     "expired",  # no answer in time
     "interrupted",  # the bot stopped while sending: the outcome is unknown
+]
+ScheduleEvent = Literal[
+    "ran",  # it ran at its time: ``result`` is the run's, told and followed as any run
+    "missed",  # found more than max_late_minutes after its time (the bot was down): not run
+    "refused",  # the policy refused it at its time: not run (``reason`` says why)
+    "interrupted",  # the bot stopped while sending it: the outcome is unknown
+    "cancelled",  # someone else (an auditor) cancelled it (``user_id``)
+    "approved",  # its approval came: it runs at its time
+    "closed",  # its approval was denied or expired: it will not run
 ]
 
 
@@ -120,6 +132,16 @@ class ConsentNews:
 
     event: ConsentEvent
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class ScheduleNews:
+    """What the requester of a scheduled run is told."""
+
+    event: ScheduleEvent
+    user_id: str | None = None
+    reason: str = ""  #: a refusal (mrkdwn written by the bot) or how late it was
+    result: RunResult | None = None
 
 
 class Notifier(OutcomeNotifier, Protocol):
@@ -162,3 +184,9 @@ class Notifier(OutcomeNotifier, Protocol):
     async def consent_changed(
         self, consent: ConsentRecord, record: RequestRecord, name: str, news: ConsentNews
     ) -> None: ...
+
+    async def schedule_changed(
+        self, schedule: ScheduleRecord, record: RequestRecord, news: ScheduleNews
+    ) -> None:
+        """A scheduled run ran, was missed, refused, interrupted or cancelled: tell its
+        requester (a run that ran is followed as any run)."""

@@ -42,7 +42,7 @@ __all__ = [
 
 log = get_logger(__name__)
 
-Source = Literal["command", "modal", "home", "shortcut", "approval", "consent"]
+Source = Literal["command", "modal", "home", "shortcut", "approval", "consent", "schedule"]
 
 
 class ConsentRequired(Exception):
@@ -203,14 +203,19 @@ class Runner:
 
     # -- run ------------------------------------------------------------------------------
 
-    async def prepare(self, requester: Requester, request: RunRequest) -> PreparedRun:
+    async def prepare(
+        self, requester: Requester, request: RunRequest, *, rate_limited: bool = True
+    ) -> PreparedRun:
         """Check everything that can be checked without Nexthink running anything; a refusal is
-        written to the audit trail (``run_refused``) before it is raised."""
+        written to the audit trail (``run_refused``) before it is raised.
+
+        ``rate_limited=False``: the run was counted when it was asked for (a scheduled run, whose
+        policy is checked again here at its time), so it does not count again."""
         upn: str | None = None
         try:
             principal = await self.principal(requester)
             upn = principal.upn
-            return await self._prepare(principal, requester, request)
+            return await self._prepare(principal, requester, request, rate_limited=rate_limited)
         except Refusal as exc:
             await self.audit.record(
                 "run_refused",
@@ -226,7 +231,12 @@ class Runner:
             raise
 
     async def _prepare(
-        self, principal: Principal, requester: Requester, request: RunRequest
+        self,
+        principal: Principal,
+        requester: Requester,
+        request: RunRequest,
+        *,
+        rate_limited: bool = True,
     ) -> PreparedRun:
         entry = await self.find(principal, requester.channel_id, request.workflow)
         decision = self.policy.may_run(principal, requester.channel_id, entry.id)
@@ -240,7 +250,7 @@ class Runner:
         except ParamError as exc:
             name = getattr(exc, "name", None)
             raise Refusal(str(exc), field=f"param:{name}" if name else "params") from None
-        wait = await self.limiter.hit(requester.user_id)
+        wait = await self.limiter.hit(requester.user_id) if rate_limited else None
         if wait is not None:
             limit = self.policy.runs_per_user_per_minute
             raise Refusal(

@@ -19,6 +19,7 @@ def register_all(bot: Services) -> None:
         home,
         log_context,
         modals,
+        schedules,
         shortcuts,
         wait_buttons,
     )
@@ -31,3 +32,4 @@ def register_all(bot: Services) -> None:
     consent_buttons.register(bot)
     home.register(bot)
     shortcuts.register(bot)
+    schedules.register(bot)

@@ -22,6 +22,7 @@ from handlers import ids
 from tests.support.e2e import answers, executes, text_of, world_at
 
 POLICY = """
+schedule: {allowed: true, max_days: 14}
 roles:
   support:
     members: ["@it-support"]
@@ -278,3 +279,12 @@ async def test_the_audit_trail_keeps_asked_given_and_refused(world: World) -> No
         ("executed", "U0BOB", "sent"),
         ("consent_refused", None, "expired"),
     ]
+
+
+async def test_a_run_that_needs_consent_is_not_scheduled_for_later(world: World) -> None:
+    """``in 2h`` on someone else of a consent workflow is refused: nobody is asked, nothing kept."""
+    await command(world, "U0BOB", "run restart_teams user:<@U0ALICE> mode=soft in 2h")
+    assert "cannot be scheduled for later" in told(world, "U0BOB")
+    assert executes(world) == []
+    dm = world.slack.dm_channel("U0ALICE")
+    assert not [m for m in world.slack.messages_in(dm) if "asks to run" in text_of(m)]

@@ -22,6 +22,7 @@ from bot.policy.rules import (
     ParamRule,
     Principal,
     Role,
+    ScheduleRule,
     WorkflowRule,
 )
 from bot.policy.schema import DEFAULT_RUNS_PER_USER_PER_MINUTE
@@ -42,6 +43,7 @@ class Policy:
         source: str | None = None,
         unknown_keys: Sequence[str] = (),
         is_default: bool = False,
+        schedule: ScheduleRule | None = None,
     ) -> None:
         self.roles: tuple[Role, ...] = tuple(roles)
         self.workflows: dict[str, WorkflowRule] = {w.nql_id: w for w in workflows}
@@ -49,6 +51,7 @@ class Policy:
         self.unknown_keys = tuple(unknown_keys)
         self.is_default = is_default
         self._runs_per_minute = runs_per_user_per_minute
+        self._schedule = schedule or ScheduleRule()
         self._members = Members(domains)
         self._by_id = {w.nql_id.casefold(): w for w in self.workflows.values()}
         self._by_alias = {
@@ -85,6 +88,7 @@ class Policy:
             runs_per_user_per_minute=contents.runs_per_user_per_minute,
             source=contents.source,
             unknown_keys=contents.unknown_keys,
+            schedule=contents.schedule,
         )
 
     # -- who someone is ---------------------------------------------------------------------
@@ -227,6 +231,23 @@ class Policy:
         rule = self.rule_for(nql_id)
         return rule.consent if rule is not None else None
 
+    def schedule_for(self, nql_id: str) -> ScheduleRule:
+        """``schedule:`` for this workflow: its own keys over the top level's."""
+        rule = self.rule_for(nql_id)
+        if rule is not None and rule.schedule is not None:
+            return rule.schedule
+        return self._schedule
+
+    def may_schedule(self, nql_id: str) -> Decision:
+        """Whether runs of ``nql_id`` may be scheduled for later (call ``may_run`` first)."""
+        if self.schedule_for(nql_id).allowed:
+            return Decision(True, "The policy allows scheduling this workflow.")
+        return Decision(
+            False,
+            f"Runs of {code(nql_id)} cannot be scheduled for later: the bot's policy does not "
+            "allow it (`schedule: {allowed: true}`). Leave out `at …`/`in …` to run it now.",
+        )
+
     def check_params(self, nql_id: str, params: Mapping[str, str]) -> dict[str, str]:
         """The parameters to send: checked against the workflow's ``params`` rules, defaults
         filled in, allowed values in their configured spelling. An empty value counts as absent.
@@ -253,6 +274,16 @@ class Policy:
         if elsewhere:
             return Decision(False, f"You may resume executions only in {channels(elsewhere)}.")
         return Decision(False, "None of your roles may resume paused executions.")
+
+    def may_audit(self, principal: Principal, channel_id: str | None) -> Decision:
+        """Whether the principal may see other people's requests (a role with ``audit: true``)."""
+        if any(r.audit for r in self.roles_for(principal, channel_id)):
+            return Decision(True, "Your role may look at other people's requests.")
+        return Decision(
+            False,
+            "Only roles with `audit: true` in the bot's policy may look at other people's "
+            "requests.",
+        )
 
     def may_decide(
         self,

@@ -28,6 +28,7 @@ __all__ = [
     "MAX_FILE_BYTES",
     "USER_ID",
     "PolicySpec",
+    "ScheduleSpec",
     "WorkflowSpec",
     "describe_error",
 ]
@@ -121,6 +122,7 @@ class _RoleSpec(_Spec):
     targets: Literal["self", "any"] = "self"
     resume: bool = False
     visible: bool = False
+    audit: bool = False
 
 
 class _ParamSpec(_Spec):
@@ -193,11 +195,27 @@ class _ConsentSpec(_Spec):
         return _empty_if_none(value)
 
 
+class ScheduleSpec(_Spec):
+    """``schedule:``; per workflow, the keys given override the top level's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+    allowed: Annotated[bool, Field(strict=True)] = False
+    max_days: float = Field(default=14.0, gt=0, le=366)
+    max_late_minutes: float = Field(default=60.0, ge=0.05, le=43_200)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: object) -> object:
+        return _empty_if_none(value)
+
+
 class WorkflowSpec(_Spec):
     alias: Annotated[str, AfterValidator(_alias)] | None = None
     params: dict[Annotated[str, AfterValidator(_param_name)], _ParamSpec] | None = None
     approval: _ApprovalSpec | None = None
     consent: _ConsentSpec | None = None
+    schedule: ScheduleSpec | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -229,6 +247,7 @@ class PolicySpec(BaseModel):
     )
     upn: _UpnSpec = Field(default_factory=_UpnSpec)
     limits: _LimitsSpec = Field(default_factory=_LimitsSpec)
+    schedule: ScheduleSpec | None = None
 
     @field_validator("roles", "workflows", "upn", "limits", mode="before")
     @classmethod
@@ -247,6 +266,7 @@ _KNOWN_KEYS = sorted(
             _ConsentSpec,
             WorkflowSpec,
             _UpnSpec,
+            ScheduleSpec,
         )
         for name in model.model_fields
     }

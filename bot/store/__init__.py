@@ -15,6 +15,8 @@ Slack OAuth installs live here too: ``store.slack_installations(...)`` and
 ``store.slack_oauth_states(...)`` are slack_sdk's SQLAlchemy stores on this database, tokens
 encrypted (``installations``, ``oauth_states``, ``token_cipher``).
 
+Scheduled runs (``schedules``) are claimed when due by exactly one replica.
+
 Modules: ``engine`` (URLs, connections, error translation), ``migrations``, ``schema``,
 ``records``, ``errors``, and one module per record kind.
 """
@@ -50,6 +52,8 @@ from .records import (
     RequestKind,
     RequestRecord,
     RequestState,
+    ScheduleRecord,
+    ScheduleState,
     VoteRefusalReason,
     VoteResult,
     WaitOption,
@@ -83,6 +87,8 @@ __all__ = [
     "RequestKind",
     "RequestRecord",
     "RequestState",
+    "ScheduleRecord",
+    "ScheduleState",
     "Store",
     "StoreConfigError",
     "StoreError",

@@ -319,12 +319,46 @@ def _v9_consents(conn: Connection) -> None:
     md.tables["consents"].create(conn)
 
 
+def _v8_schedules(conn: Connection) -> None:
+    """Scheduled runs: one row per run asked for later, claimed by one replica at its time."""
+    md = MetaData()
+    Table("requests", md, Column("id", String(36), primary_key=True))
+    Table(
+        "schedules",
+        md,
+        Column("id", String(36), primary_key=True),
+        Column("code", String(16), nullable=False, unique=True),
+        Column("request_id", String(36), ForeignKey("requests.id"), nullable=False),
+        Column("team_id", Text),
+        Column("channel_id", Text),
+        Column("user_id", Text, nullable=False),
+        Column("user_upn", Text),
+        Column("workflow", Text, nullable=False),
+        Column("ask", JSONText, nullable=False),
+        Column("run_at", UTCDateTime, nullable=False),
+        Column("state", String(24), nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+        Column("claimed_at", UTCDateTime),
+        Column("claim_token", String(36)),
+        Column("sending_at", UTCDateTime),
+        Column("finished_at", UTCDateTime),
+        Column("detail", Text),
+        Column("cancelled_by", Text),
+        Index("ix_schedules_state_run_at", "state", "run_at"),
+        Index("ix_schedules_user_state", "user_id", "state", "run_at"),
+        Index("ix_schedules_request", "request_id"),
+    )
+    md.tables["schedules"].create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "requests, waits, approvals, approval_votes, followups", _v1_initial),
     Migration(2, "rate_limits: the per-user run limit shared by replicas", _v2_rate_limits),
     Migration(3, "audit_events: the audit trail", _v3_audit_events),
     Migration(4, "slack_installations, slack_bots, slack_oauth_states (OAuth)", _v4_slack_oauth),
     Migration(5, "indexes for history and follow-ups by request", _v5_indexes_for_a_big_store),
+    Migration(8, "schedules: runs asked for later", _v8_schedules),
     Migration(9, "consents: the person on the other end allows a run", _v9_consents),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -18,6 +18,7 @@ __all__ = [
     "CONSENT_STATES",
     "REQUEST_KINDS",
     "REQUEST_STATES",
+    "SCHEDULE_STATES",
     "WAIT_STATES",
     "ApprovalRecord",
     "ApprovalState",
@@ -35,6 +36,8 @@ __all__ = [
     "RequestKind",
     "RequestRecord",
     "RequestState",
+    "ScheduleRecord",
+    "ScheduleState",
     "VoteRefusalReason",
     "VoteResult",
     "WaitOption",
@@ -54,9 +57,18 @@ RequestState = Literal[
     "unknown",
     "denied",
     "expired",
+    "scheduled",  # a run asked for later (``schedules``), not sent yet
+    "cancelled",  # a scheduled run cancelled before its time
+    "missed",  # a scheduled run found more than max_late_minutes after its time: not run
+    "refused",  # a scheduled run the policy refused at its time: not run
 ]
 WaitState = Literal["pending", "claimed", "decided", "failed", "expired"]
 ApprovalState = Literal["pending", "approved", "denied", "expired", "executing", "executed"]
+#: a scheduled run: waiting for its approval, waiting for its time, being run (leased by one
+#: replica), and how it ended; only ``awaiting_approval`` and ``scheduled`` may be cancelled.
+ScheduleState = Literal[
+    "awaiting_approval", "scheduled", "running", "ran", "missed", "refused", "cancelled", "closed"
+]
 #: asked ──Allow──> allowed (its execute is being sent) ──> done; asked ──Not now──> refused;
 #: asked ──expiry──> expired
 ConsentState = Literal["asked", "allowed", "done", "refused", "expired"]
@@ -99,6 +111,7 @@ REQUEST_STATES: frozenset[str] = frozenset(get_args(RequestState))
 WAIT_STATES: frozenset[str] = frozenset(get_args(WaitState))
 APPROVAL_STATES: frozenset[str] = frozenset(get_args(ApprovalState))
 CONSENT_STATES: frozenset[str] = frozenset(get_args(ConsentState))
+SCHEDULE_STATES: frozenset[str] = frozenset(get_args(ScheduleState))
 AUDIT_EVENTS: tuple[str, ...] = get_args(AuditEvent)
 
 #: the fields of an exported audit record, in order: the CSV header and the JSON keys.
@@ -368,3 +381,38 @@ class AuditRecord:
             "enterprise_id": self.enterprise_id,
             "team_id": self.team_id,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """A run asked for later: what was asked (``ask``: the command's targets and parameters, so
+    that the policy checks them again at ``run_at``), its request record, and its state.
+
+    ``code`` is the short id people type (``/nexthink cancel K7Q2M9XD``). ``claim_token`` is set
+    while one replica holds it (``running``); ``sending_at`` once the execute is about to be sent,
+    after which it is never run again."""
+
+    id: str
+    code: str
+    request_id: str
+    team_id: str | None
+    channel_id: str | None
+    user_id: str
+    user_upn: str | None
+    workflow: str
+    ask: dict[str, Any]
+    run_at: datetime
+    state: ScheduleState
+    created_at: datetime
+    updated_at: datetime
+    claimed_at: datetime | None
+    claim_token: str | None
+    sending_at: datetime | None
+    finished_at: datetime | None
+    detail: str | None
+    cancelled_by: str | None
+
+    @property
+    def open(self) -> bool:
+        """Not run yet and still cancellable."""
+        return self.state in ("awaiting_approval", "scheduled")

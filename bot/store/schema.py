@@ -60,6 +60,7 @@ __all__ = [
     "metadata",
     "rate_limits",
     "requests",
+    "schedules",
     "schema_version",
     "slack_bots",
     "slack_installations",
@@ -314,6 +315,34 @@ rate_limits = Table(
     Column("hits", HitTimes, nullable=False),
     Column("last_hit", Float, nullable=False),
     Index("ix_rate_limits_last_hit", "last_hit"),
+)
+
+# Runs asked for later (``schedules.py``): claimed by one replica when due.
+schedules = Table(
+    "schedules",
+    metadata,
+    _id(),
+    Column("code", String(16), nullable=False, unique=True),
+    Column("request_id", String(36), ForeignKey("requests.id"), nullable=False),
+    Column("team_id", Text),
+    Column("channel_id", Text),
+    Column("user_id", Text, nullable=False),
+    Column("user_upn", Text),
+    Column("workflow", Text, nullable=False),
+    Column("ask", JSONText, nullable=False),
+    Column("run_at", UTCDateTime, nullable=False),
+    Column("state", String(24), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("claimed_at", UTCDateTime),
+    Column("claim_token", String(36)),
+    Column("sending_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Column("detail", Text),
+    Column("cancelled_by", Text),
+    Index("ix_schedules_state_run_at", "state", "run_at"),
+    Index("ix_schedules_user_state", "user_id", "state", "run_at"),
+    Index("ix_schedules_request", "request_id"),
 )
 
 # -- slack_sdk's OAuth tables (see the module docstring) -------------------------------------

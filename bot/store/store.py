@@ -17,6 +17,7 @@ from .migrations import LATEST_VERSION, migrate
 from .oauth_states import OAuthStateStore
 from .ratelimits import RateLimitsMixin
 from .requests import RequestsMixin
+from .schedules import SchedulesMixin
 from .schema import schema_version
 from .token_cipher import TokenCipher
 from .waits import WaitsMixin
@@ -32,6 +33,7 @@ class Store(
     FollowupsMixin,
     RateLimitsMixin,
     AuditMixin,
+    SchedulesMixin,
 ):
     """The bot's database: SQLite (one process) or PostgreSQL (several replicas), one code path.
 

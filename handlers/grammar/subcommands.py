@@ -7,13 +7,16 @@ The first word is the subcommand (any case); ``run`` reads its targets, ``name=v
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable
 
 from bot.nexthink.models import is_uuid
+from bot.schedule_times import When
 from bot.targets import DeviceTarget, UserTarget
 from handlers.grammar.commands import (
     MAX_TARGETS,
     MAX_VALUE_LENGTH,
+    Cancel,
     Command,
     Help,
     History,
@@ -22,11 +25,13 @@ from handlers.grammar.commands import (
     OpenModal,
     Resume,
     Run,
+    Scheduled,
 )
 from handlers.grammar.errors import GrammarError, quoted
 from handlers.grammar.parser import TARGET_PREFIXES, Parser
 from handlers.grammar.targets import read_target
 from handlers.grammar.usage import FORMS, SUBCOMMANDS, usage
+from handlers.grammar.when import is_when_word, read_when
 from handlers.grammar.words import Word, tokenize
 
 __all__ = ["parse"]
@@ -76,9 +81,22 @@ def _parse_run(p: Parser, words: list[Word]) -> Command:
     extra: list[Word] = []
     typed = 0
     visible = False
-    for word in words[1:]:
+    when: When | None = None
+    rest = words[1:]
+    i = 0
+    while i < len(rest):
+        word = rest[i]
+        i += 1
         if _is_visible_word(word):
             visible = True
+            continue
+        if is_when_word(word):
+            if when is not None:
+                raise p.error(
+                    f"The run has two times ({quoted(when.text)} and {quoted(word.text + ' …')}): give one."
+                )
+            when, used = read_when(p, rest, i - 1)
+            i += used
             continue
         target = read_target(p, word)
         if target is not None:
@@ -96,9 +114,11 @@ def _parse_run(p: Parser, words: list[Word]) -> Command:
         else:
             extra.append(word)
     p.no_more(
-        extra, "`run` takes one workflow, then `device:`, `user:`, `name=value` and `visible` words"
+        extra,
+        "`run` takes one workflow, then `device:`, `user:`, `name=value`, `visible` "
+        "and `at …`/`in …` words",
     )
-    return Run(workflow, tuple(users), tuple(devices), tuple(params.items()), visible)
+    return Run(workflow, tuple(users), tuple(devices), tuple(params.items()), visible, when)
 
 
 def _is_visible_word(word: Word) -> bool:
@@ -134,6 +154,35 @@ def _parse_history(p: Parser, words: list[Word]) -> Command:
     return History()
 
 
+def _parse_scheduled(p: Parser, words: list[Word]) -> Command:
+    if not words:
+        return Scheduled()
+    markup = words[0].only_markup
+    if markup is None or markup.kind != "user" or not markup.value:
+        raise p.error(
+            f"`scheduled` takes nothing, or an @mention of someone (for auditors), not {quoted(words[0].text)}."
+        )
+    p.no_more(words[1:], "`scheduled` takes at most one @mention")
+    return Scheduled(markup.value)
+
+
+_SCHEDULE_ID = re.compile(r"^[A-Za-z0-9-]{4,36}$")
+
+
+def _parse_cancel(p: Parser, words: list[Word]) -> Command:
+    if not words:
+        raise p.error(
+            "`cancel` needs the id of a scheduled run, as `/nexthink scheduled` shows it."
+        )
+    p.no_more(words[1:], "`cancel` takes one scheduled run's id")
+    text = words[0].text.strip("`")
+    if not _SCHEDULE_ID.match(text):
+        raise p.error(
+            f"{quoted(words[0].text)} is not the id of a scheduled run: `/nexthink scheduled` shows them."
+        )
+    return Cancel(text)
+
+
 _PARSERS: dict[str, Callable[[Parser, list[Word]], Command]] = {
     "help": _parse_help,
     "list": _parse_list,
@@ -141,6 +190,8 @@ _PARSERS: dict[str, Callable[[Parser, list[Word]], Command]] = {
     "run": _parse_run,
     "resume": _parse_resume,
     "history": _parse_history,
+    "scheduled": _parse_scheduled,
+    "cancel": _parse_cancel,
 }
 
 
