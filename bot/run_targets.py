@@ -11,7 +11,7 @@ calls this.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -23,7 +23,7 @@ from bot.mrkdwn import code as code_span
 from bot.mrkdwn import shown
 from bot.nexthink.models import DeviceData, UserData, is_uuid
 from bot.policy import Policy, Principal
-from bot.targets import DeviceTarget, UserTarget
+from bot.targets import DeviceTarget, Target, UserTarget
 from bot.text import outside
 
 __all__ = ["Refusal", "Target", "TargetResolver", "code", "esc", "stored_target"]
@@ -38,17 +38,6 @@ class Refusal(Exception):
         self.hint = hint
         #: what the refusal is about, for inline modal errors: workflow, targets, params, param:NAME
         self.field = field
-
-
-@dataclass(frozen=True)
-class Target:
-    """One resolved target: what Nexthink receives and how a person reads it."""
-
-    label: str
-    user: UserData | None = None
-    device: DeviceData | None = None
-    #: the Slack user this target is, when known (a mention, or the person asked for consent)
-    person: str | None = None
 
 
 class TargetResolver:

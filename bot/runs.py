@@ -22,10 +22,11 @@ from bot.nexthink.client import BulkExecution, NexthinkClient
 from bot.nexthink.errors import NexthinkError
 from bot.nexthink.models import DeviceData, UserData, Workflow
 from bot.policy import ApprovalRule, ConsentRule, ParamError, Policy, Principal
+from bot.query_targets import FleetTargets, QueryUnusable, query_targets
 from bot.ratelimit import RateLimiter
-from bot.run_targets import Refusal, Target, TargetResolver, stored_target
+from bot.run_targets import Refusal, TargetResolver, stored_target
 from bot.store import RequestRecord, RequestState, Store, StoreError
-from bot.targets import DeviceTarget, UserTarget
+from bot.targets import DeviceTarget, Target, UserTarget
 from bot.text import outside
 
 __all__ = [
@@ -63,6 +64,7 @@ class RunRequest:
     devices: tuple[DeviceTarget, ...] = ()
     params: Mapping[str, str] = field(default_factory=dict)
     source: Source = "command"
+    query: str | None = None  #: ``query:#id``: the targets are what that saved NQL query returns
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ class PreparedRun:
     consented: bool = False
     #: the requester's devices (devices query), when the run is on them without a device named
     own_devices: DeviceList | None = None
+    #: a fleet run: the query its targets came from (it runs only after a Run click, ``bot.fleet``)
+    fleet: FleetTargets | None = None
 
     @property
     def workflow(self) -> Workflow:
@@ -242,9 +246,31 @@ class Runner:
         decision = self.policy.may_run(principal, requester.channel_id, entry.id)
         if not decision.allowed:
             raise Refusal(decision.reason, field="workflow")
-        targets, own_devices = await self.targets.resolve(
-            principal, requester.channel_id, entry, request.users, request.devices
-        )
+        fleet = None
+        own_devices: DeviceList | None = None
+        if request.query is not None:  # the policy first: no query for a role that may not
+            if self.policy.consent_for(entry.id) is not None:
+                raise Refusal(
+                    f"{code(outside(entry.id))} needs the consent of each person it runs on, "
+                    "so it cannot run on what a query returns: target them with `user:`.",
+                    field="targets",
+                )
+            try:
+                fleet = await query_targets(
+                    self.nexthink,
+                    self.policy,
+                    principal,
+                    requester.channel_id,
+                    entry.id,
+                    request.query,
+                )
+            except QueryUnusable as exc:
+                raise Refusal(exc.message, field="targets") from None
+            targets = fleet.targets
+        else:
+            targets, own_devices = await self.targets.resolve(
+                principal, requester.channel_id, entry, request.users, request.devices
+            )
         try:
             params = self.policy.check_params(entry.id, dict(request.params))
         except ParamError as exc:
@@ -266,6 +292,7 @@ class Runner:
             approval=self.policy.approval_for(entry.id),
             visible=self.policy.run_visible(principal, requester.channel_id, entry.id),
             source=request.source,
+            fleet=fleet,
             consent=self.policy.consent_for(entry.id),
             own_devices=own_devices,
         )
@@ -443,9 +470,12 @@ class Runner:
 
 def _asked(request: RunRequest) -> list[dict[str, str]]:
     """The targets as the requester named them (a refused run never resolved them)."""
-    return [{"kind": "user", t.kind: t.value} for t in request.users] + [
-        {"kind": "device", t.kind: t.value} for t in request.devices
-    ]
+    query = [{"kind": "query", "query_id": request.query}] if request.query else []
+    return (
+        [{"kind": "user", t.kind: t.value} for t in request.users]
+        + [{"kind": "device", t.kind: t.value} for t in request.devices]
+        + query
+    )
 
 
 def _maybe_ran(exc: NexthinkError, completed: BulkExecution | None) -> bool:

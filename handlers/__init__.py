@@ -16,6 +16,7 @@ def register_all(bot: Services) -> None:
         approval_buttons,
         commands,
         consent_buttons,
+        fleet_buttons,
         home,
         log_context,
         modals,
@@ -30,6 +31,7 @@ def register_all(bot: Services) -> None:
     wait_buttons.register(bot)
     approval_buttons.register(bot)
     consent_buttons.register(bot)
+    fleet_buttons.register(bot)
     home.register(bot)
     shortcuts.register(bot)
     schedules.register(bot)

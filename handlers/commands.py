@@ -115,6 +115,7 @@ async def _answer(
                 devices=tuple(command.devices),
                 params=dict(command.params),
                 source="command",
+                query=command.query,
             )
             if command.when is not None:
                 await schedule_and_reply(

@@ -25,6 +25,8 @@ CONSENT_ALLOW: Final = "nexthink_consent_allow"
 CONSENT_NOT_NOW: Final = "nexthink_consent_not_now"
 HOME_RUN: Final = "nexthink_home_run"
 HOME_OPEN_MODAL: Final = "nexthink_home_open_modal"
+FLEET_RUN: Final = "nexthink_fleet_run"
+FLEET_CANCEL: Final = "nexthink_fleet_cancel"
 SCHEDULE_CANCEL: Final = "nexthink_schedule_cancel"
 
 # run modal: block ids and action ids

@@ -112,6 +112,7 @@ def read_mapping(data: Mapping[str, Any], *, source: str = "<mapping>") -> Polic
             r.resume,
             r.visible,
             audit=r.audit,
+            query_targets=r.query_targets,
         )
         for name, r in spec.roles.items()
     ]

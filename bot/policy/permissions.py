@@ -208,6 +208,22 @@ class Policy:
             "`device:` and `user:` and Nexthink picks your most recent device.",
         )
 
+    def may_target_query(
+        self, principal: Principal, channel_id: str | None, nql_id: str, query_id: str
+    ) -> Decision:
+        """Whether the run may target what the saved NQL query ``query_id`` returns (a fleet run):
+        a role that covers the workflow here with ``query_targets: true`` (call ``may_run`` first)."""
+        roles = [r for r in self.roles_for(principal, channel_id) if self._covers(r, nql_id)]
+        granting = [r for r in roles if r.query_targets]
+        if granting:
+            return Decision(True, f"Allowed by the role {code(granting[0].name)}.")
+        return Decision(
+            False,
+            f"Your role may not run {code(nql_id)} on what a query returns ({code(query_id)}): "
+            "that takes a role with `query_targets: true` in the bot's policy. Name the targets "
+            "with `device:` and `user:` instead.",
+        )
+
     def run_visible(self, principal: Principal, channel_id: str | None, nql_id: str) -> bool:
         """Whether the run's reply is posted in the channel rather than shown only to the requester."""
         return any(

@@ -59,6 +59,7 @@ class Role:
     resume: bool = False
     visible: bool = False  #: run replies are posted in the channel, not ephemeral
     audit: bool = False  #: may see (and cancel) other people's requests and scheduled runs
+    query_targets: bool = False  #: may run on what a saved NQL query returns (``query:#id``)
 
 
 @dataclass(frozen=True)

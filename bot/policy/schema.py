@@ -123,6 +123,7 @@ class _RoleSpec(_Spec):
     resume: bool = False
     visible: bool = False
     audit: bool = False
+    query_targets: bool = False
 
 
 class _ParamSpec(_Spec):

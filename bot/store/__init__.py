@@ -31,6 +31,7 @@ from .errors import (
     StoreUnavailable,
     TokenKeyMismatch,
 )
+from .fleet_runs import FleetRunRecord, FleetRunState
 from .installations import InstallationCensus, InstallationStore
 from .migrations import LATEST_VERSION
 from .oauth_states import OAuthStateStore
@@ -79,6 +80,8 @@ __all__ = [
     "ConsentRecord",
     "ConsentState",
     "DenyResult",
+    "FleetRunRecord",
+    "FleetRunState",
     "FollowupRecord",
     "InstallationCensus",
     "InstallationStore",

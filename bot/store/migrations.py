@@ -352,6 +352,33 @@ def _v8_schedules(conn: Connection) -> None:
     md.tables["schedules"].create(conn)
 
 
+def _v12_fleet_runs(conn: Connection) -> None:
+    """Fleet runs waiting for their requester's Run or Cancel (``fleet_runs.py``)."""
+    md = MetaData()
+    Table(
+        "fleet_runs",
+        md,
+        Column("id", String(36), primary_key=True),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("expires_at", UTCDateTime, nullable=False),
+        Column("state", String(16), nullable=False),
+        Column("team_id", Text),
+        Column("channel_id", Text),
+        Column("user_id", Text, nullable=False),
+        Column("workflow_id", Text, nullable=False),
+        Column("query_id", Text, nullable=False),
+        Column("row_count", Integer, nullable=False),
+        Column("skipped", Integer, nullable=False),
+        Column("targets", JSONText, nullable=False),
+        Column("params", JSONText, nullable=False),
+        Column("visible", Boolean, nullable=False),
+        Column("response_url", Text),
+        Column("decided_at", UTCDateTime),
+        Index("ix_fleet_runs_created", "created_at"),
+    )
+    md.create_all(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "requests, waits, approvals, approval_votes, followups", _v1_initial),
     Migration(2, "rate_limits: the per-user run limit shared by replicas", _v2_rate_limits),
@@ -360,6 +387,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "indexes for history and follow-ups by request", _v5_indexes_for_a_big_store),
     Migration(8, "schedules: runs asked for later", _v8_schedules),
     Migration(9, "consents: the person on the other end allows a run", _v9_consents),
+    Migration(12, "fleet_runs: fleet runs shown with Run and Cancel", _v12_fleet_runs),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

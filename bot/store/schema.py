@@ -56,6 +56,7 @@ __all__ = [
     "approvals",
     "audit_events",
     "consents",
+    "fleet_runs",
     "followups",
     "metadata",
     "rate_limits",
@@ -267,6 +268,30 @@ followups = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_followups_due", "done", "next_poll_at"),
     Index("ix_followups_request", "request_id"),
+)
+
+#: a fleet run shown to its requester with Run and Cancel (``fleet_runs.py``): nothing runs before
+#: the Run click that moves ``state`` from ``pending`` to ``started``, once, in one statement.
+fleet_runs = Table(
+    "fleet_runs",
+    metadata,
+    _id(),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("team_id", Text),
+    Column("channel_id", Text),
+    Column("user_id", Text, nullable=False),
+    Column("workflow_id", Text, nullable=False),
+    Column("query_id", Text, nullable=False),
+    Column("row_count", Integer, nullable=False),
+    Column("skipped", Integer, nullable=False),
+    Column("targets", JSONText, nullable=False),
+    Column("params", JSONText, nullable=False),
+    Column("visible", Boolean, nullable=False),
+    Column("response_url", Text),
+    Column("decided_at", UTCDateTime),
+    Index("ix_fleet_runs_created", "created_at"),
 )
 
 #: one row per audited event, appended and never changed (``records.AuditRecord``); ``id`` is a

@@ -11,6 +11,7 @@ from .audit import AuditMixin
 from .consents import ConsentsMixin
 from .engine import create_engine, describe_url, driver_url, enable_wal, translate_errors
 from .errors import StoreUnavailable
+from .fleet_runs import FleetRunsMixin
 from .followups import FollowupsMixin
 from .installations import InstallationStore
 from .migrations import LATEST_VERSION, migrate
@@ -34,6 +35,7 @@ class Store(
     RateLimitsMixin,
     AuditMixin,
     SchedulesMixin,
+    FleetRunsMixin,
 ):
     """The bot's database: SQLite (one process) or PostgreSQL (several replicas), one code path.
 

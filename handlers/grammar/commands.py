@@ -66,6 +66,7 @@ class Run:
     params: Params = ()  #: in the order typed; names are unique
     visible: bool = False  #: the word ``visible``: post the run in the channel, with a thread
     when: When | None = None  #: ``at …`` / ``in …``: schedule the run instead of running it now
+    query: str | None = None  #: ``query:#id``: the targets are what that saved NQL query returns
 
     @property
     def params_dict(self) -> dict[str, str]:
@@ -73,7 +74,7 @@ class Run:
 
     @property
     def has_targets(self) -> bool:
-        return bool(self.users or self.devices)
+        return bool(self.users or self.devices or self.query)
 
 
 @dataclass(frozen=True)

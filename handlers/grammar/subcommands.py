@@ -81,6 +81,7 @@ def _parse_run(p: Parser, words: list[Word]) -> Command:
     extra: list[Word] = []
     typed = 0
     visible = False
+    query: str | None = None
     when: When | None = None
     rest = words[1:]
     i = 0
@@ -89,6 +90,12 @@ def _parse_run(p: Parser, words: list[Word]) -> Command:
         i += 1
         if _is_visible_word(word):
             visible = True
+            continue
+        found = word.prefix(("query:",))
+        if found is not None:
+            if query is not None:
+                raise p.error("`run` takes one `query:`; a second one was given.")
+            query = _query_id(p, word, found[1])
             continue
         if is_when_word(word):
             if when is not None:
@@ -118,7 +125,41 @@ def _parse_run(p: Parser, words: list[Word]) -> Command:
         "`run` takes one workflow, then `device:`, `user:`, `name=value`, `visible` "
         "and `at …`/`in …` words",
     )
-    return Run(workflow, tuple(users), tuple(devices), tuple(params.items()), visible, when)
+    if query is not None and (users or devices):
+        raise p.error(
+            "`query:` names the targets itself: leave out `device:` and `user:`, or run without `query:`."
+        )
+    if query is not None and when is not None:
+        raise p.error(
+            "A `query:` run starts only after you have seen its count and pressed Run: it cannot "
+            "be scheduled with `at …`/`in …`."
+        )
+    return Run(workflow, tuple(users), tuple(devices), tuple(params.items()), visible, when, query)
+
+
+_QUERY_ID = re.compile(r"^#[a-z0-9_]{2,255}$")
+
+
+def _query_id(p: Parser, word: Word, rest: Word) -> str:
+    """``query:#id``: the id of a query saved in Nexthink (``#`` optional; Slack may have turned
+    ``#id`` into a channel link, whose name is then the id)."""
+    markup = rest.only_markup
+    if markup is not None and markup.kind == "channel" and markup.label:
+        text = "#" + markup.label
+    elif rest.markups:
+        raise p.error(
+            f"{quoted(word.text)} is not a query: `query:` takes the id of an NQL query saved in "
+            "Nexthink, such as `query:#low_disk_devices`."
+        )
+    else:
+        text = rest.text.strip()
+    text = "#" + text.removeprefix("#")
+    if not _QUERY_ID.match(text):
+        raise p.error(
+            f"{quoted(word.text)} names no saved query: an NQL query id is `#` and 2-255 lower-case "
+            "letters, digits or `_`, such as `query:#low_disk_devices`."
+        )
+    return text
 
 
 def _is_visible_word(word: Word) -> bool:

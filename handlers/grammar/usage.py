@@ -9,10 +9,11 @@ SUBCOMMANDS = ("run", "list", "info", "resume", "history", "scheduled", "cancel"
 FORMS: dict[str, tuple[str, str, str]] = {
     # name: (form, example, what it does)
     "run": (
-        "/nexthink run WORKFLOW [device:NAME|UUID]… [user:@person|UPN|SID]… [name=value]… [visible] "
+        "/nexthink run WORKFLOW [device:NAME|UUID]… [user:@person|UPN|SID]… [query:#QUERY_ID] [name=value]… [visible] "
         "[at HH:MM | at YYYY-MM-DD HH:MM | in 2h]",
         '/nexthink run clear_disk_space device:LAPTOP-42 note="disk full"',
         "run a workflow; with no `device:` or `user:` it runs for you (Nexthink picks your most recent device); "
+        "`query:#id` runs it on what a saved NQL query returns, after showing you the count; "
         "`visible` posts it in the channel, where its thread follows the outcome; `at 22:00` "
         "(today or tomorrow, your Slack time zone), `at 2026-12-24 22:00` or `in 2h`/`in 30m`/`in 45s` "
         "schedules it for later",
