@@ -55,6 +55,8 @@ class Requester:
     user_id: str
     team_id: str | None = None
     channel_id: str | None = None
+    #: the Enterprise Grid org of ``team_id``, when on Grid
+    enterprise_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -329,7 +331,7 @@ class Runner:
         )
         return PreparedRun(
             requester=Requester(
-                user_id=record.user_id, team_id=record.team_id, channel_id=record.channel_id
+                record.user_id, record.team_id, record.channel_id, record.enterprise_id
             ),
             principal=Principal(user_id=record.user_id, upn=record.user_upn, groups=frozenset()),
             entry=Entry(workflow, self.policy.alias_for(workflow.id)),
@@ -358,6 +360,7 @@ class Runner:
         record = await self.store.create_request(
             kind="run",
             team_id=prepared.requester.team_id,
+            enterprise_id=prepared.requester.enterprise_id,
             channel_id=prepared.requester.channel_id,
             user_id=prepared.requester.user_id,
             user_upn=prepared.principal.upn,
@@ -436,6 +439,7 @@ class Runner:
         record = await self.store.create_request(
             kind="resume",
             team_id=requester.team_id,
+            enterprise_id=requester.enterprise_id,
             channel_id=requester.channel_id,
             user_id=requester.user_id,
             user_upn=principal.upn,

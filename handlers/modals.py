@@ -26,7 +26,7 @@ from handlers import ids, views
 from handlers.delivery import reply
 from handlers.grammar import DeviceTarget, UserTarget
 from handlers.modal_views import ModalState, loading_view, message_view, run_view
-from handlers.payloads import first_action, obj, team_id, text, user_id
+from handlers.payloads import enterprise_id, first_action, obj, team_id, text, user_id
 from handlers.running import execute_and_reply
 from handlers.services import Services
 
@@ -235,7 +235,10 @@ def register(bot: Services) -> None:
         state = ModalState.load(view.get("private_metadata"))
         selected = text(obj(first_action(body).get("selected_option")).get("value")) or None
         requester = Requester(
-            user_id=user_id(body), team_id=team_id(body), channel_id=state.channel_id
+            user_id=user_id(body),
+            team_id=team_id(body),
+            channel_id=state.channel_id,
+            enterprise_id=enterprise_id(body),
         )
         bot.tasks.spawn(
             _fill(
@@ -261,7 +264,10 @@ def register(bot: Services) -> None:
         values = obj(obj(view.get("state")).get("values"))
         state = ModalState.load(view.get("private_metadata"))
         requester = Requester(
-            user_id=user_id(body), team_id=team_id(body), channel_id=state.channel_id
+            user_id=user_id(body),
+            team_id=team_id(body),
+            channel_id=state.channel_id,
+            enterprise_id=enterprise_id(body),
         )
         request, errors = parse_submission(values)
         if request is None:
