@@ -49,6 +49,7 @@ class PolicyContents:
     runs_per_user_per_minute: int
     source: str
     unknown_keys: Sequence[str]
+    delegation: bool = True
     schedule: ScheduleRule = field(default_factory=ScheduleRule)
 
 
@@ -125,6 +126,7 @@ def read_mapping(data: Mapping[str, Any], *, source: str = "<mapping>") -> Polic
         runs_per_user_per_minute=spec.limits.runs_per_user_per_minute,
         source=source,
         unknown_keys=sorted(str(k) for k in (spec.model_extra or {})),
+        delegation=spec.delegation,
     )
 
 
@@ -157,7 +159,17 @@ def _workflow_rule(nql_id: str, spec: WorkflowSpec, schedule: ScheduleRule) -> W
     approval = None
     if spec.approval is not None:
         a = spec.approval
-        approval = ApprovalRule(a.channel, tuple(a.approvers), a.count, a.expires_in_minutes)
+        approval = ApprovalRule(
+            a.channel,
+            tuple(a.approvers),
+            a.count,
+            a.expires_in_minutes,
+            remind_after_minutes=a.remind_after_minutes,
+            escalate_after_minutes=a.escalate_after_minutes,
+            escalate_to=tuple(a.escalate_to),
+            deny_reason=a.deny_reason,
+            approve_comment=a.approve_comment,
+        )
     consent = None
     if spec.consent is not None and spec.consent.required:
         consent = ConsentRule(spec.consent.expires_in_minutes)

@@ -43,6 +43,7 @@ class Policy:
         source: str | None = None,
         unknown_keys: Sequence[str] = (),
         is_default: bool = False,
+        delegation: bool = True,
         schedule: ScheduleRule | None = None,
     ) -> None:
         self.roles: tuple[Role, ...] = tuple(roles)
@@ -50,6 +51,8 @@ class Policy:
         self.source = source
         self.unknown_keys = tuple(unknown_keys)
         self.is_default = is_default
+        #: ``delegation:`` (top level): whether people may name stand-ins
+        self.delegation = delegation
         self._runs_per_minute = runs_per_user_per_minute
         self._schedule = schedule or ScheduleRule()
         self._members = Members(domains)
@@ -88,6 +91,7 @@ class Policy:
             runs_per_user_per_minute=contents.runs_per_user_per_minute,
             source=contents.source,
             unknown_keys=contents.unknown_keys,
+            delegation=contents.delegation,
             schedule=contents.schedule,
         )
 
@@ -105,7 +109,12 @@ class Policy:
     def uses_groups(self) -> bool:
         """Whether any role or approval names a user group, so principals need their ``groups``."""
         members = [m for r in self.roles for m in r.members]
-        members += [a for w in self.workflows.values() if w.approval for a in w.approval.approvers]
+        members += [
+            a
+            for w in self.workflows.values()
+            if w.approval
+            for a in (*w.approval.approvers, *w.approval.escalate_to)
+        ]
         return any(m.startswith("@") for m in members)
 
     def is_self(
