@@ -14,18 +14,54 @@ consent whose process died to one caller, to be reported as of unknown outcome, 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from sqlalchemy import RowMapping, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ._base import StoreBase, new_id, utc
 from .errors import RecordNotFound
-from .records import ConsentAnswer, ConsentRecord, ConsentRefusalReason, ConsentState
 from .schema import consents, requests
 
-__all__ = ["ConsentsMixin"]
+__all__ = ["ConsentAnswer", "ConsentRecord", "ConsentState", "ConsentsMixin"]
+
+#: asked ──Allow──> allowed (its execute is being sent) ──> done; asked ──Not now──> refused;
+#: asked ──expiry──> expired
+ConsentState = Literal["asked", "allowed", "done", "refused", "expired"]
+#: why ``decide_consent`` refused: unknown id; expired; already answered; not the person asked.
+ConsentRefusalReason = Literal["not_found", "expired", "settled", "not_asked"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRecord:
+    """One person asked to allow a run on them; ``request_id`` is the run recorded for them alone
+    (``consent_pending`` until they answer), which is executed once, after their Allow."""
+
+    id: str
+    request_id: str
+    requester_id: str
+    user_id: str  #: the Slack user asked: the only one whose click counts
+    upn: str
+    label: str
+    created_at: datetime
+    expires_at: datetime
+    updated_at: datetime
+    state: ConsentState
+    message_channel: str | None
+    message_ts: str | None
+    decided_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentAnswer:
+    """The answer to an Allow or Not now: ``accepted`` for the one click that settles it."""
+
+    accepted: bool
+    reason: ConsentRefusalReason | None
+    consent: ConsentRecord | None
+
 
 _COLUMNS = (*consents.c, requests.c.user_id.label("requester_id"))
 

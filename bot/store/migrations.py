@@ -41,6 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from .migration_steps import v9_consents
 from .schema import JSONText, UTCDateTime, schema_version
 
 __all__ = ["LATEST_VERSION", "MIGRATIONS", "Migration", "current_version", "migrate"]
@@ -294,31 +295,6 @@ def _v5_indexes_for_a_big_store(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX IF NOT EXISTS ix_followups_request ON followups (request_id)"))
 
 
-def _v9_consents(conn: Connection) -> None:
-    """consents: a person asked to allow a run on them; one row per person asked."""
-    md = MetaData()
-    Table("requests", md, Column("id", String(36), primary_key=True))
-    Table(
-        "consents",
-        md,
-        Column("id", String(36), primary_key=True),
-        Column("request_id", String(36), ForeignKey("requests.id"), nullable=False),
-        Column("user_id", Text, nullable=False),
-        Column("upn", Text, nullable=False),
-        Column("label", Text, nullable=False),
-        Column("created_at", UTCDateTime, nullable=False),
-        Column("expires_at", UTCDateTime, nullable=False),
-        Column("updated_at", UTCDateTime, nullable=False),
-        Column("state", String(16), nullable=False),
-        Column("message_channel", Text),
-        Column("message_ts", Text),
-        Column("decided_at", UTCDateTime),
-        Index("ix_consents_state_expires", "state", "expires_at"),
-        Index("ix_consents_request", "request_id"),
-    )
-    md.tables["consents"].create(conn)
-
-
 def _v6_reminders_and_stand_ins(conn: Connection) -> None:
     """Approvals that don't die unseen: reminders, escalation, stand-ins, reasons and comments.
 
@@ -452,7 +428,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         6, "reminders, escalation, stand-ins, reasons, comments", _v6_reminders_and_stand_ins
     ),
     Migration(8, "schedules: runs asked for later", _v8_schedules),
-    Migration(9, "consents: the person on the other end allows a run", _v9_consents),
+    Migration(9, "consents: the person on the other end allows a run", v9_consents),
     Migration(11, "requests.enterprise_id, waits.team_id and enterprise_id", _v11_workspaces),
     Migration(12, "fleet_runs: fleet runs shown with Run and Cancel", _v12_fleet_runs),
 )

@@ -15,7 +15,6 @@ __all__ = [
     "APPROVAL_STATES",
     "AUDIT_EVENTS",
     "AUDIT_FIELDS",
-    "CONSENT_STATES",
     "REQUEST_KINDS",
     "REQUEST_STATES",
     "SCHEDULE_STATES",
@@ -27,10 +26,6 @@ __all__ = [
     "AuditRecord",
     "ClaimRefusal",
     "ClaimRefusalReason",
-    "ConsentAnswer",
-    "ConsentRecord",
-    "ConsentRefusalReason",
-    "ConsentState",
     "DelegationRecord",
     "DenyResult",
     "FollowupRecord",
@@ -71,11 +66,6 @@ ApprovalState = Literal["pending", "approved", "denied", "expired", "executing",
 ScheduleState = Literal[
     "awaiting_approval", "scheduled", "running", "ran", "missed", "refused", "cancelled", "closed"
 ]
-#: asked ──Allow──> allowed (its execute is being sent) ──> done; asked ──Not now──> refused;
-#: asked ──expiry──> expired
-ConsentState = Literal["asked", "allowed", "done", "refused", "expired"]
-#: why ``decide_consent`` refused: unknown id; expired; already answered; not the person asked.
-ConsentRefusalReason = Literal["not_found", "expired", "settled", "not_asked"]
 
 #: why ``claim_wait`` refused: nobody knows the id; it expired; someone else is deciding it right
 #: now; it was decided (or failed) already; the clicker is the person who asked for it.
@@ -112,7 +102,6 @@ REQUEST_KINDS: frozenset[str] = frozenset(get_args(RequestKind))
 REQUEST_STATES: frozenset[str] = frozenset(get_args(RequestState))
 WAIT_STATES: frozenset[str] = frozenset(get_args(WaitState))
 APPROVAL_STATES: frozenset[str] = frozenset(get_args(ApprovalState))
-CONSENT_STATES: frozenset[str] = frozenset(get_args(ConsentState))
 SCHEDULE_STATES: frozenset[str] = frozenset(get_args(ScheduleState))
 AUDIT_EVENTS: tuple[str, ...] = get_args(AuditEvent)
 
@@ -359,35 +348,6 @@ class DenyResult:
     accepted: bool
     reason: VoteRefusalReason | None
     approval: ApprovalRecord | None
-
-
-@dataclass(frozen=True, slots=True)
-class ConsentRecord:
-    """One person asked to allow a run on them; ``request_id`` is the run recorded for them alone
-    (``consent_pending`` until they answer), which is executed once, after their Allow."""
-
-    id: str
-    request_id: str
-    requester_id: str
-    user_id: str  #: the Slack user asked: the only one whose click counts
-    upn: str
-    label: str
-    created_at: datetime
-    expires_at: datetime
-    updated_at: datetime
-    state: ConsentState
-    message_channel: str | None
-    message_ts: str | None
-    decided_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class ConsentAnswer:
-    """The answer to an Allow or Not now: ``accepted`` for the one click that settles it."""
-
-    accepted: bool
-    reason: ConsentRefusalReason | None
-    consent: ConsentRecord | None
 
 
 @dataclass(frozen=True, slots=True)
