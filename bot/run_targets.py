@@ -26,7 +26,7 @@ from bot.policy import Policy, Principal
 from bot.targets import DeviceTarget, Target, UserTarget
 from bot.text import outside
 
-__all__ = ["Refusal", "Target", "TargetResolver", "code", "esc", "stored_target"]
+__all__ = ["Refusal", "Target", "TargetResolver", "code", "esc", "others", "stored_target"]
 
 
 class Refusal(Exception):
@@ -186,6 +186,18 @@ def esc(text: str) -> str:
 def code(text: str) -> str:
     """Text a person wrote, in a code span it cannot leave."""
     return code_span(outside(text))
+
+
+def others(principal: Principal, targets: Sequence[Target]) -> tuple[Target, ...]:
+    """The user targets that are not ``principal`` (by Slack user id or UPN)."""
+    own = (principal.upn or "").casefold()
+    return tuple(
+        t
+        for t in targets
+        if t.user is not None
+        and t.person != principal.user_id
+        and not (own and (t.user.upn or "").casefold() == own)
+    )
 
 
 def stored_target(data: dict[str, Any]) -> Target:

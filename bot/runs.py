@@ -24,7 +24,7 @@ from bot.nexthink.models import DeviceData, UserData, Workflow
 from bot.policy import ApprovalRule, ConsentRule, ParamError, Policy, Principal
 from bot.query_targets import FleetTargets, QueryUnusable, query_targets
 from bot.ratelimit import RateLimiter
-from bot.run_targets import Refusal, TargetResolver, stored_target
+from bot.run_targets import Refusal, TargetResolver, others, stored_target
 from bot.store import RequestRecord, RequestState, Store, StoreError
 from bot.targets import DeviceTarget, Target, UserTarget
 from bot.text import outside
@@ -309,14 +309,7 @@ class Runner:
         run while this is not empty, whatever path it came by."""
         if prepared.consented or self.policy.consent_for(prepared.entry.id) is None:
             return ()
-        own = (prepared.principal.upn or "").casefold()
-        return tuple(
-            t
-            for t in prepared.targets
-            if t.user is not None
-            and t.person != prepared.requester.user_id
-            and not (own and (t.user.upn or "").casefold() == own)
-        )
+        return others(prepared.principal, prepared.targets)
 
     async def from_record(
         self, record: RequestRecord, *, consented: bool = False, source: Source = "approval"
