@@ -310,6 +310,10 @@ _STATE_EMOJI = {
     "approval_pending": ":raised_hand:",
     "consent_pending": ":raising_hand:",
     "pending": ":hourglass_flowing_sand:",
+    "scheduled": ":alarm_clock:",
+    "cancelled": ":wastebasket:",
+    "missed": ":hourglass:",
+    "refused": ":no_entry:",
 }
 
 
