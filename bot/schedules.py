@@ -17,6 +17,7 @@ The loop that claims due runs and keeps Nexthink's pace is ``bot.schedule_loop``
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -288,13 +289,21 @@ async def _run_claimed(
     allowed = deps.policy.may_schedule(prepared.entry.id)
     if not allowed.allowed:
         return await _refused(deps, schedule, record, token, allowed.reason), None
-    if not await deps.store.mark_schedule_sending(schedule.id, token):
+    targets, params = prepared.targets_json(), dict(prepared.params)
+    checked: dict[str, Any] = {
+        "state": "pending",
+        "targets": targets,
+        "params": params,
+        "workflow_id": prepared.entry.id,
+        "user_upn": prepared.principal.upn,
+    }
+    if not await deps.store.mark_schedule_sending(schedule.id, token, request=checked):
         return "lost", None  # a sweep judged this claim dead and gave it away
-    record = await deps.store.update_request(
-        record.id,
+    record = dataclasses.replace(  # as written with it: the targets and parameters checked now
+        record,
         state="pending",
-        targets=prepared.targets_json(),
-        params=dict(prepared.params),
+        targets=tuple(targets),
+        params=params,
         workflow_id=prepared.entry.id,
         user_upn=prepared.principal.upn,
     )

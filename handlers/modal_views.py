@@ -100,11 +100,13 @@ def run_view(
     may_target_others: bool,
     param_choices: Mapping[str, tuple[Sequence[str], str | None]],
     other_params: bool = True,
+    schedulable: bool = False,
 ) -> dict[str, Any]:
     """The form. ``param_choices``: for the selected workflow, parameter → (allowed values, default);
     an empty tuple of values means free text. ``other_params``: whether the workflow takes
     parameters beyond those (False when the policy declares its complete list), so that the
-    form offers no "Other parameters" field whose every line would be refused."""
+    form offers no "Other parameters" field whose every line would be refused. ``schedulable``:
+    the policy lets this run be scheduled, so the form offers an optional When (date, time)."""
     options = [_option(e) for e in entries[:_MAX_OPTIONS]]
     select: dict[str, Any] = {
         "type": "static_select",
@@ -213,6 +215,8 @@ def run_view(
                 },
             }
         )
+    if schedulable:
+        blocks += _when_blocks()
     view: dict[str, Any] = {
         "type": "modal",
         "callback_id": ids.RUN_MODAL,
@@ -225,3 +229,25 @@ def run_view(
     if not options:
         return message_view("There are no workflows that you may run here.")
     return view
+
+
+def _when_blocks() -> list[dict[str, Any]]:
+    """The optional When: a date and a time, read in the person's Slack time zone."""
+    return [
+        {
+            "type": "input",
+            "block_id": ids.MODAL_WHEN_DATE_BLOCK,
+            "optional": True,
+            "label": plain("When: date (optional)"),
+            "hint": plain("Leave date and time empty to run it now.", 150),
+            "element": {"type": "datepicker", "action_id": ids.MODAL_WHEN_DATE},
+        },
+        {
+            "type": "input",
+            "block_id": ids.MODAL_WHEN_TIME_BLOCK,
+            "optional": True,
+            "label": plain("…and time, in your time zone"),
+            "hint": plain("A time alone means today, or tomorrow once it has passed.", 150),
+            "element": {"type": "timepicker", "action_id": ids.MODAL_WHEN_TIME},
+        },
+    ]

@@ -284,6 +284,10 @@ _STATE_EMOJI = {
     "expired": ":hourglass:",
     "approval_pending": ":raised_hand:",
     "pending": ":hourglass_flowing_sand:",
+    "scheduled": ":alarm_clock:",
+    "cancelled": ":wastebasket:",
+    "missed": ":hourglass:",
+    "refused": ":no_entry:",
 }
 
 
