@@ -1,7 +1,8 @@
-"""The values of a run, from what a person asked (``RunRequest``) to what happened (``RunResult``).
+"""The values of a run, from what a person asked (``RunRequest``) to what happened (``RunResult``),
+and the answers of ``history``.
 
 Plain frozen dataclasses that ``bot.runs.Runner`` takes and returns (re-exported there), the Slack
-layer builds and renders, and ``bot.approvals`` rebuilds from a stored request.
+layer builds and renders, and ``Runner.from_record`` rebuilds from a stored request.
 """
 
 from __future__ import annotations
@@ -11,19 +12,20 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from bot.catalogue import Entry
+from bot.devices import DeviceList
 from bot.nexthink.client import BulkExecution
 from bot.nexthink.errors import NexthinkError
 from bot.nexthink.models import DeviceData, UserData, Workflow
-from bot.policy import ApprovalRule, Principal
+from bot.policy import ApprovalRule, ConsentRule, Principal
 from bot.query_targets import FleetTargets
 from bot.store import RequestRecord
 from bot.targets import DeviceTarget, Target, UserTarget
 
 __all__ = [
+    "ConsentRequired",
     "HistoryAnswer",
     "HistoryFilter",
     "PreparedRun",
-    "Refusal",
     "Requester",
     "ResumeResult",
     "RunRequest",
@@ -31,18 +33,11 @@ __all__ = [
     "Source",
 ]
 
-Source = Literal["command", "modal", "home", "shortcut", "approval", "schedule"]
+Source = Literal["command", "modal", "home", "shortcut", "approval", "consent", "schedule"]
 
 
-class Refusal(Exception):
-    """The request is refused before anything is sent; ``str()`` tells the person why."""
-
-    def __init__(self, message: str, *, hint: str | None = None, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-        #: what the refusal is about, for inline modal errors: workflow, targets, params, param:NAME
-        self.field = field
+class ConsentRequired(Exception):
+    """A run on people who have not allowed it reached the execute: refused, nothing sent."""
 
 
 @dataclass(frozen=True)
@@ -75,9 +70,16 @@ class PreparedRun:
     approval: ApprovalRule | None
     visible: bool
     source: Source
-    ticket: str | None = None  #: the change ticket the run is tied to, as recorded
+    #: ``consent:`` of the workflow, and the targets that wait for their person's Allow
+    consent: ConsentRule | None = None
+    asking: tuple[Target, ...] = ()
+    #: the one person this run is for allowed it (``bot.consent``): it may be executed
+    consented: bool = False
+    #: the requester's devices (devices query), when the run is on them without a device named
+    own_devices: DeviceList | None = None
     #: a fleet run: the query its targets came from (it runs only after a Run click, ``bot.fleet``)
     fleet: FleetTargets | None = None
+    ticket: str | None = None  #: the change ticket the run is tied to, as recorded
 
     @property
     def workflow(self) -> Workflow:
@@ -95,7 +97,10 @@ class PreparedRun:
         out: list[dict[str, str]] = []
         for t in self.targets:
             data = t.user.to_json() if t.user else t.device.to_json() if t.device else {}
-            out.append({"kind": "user" if t.user else "device", "label": t.label, **data})
+            entry = {"kind": "user" if t.user else "device", "label": t.label, **data}
+            if t.person:
+                entry["person"] = t.person
+            out.append(entry)
         return out
 
 

@@ -18,6 +18,7 @@ _STATE_EMOJI = {
     "denied": ":no_entry:",
     "expired": ":hourglass:",
     "approval_pending": ":raised_hand:",
+    "consent_pending": ":raising_hand:",
     "pending": ":hourglass_flowing_sand:",
     "scheduled": ":alarm_clock:",
     "cancelled": ":wastebasket:",

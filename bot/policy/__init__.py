@@ -4,7 +4,7 @@ The file's shape is the product's contract (PRODUCT.md, "The policy file")::
 
     roles:       {name: {members, channels?, workflows, targets: self|any, resume, visible,
                          ticket?, audit}}
-    workflows:   {nql_id: {alias?, params: {name: {allowed, default, required, pattern}}, approval?,
+    workflows:   {nql_id: {alias?, params: {name: {allowed, default, required, pattern}}, approval?, consent?,
                            ticket?: {required, pattern, param}}}
     upn:         {domains: {slack.example.com: corp.example.com}}
     limits:      {runs_per_user_per_minute: 10}
@@ -35,6 +35,7 @@ from bot.policy.loading import PolicyError
 from bot.policy.permissions import Policy
 from bot.policy.rules import (
     ApprovalRule,
+    ConsentRule,
     Decision,
     ParamError,
     ParamRule,
@@ -48,6 +49,7 @@ from bot.policy.tickets import TicketError, TicketNeeds
 
 __all__ = [
     "ApprovalRule",
+    "ConsentRule",
     "Decision",
     "ParamError",
     "ParamRule",

@@ -41,6 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from .migration_steps import v9_consents
 from .schema import JSONText, UTCDateTime, schema_version
 
 __all__ = ["LATEST_VERSION", "MIGRATIONS", "Migration", "current_version", "migrate"]
@@ -440,6 +441,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         6, "reminders, escalation, stand-ins, reasons, comments", _v6_reminders_and_stand_ins
     ),
     Migration(8, "schedules: runs asked for later", _v8_schedules),
+    Migration(9, "consents: the person on the other end allows a run", v9_consents),
     Migration(
         10, "requests.ticket, indexes for history by ticket and workflow", _v10_request_tickets
     ),
