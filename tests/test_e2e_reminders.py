@@ -277,6 +277,7 @@ async def test_a_stand_in_decides_for_the_approver_and_not_for_themselves(tmp_pa
         until = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()
         await command(world, "U0CAROL", f"delegate <@U0ALICE> until {until}")
         assert "<@U0ALICE> stands in for you until" in told(world.slack, "U0CAROL")[-1]
+        assert "<@U0CAROL> named you their stand-in until" in told(world.slack, "U0ALICE")[-1]
         await command(world, "U0CAROL", "delegate")
         assert "<@U0ALICE> stands in for you until" in told(world.slack, "U0CAROL")[-1]
 
@@ -304,6 +305,20 @@ async def test_a_stand_in_decides_for_the_approver_and_not_for_themselves(tmp_pa
         await click(world, "U0ALICE", again, ids.APPROVAL_APPROVE)
         assert "Only <@U0CAROL> may decide this." in told(world.slack, "U0ALICE")[-1]
         assert len(executes(world)) == 1
+
+
+async def test_delegation_false_turns_stand_ins_off(tmp_path: Path) -> None:
+    """Policy ``delegation: false``: naming a stand-in is refused and nothing is stored."""
+    rule = '{channel: C0APPROVALS, approvers: ["U0CAROL"]}'
+    async with world_at(tmp_path, policy(rule, more="delegation: false\n")) as world:
+        assert world.bot is not None
+        await command(world, "U0CAROL", "delegate <@U0ALICE>")
+        assert "Stand-ins are turned off" in told(world.slack, "U0CAROL")[-1]
+        assert await world.bot.store.delegation_of("U0CAROL") is None
+        message = await request(world)
+        await click(world, "U0ALICE", message, ids.APPROVAL_APPROVE)
+        assert "Only <@U0CAROL> may decide this." in told(world.slack, "U0ALICE")[-1]
+        assert executes(world) == []
 
 
 async def test_a_stand_in_decides_a_question_for_the_approver(tmp_path: Path) -> None:
