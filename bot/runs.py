@@ -223,6 +223,7 @@ class Runner:
                 result="refused",
                 detail=exc.message,
                 team_id=requester.team_id,
+                enterprise_id=requester.enterprise_id,
             )
             raise
 
@@ -421,6 +422,7 @@ class Runner:
                 result="refused",
                 detail=decision.reason,
                 team_id=requester.team_id,
+                enterprise_id=requester.enterprise_id,
             )
             raise Refusal(decision.reason)
         record = await self.store.create_request(
