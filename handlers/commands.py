@@ -41,8 +41,8 @@ from handlers.grammar import (
 )
 from handlers.modals import open_run_modal
 from handlers.nudge_views import delegation_text, stand_in_message
-from handlers.running import run_and_reply
-from handlers.schedules import answer_cancel, answer_scheduled, schedule_and_reply
+from handlers.running import run_and_reply, schedule_and_reply
+from handlers.schedules import answer_cancel, answer_scheduled
 from handlers.services import Services
 
 __all__ = ["register"]
