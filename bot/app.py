@@ -26,6 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import approvals, waits
 from bot.catalogue import Catalogue
 from bot.followups import follow_forever
+from bot.forms import FormSeal
 from bot.identity import Identity
 from bot.logging import get_logger
 from bot.metrics import PENDING
@@ -130,6 +131,15 @@ class Bot(Services):
             identity=identity,
             catalogue=catalogue,
             runner=runner,
+            forms=FormSeal.from_secrets(
+                s.get_secret_value() if s else None
+                for s in (
+                    settings.slack_signing_secret,
+                    settings.slack_client_secret,
+                    settings.slack_app_token,
+                    settings.slack_bot_token,
+                )
+            ),
         )
         bot.notifier = SlackNotifier(bot)
         register_all(bot)

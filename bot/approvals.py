@@ -111,7 +111,7 @@ async def request(
 
 async def may_decide(
     deps: ApprovalDeps, approval: ApprovalRecord, user_id: str
-) -> tuple[Principal, str | None]:
+) -> tuple[Principal | None, str | None]:
     """The clicker as a principal, and a refusal sentence if they may not decide."""
     record = await deps.store.get_request(approval.request_id)
     return await decider(
@@ -136,9 +136,9 @@ async def approve(deps: ApprovalDeps, approval_id: str, user_id: str) -> VoteAns
         CLICKS.labels("approve", "own_request").inc()
         return VoteAnswer("own_request")
     principal, refusal = await may_decide(deps, approval, user_id)
-    if refusal:
+    if refusal or principal is None:
         CLICKS.labels("approve", "refused").inc()
-        return VoteAnswer("policy", text=refusal)
+        return VoteAnswer("policy", text=refusal or "")
     vote = await deps.store.vote_approval(approval_id, user_id, principal.upn)
     if not vote.accepted:
         CLICKS.labels("approve", vote.reason or "refused").inc()

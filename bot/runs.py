@@ -7,12 +7,14 @@ command, the run modal, the Home tab and shortcuts, so the policy is enforced in
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bot import limits
 from bot.catalogue import Catalogue, Entry
-from bot.deciders import clicker
+from bot.deciders import person
 from bot.identity import Identity, IdentityError
 from bot.logging import get_logger
 from bot.nexthink.client import BulkExecution, NexthinkClient
@@ -151,7 +153,7 @@ class Runner:
     async def principal(self, requester: Requester) -> Principal:
         """The requester as the policy sees them; raises ``Refusal`` without a usable email."""
         try:
-            return await clicker(self, requester.user_id, strict=True)
+            return await person(self, requester.user_id)
         except IdentityError as exc:
             raise Refusal(str(exc)) from None
 
@@ -197,8 +199,27 @@ class Runner:
 
     # -- run ------------------------------------------------------------------------------
 
+    async def admit(self, requester: Requester) -> Principal:
+        """The requester of a ``list``, ``info`` or ``resume``: counted toward the per-user rate
+        limit as runs are (before anything is looked up), then established as a principal."""
+        await self._count(requester)
+        return await self.principal(requester)
+
+    async def _count(self, requester: Requester) -> None:
+        wait = await self.limiter.hit(requester.user_id)
+        if wait is not None:
+            limit = self.policy.runs_per_user_per_minute
+            raise Refusal(
+                f"You have made {limit} requests in the last minute, the most allowed. "
+                f"Try again in {max(1, round(wait))} s."
+            )
+
     async def prepare(self, requester: Requester, request: RunRequest) -> PreparedRun:
         """Check everything that can be checked without Nexthink running anything."""
+        try:  # first: a request beyond the limits costs no lookup at all
+            limits.check(targets=len(request.users) + len(request.devices), params=request.params)
+        except limits.LimitExceeded as exc:
+            raise Refusal(exc.message, field=exc.field) from None
         principal = await self.principal(requester)
         entry = await self.find(principal, requester.channel_id, request.workflow)
         decision = self.policy.may_run(principal, requester.channel_id, entry.id)
@@ -237,6 +258,13 @@ class Runner:
         may_target_others = self.policy.may_target_others(principal, requester.channel_id, entry.id)
         targets: list[Target] = []
         for user in request.users:
+            if not may_target_others and user.kind == "mention" and user.value != requester.user_id:
+                # someone else, and not allowed: refused without looking them up in Slack
+                raise Refusal(
+                    f"You may only run `{entry.id}` on yourself, not on {_person(user.value)}. "
+                    "Leave out `user:` and `device:`: Nexthink then picks your most recent device.",
+                    field="targets",
+                )
             target = await self._user_target(user)
             is_self = (
                 target.user is not None
@@ -383,6 +411,11 @@ class Runner:
 def _esc(text: str) -> str:
     """Text a person typed, shown in mrkdwn as typed (Slack's three escapes)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _person(user_id: str) -> str:
+    """A mention of a Slack user id, or the text as typed if it is not one."""
+    return f"<@{user_id}>" if re.fullmatch(r"[UW][A-Z0-9]{2,30}", user_id) else _code(user_id)
 
 
 def _code(text: str) -> str:

@@ -3,7 +3,6 @@ denied; the decisions themselves are ``bot.approvals``."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable
 from typing import Any
 
@@ -12,6 +11,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import approvals
 from bot.approvals import VoteAnswer
+from bot.forms import TAMPERED, TamperedForm
 from bot.logging import get_logger
 from bot.store import StoreError
 from handlers import ids
@@ -70,9 +70,8 @@ def register(bot: Services) -> None:
                 await reply(bot, refusal_message(refusal), user_id=user_id, channel_id=channel_id)
                 return
             try:
-                await bot.slack.views_open(
-                    trigger_id=trigger_id, view=deny_reason_view(approval_id)
-                )
+                sealed = bot.forms.seal({"a": approval_id}, user_id=user_id)
+                await bot.slack.views_open(trigger_id=trigger_id, view=deny_reason_view(sealed))
             except SlackApiError:  # the trigger expired: deny without a reason
                 denied = await approvals.deny(bot, approval_id, user_id, None)
                 await answer(denied, user_id, channel_id)
@@ -83,15 +82,20 @@ def register(bot: Services) -> None:
     async def on_deny_reason(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         view = obj(body.get("view"))
-        try:
-            approval_id = text(obj(json.loads(view.get("private_metadata") or "{}")).get("a"))
-        except (ValueError, TypeError):
-            approval_id = ""
         values = obj(obj(view.get("state")).get("values"))
         reason = text(obj(obj(values.get(ids.DENY_REASON_BLOCK)).get(ids.DENY_REASON)).get("value"))
         user_id = payload_user_id(body)
+        try:
+            sealed = bot.forms.open(view.get("private_metadata"), user_id=user_id)
+        except TamperedForm:
+            log.warning("form_tampered", form="deny_reason", user=user_id)
+            sealed = {}
+        approval_id = text(sealed.get("a"))
 
         async def work() -> None:
+            if not approval_id:
+                await reply(bot, refusal_message(TAMPERED), user_id=user_id, channel_id=None)
+                return
             why = (reason or "").strip()[:500] or None
             await answer(await approvals.deny(bot, approval_id, user_id, why), user_id, None)
 

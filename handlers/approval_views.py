@@ -4,7 +4,6 @@ form, and the clicker's answers."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -192,15 +191,16 @@ def not_posted_message(exc: ApprovalNotPosted) -> Message:
     )
 
 
-def deny_reason_view(approval_id: str) -> dict[str, Any]:
-    """The form that asks an approver why they deny."""
+def deny_reason_view(private_metadata: str) -> dict[str, Any]:
+    """The form that asks an approver why they deny; ``private_metadata`` is the sealed
+    approval id (``bot.forms``)."""
     return {
         "type": "modal",
         "callback_id": ids.DENY_REASON_MODAL,
         "title": plain("Deny the request"),
         "submit": plain("Deny"),
         "close": plain("Cancel"),
-        "private_metadata": json.dumps({"a": approval_id}),
+        "private_metadata": private_metadata,
         "blocks": [
             {
                 "type": "input",

@@ -13,6 +13,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.catalogue import Catalogue
+from bot.forms import FormSeal
 from bot.identity import Identity
 from bot.nexthink.client import NexthinkClient
 from bot.notifier import Notifier
@@ -37,6 +38,8 @@ class Services:
     identity: Identity
     catalogue: Catalogue
     runner: Runner
+    #: seals what forms carry (``bot.forms``); set when built, from the Slack secrets
+    forms: FormSeal = field(default_factory=lambda: FormSeal.from_secrets(()))
     tasks: Tasks = field(default_factory=Tasks)
     bot_user_id: str | None = None
     slack_ok_at: float | None = None

@@ -34,12 +34,15 @@ class Policy:
         source: str | None = None,
         unknown_keys: Sequence[str] = (),
         is_default: bool = False,
+        external_users: str = "deny",
     ) -> None:
         self.roles: tuple[Role, ...] = tuple(roles)
         self.workflows: dict[str, WorkflowRule] = {w.nql_id: w for w in workflows}
         self.source = source
         self.unknown_keys = tuple(unknown_keys)
         self.is_default = is_default
+        #: ``allow``: people of other organisations may act, under their own UPN only
+        self.allows_external_users = external_users == "allow"
         self._runs_per_minute = runs_per_user_per_minute
         self._members = Members(domains)
         self._by_id = {w.nql_id.casefold(): w for w in self.workflows.values()}
@@ -77,6 +80,7 @@ class Policy:
             runs_per_user_per_minute=contents.runs_per_user_per_minute,
             source=contents.source,
             unknown_keys=contents.unknown_keys,
+            external_users=contents.external_users,
         )
 
     # -- who someone is ---------------------------------------------------------------------

@@ -9,7 +9,8 @@ Life of an approval::
 ``vote_approval`` locks the approval row first (``SELECT ... FOR UPDATE`` on PostgreSQL; the
 ``BEGIN IMMEDIATE`` write lock on SQLite), so votes on one approval are counted one after the
 other and exactly one vote sees the count reached and flips the state to ``approved``.
-``(approval_id, user_id)`` is the votes' primary key: a person counts once.
+``(approval_id, user_id)`` is the votes' primary key, and a vote whose UPN already voted is
+refused: a person counts once, whichever of their Slack accounts they vote from.
 """
 
 from __future__ import annotations
@@ -89,6 +90,10 @@ async def _load(conn: AsyncConnection, query: Any) -> list[ApprovalRecord]:
 async def _get(conn: AsyncConnection, approval_id: str) -> ApprovalRecord | None:
     found = await _load(conn, _select().where(approvals.c.id == approval_id))
     return found[0] if found else None
+
+
+def _same_upn(one: str | None, other: str | None) -> bool:
+    return bool(one and other and one.casefold() == other.casefold())
 
 
 def _refusal(approval: ApprovalRecord | None, now: datetime) -> VoteRefusalReason:
@@ -180,7 +185,8 @@ class ApprovalsMixin(StoreBase):
                 return VoteResult(False, _refusal(current, at), len(current.votes), False, current)
             if current.requester_id == user_id:
                 return VoteResult(False, "own_request", len(current.votes), False, current)
-            if any(v.user_id == user_id for v in current.votes):
+            if any(v.user_id == user_id or _same_upn(v.upn, upn) for v in current.votes):
+                # a person counts once, whichever of their Slack accounts they vote from
                 return VoteResult(False, "already_voted", len(current.votes), False, current)
             await conn.execute(
                 approval_votes.insert().values(

@@ -294,12 +294,38 @@ def _v5_indexes_for_a_big_store(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX IF NOT EXISTS ix_followups_request ON followups (request_id)"))
 
 
+def _v7_request_executions(conn: Connection) -> None:
+    """Which request started each execution, so that the bot knows the requester of a question
+    (``POST /nexthink/waits``) from its own record, whatever the webhook says (lower-case ids);
+    and an index to find an execution's question in any state."""
+    md = MetaData()
+    Table("requests", md, Column("id", String(36), primary_key=True))  # exists: referenced only
+    links = Table(
+        "request_executions",
+        md,
+        Column("execution_uuid", Text, primary_key=True),
+        Column("request_id", String(36), ForeignKey("requests.id"), nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Index("ix_request_executions_request", "request_id"),
+    )
+    md.create_all(conn, tables=[links])
+    # `/nexthink resume` finds an execution's question in whatever state it is
+    conn.execute(
+        text(
+            "CREATE INDEX IF NOT EXISTS ix_waits_execution ON waits (workflow_uuid, execution_uuid)"
+        )
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "requests, waits, approvals, approval_votes, followups", _v1_initial),
     Migration(2, "rate_limits: the per-user run limit shared by replicas", _v2_rate_limits),
     Migration(3, "audit_events: the audit trail", _v3_audit_events),
     Migration(4, "slack_installations, slack_bots, slack_oauth_states (OAuth)", _v4_slack_oauth),
     Migration(5, "indexes for history and follow-ups by request", _v5_indexes_for_a_big_store),
+    Migration(
+        7, "request_executions: the request that started each execution", _v7_request_executions
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

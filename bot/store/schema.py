@@ -58,6 +58,7 @@ __all__ = [
     "followups",
     "metadata",
     "rate_limits",
+    "request_executions",
     "requests",
     "schema_version",
     "slack_bots",
@@ -199,6 +200,7 @@ waits = Table(
     Column("message_ts", Text),
     Column("claim_token", String(36)),
     Index("ix_waits_state_expires", "state", "expires_at"),
+    Index("ix_waits_execution", "workflow_uuid", "execution_uuid"),
 )
 
 approvals = Table(
@@ -294,6 +296,17 @@ rate_limits = Table(
     Column("hits", HitTimes, nullable=False),
     Column("last_hit", Float, nullable=False),
     Index("ix_rate_limits_last_hit", "last_hit"),
+)
+
+# Which request started each Nexthink execution (lower-case ids): the requester of a question
+# is known from the bot's own record (``requests.request_for_execution``).
+request_executions = Table(
+    "request_executions",
+    metadata,
+    Column("execution_uuid", Text, primary_key=True),
+    Column("request_id", String(36), ForeignKey("requests.id"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_request_executions_request", "request_id"),
 )
 
 # -- slack_sdk's OAuth tables (see the module docstring) -------------------------------------

@@ -79,11 +79,15 @@ async def _check(
         CLICKS.labels("wait", "unknown").inc()
         return ClickRefused("unknown")
     principal, refusal = await decider(
-        deps, user_id, approvers=wait.approvers, requester_upn=wait.requester_upn
+        deps,
+        user_id,
+        approvers=wait.approvers,
+        requester_upn=wait.requester_upn,
+        execution_uuid=wait.execution_uuid,
     )
-    if refusal:
+    if refusal or principal is None:
         CLICKS.labels("wait", "refused").inc()
-        return ClickRefused("policy", text=refusal)
+        return ClickRefused("policy", text=refusal or "")
     return wait, principal.upn
 
 

@@ -10,6 +10,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -62,6 +63,12 @@ class WaitRequest(BaseModel):
     approver_parameter: ParamKey | None = Field(default=None, alias="approverParameter")
     expires_in_minutes: int = Field(default=1440, ge=1, le=43200, alias="expiresInMinutes")
     requester: Upn | None = None
+
+    @field_validator("workflow_uuid", "execution_uuid")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        """Ids compare without regard to case (one question per execution)."""
+        return value.lower()
 
     @model_validator(mode="after")
     def _where(self) -> WaitRequest:
