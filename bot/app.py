@@ -24,6 +24,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import approvals, waits
+from bot.audit import AuditTrail
 from bot.catalogue import Catalogue
 from bot.followups import follow_forever
 from bot.forms import FormSeal
@@ -100,6 +101,7 @@ class Bot(Services):
         )
         catalogue = Catalogue(nexthink)
         limiter = RateLimiter(policy.runs_per_user_per_minute, store=store)
+        audit = AuditTrail(store, retention_days=settings.audit_retention_days)
         runner = Runner(
             nexthink=nexthink,
             catalogue=catalogue,
@@ -107,6 +109,7 @@ class Bot(Services):
             policy=policy,
             store=store,
             limiter=limiter,
+            audit=audit,
         )
         app = AsyncApp(
             client=slack,
@@ -131,6 +134,7 @@ class Bot(Services):
             identity=identity,
             catalogue=catalogue,
             runner=runner,
+            audit=audit,
             forms=FormSeal.from_secrets(
                 s.get_secret_value() if s else None
                 for s in (
@@ -156,7 +160,8 @@ class Bot(Services):
     # -- background work: expiry sweeps ---------------------------------------------------
 
     def start_background(self, interval: float = 30.0) -> None:
-        """Sweep expired waits and approvals every ``interval`` seconds (any replica may); follow
+        """Sweep expired waits and approvals, and audit records past their retention, every
+        ``interval`` seconds (any replica may); follow
         runs' outcomes (``bot.followups``) and keep open Home tabs current (``handlers.home``)."""
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever(interval))
@@ -175,6 +180,7 @@ class Bot(Services):
                 await waits.sweep_stale(self)
                 await approvals.sweep_expired(self)
                 await approvals.sweep_stale(self)
+                await self.audit.prune()  # AUDIT_RETENTION_DAYS, in bounded batches
             except Exception:
                 log.exception("sweep_failed")
             await asyncio.sleep(interval)

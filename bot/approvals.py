@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from bot.audit import AuditTrail
 from bot.catalogue import Catalogue, Entry
 from bot.deciders import Deciders, decider
 from bot.logging import get_logger
@@ -49,6 +50,7 @@ class ApprovalDeps(Deciders, Protocol):
     catalogue: Catalogue
     runner: Runner
     notifier: Notifier
+    audit: AuditTrail
 
 
 class ApprovalNotPosted(Exception):
@@ -97,12 +99,21 @@ async def request(
     except NotPosted as exc:
         # nobody was asked: close the approval now rather than let it expire unseen
         await deps.store.mark_approval(approval.id, "expired", expected="pending")
-        await deps.store.update_request(
+        record = await deps.store.update_request(
             record.id, state="failed", error=f"approval request not posted: {exc.error}"
+        )
+        await deps.audit.record_request(
+            "approval_requested", record, result="not_posted", detail=f"Slack: {exc.error}"
         )
         log.warning("approval_not_posted", approval=approval.id, channel=channel, error=exc.error)
         raise ApprovalNotPosted(prepared.entry.id, channel, exc.error) from None
     approval = await deps.store.set_approval_message(approval.id, *where)
+    await deps.audit.record_request(
+        "approval_requested",
+        record,
+        result="pending",
+        detail=_asked_of(approval),
+    )
     log.info(
         "approval_requested", approval=approval.id, request=record.id, workflow=prepared.entry.id
     )
@@ -149,6 +160,14 @@ async def approve(deps: ApprovalDeps, approval_id: str, user_id: str) -> VoteAns
     record = await deps.store.get_request(vote.approval.request_id)
     if record is None:
         return None
+    await deps.audit.record_request(
+        "approval_vote",
+        record,
+        actor=user_id,
+        actor_upn=principal.upn,
+        result="approved" if vote.reached else "counted",
+        detail=f"{vote.votes} of {vote.approval.count}",
+    )
     name = await deps.catalogue.display_name(record.workflow_id)
     if not vote.reached:
         await deps.notifier.approval_changed(vote.approval, record, name, ApprovalNews("votes"))
@@ -199,6 +218,7 @@ async def _interrupted(
     error = "interrupted: the bot stopped while sending the execute; the outcome is unknown"
     done = approval if closed else await deps.store.mark_approval(approval.id, "executed")
     record = await deps.store.update_request(record.id, state="unknown", error=error)
+    await deps.audit.record_request("execute_failed", record, result="unknown", detail=error)
     news = ApprovalNews("interrupted", _voters(approval))
     await deps.notifier.approval_changed(done or approval, record, name, news)
     await deps.notifier.tell_requester(record, RequesterNews("interrupted"))
@@ -211,8 +231,9 @@ async def deny(
     approval = await deps.store.get_approval(approval_id)
     if approval is None:
         return VoteAnswer("not_found")
+    principal: Principal | None = None
     if approval.requester_id != user_id:
-        _, refusal = await may_decide(deps, approval, user_id)
+        principal, refusal = await may_decide(deps, approval, user_id)
         if refusal:
             CLICKS.labels("deny", "refused").inc()
             return VoteAnswer("policy", text=refusal)
@@ -224,6 +245,14 @@ async def deny(
     record = await deps.store.update_request(result.approval.request_id, state="denied")
     name = await deps.catalogue.display_name(record.workflow_id)
     withdrawn = user_id == approval.requester_id
+    await deps.audit.record_request(
+        "approval_denied",
+        record,
+        actor=user_id,
+        actor_upn=principal.upn if principal else record.user_upn,
+        result="withdrawn" if withdrawn else "denied",
+        detail=reason or None,
+    )
     news = ApprovalNews("withdrawn" if withdrawn else "denied", user_id=user_id, reason=reason)
     await deps.notifier.approval_changed(result.approval, record, name, news)
     if not withdrawn:
@@ -237,6 +266,13 @@ async def sweep_expired(deps: ApprovalDeps, *, now: datetime | None = None) -> i
     expired = await deps.store.expire_approvals(now)
     for approval in expired:
         record = await deps.store.update_request(approval.request_id, state="expired")
+        await deps.audit.record_request(
+            "approval_expired",
+            record,
+            actor=None,
+            result="expired",
+            detail=f"{len(approval.votes)} of {approval.count} by {_iso(approval.expires_at)}",
+        )
         name = await deps.catalogue.display_name(record.workflow_id)
         await deps.notifier.approval_changed(approval, record, name, ApprovalNews("expired"))
         await deps.notifier.tell_requester(record, RequesterNews("expired"))
@@ -279,6 +315,16 @@ async def _execute(deps: ApprovalDeps, record: RequestRecord) -> RunResult:
         source="approval",
     )
     return await deps.runner.execute(prepared, record)
+
+
+def _asked_of(approval: ApprovalRecord) -> str:
+    where = f" in {approval.channel_id}" if approval.channel_id else ""
+    who = ", ".join(approval.approvers) or "any approver"
+    return f"{approval.count} of {who}{where}, by {_iso(approval.expires_at)}"
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _target(data: dict[str, Any]) -> Target:

@@ -15,6 +15,18 @@ store. The row is the redacted record: what the database keeps is what the log s
 does not stop the caller (the event has happened; the log line carries it): the failure is
 logged as ``audit_not_stored`` and the record returned.
 
+Who writes what (each right after the store accepted the change it records):
+
+* ``bot.runs.Runner``: ``run_refused`` (``prepare`` and ``resume`` refusals), ``run_requested``
+  (``record``), ``executed`` / ``execute_failed`` (``execute``), ``resumed`` (``resume``)
+* ``bot.approvals``: ``approval_requested``, ``approval_vote``, ``approval_denied`` (with the
+  reason; ``result`` ``withdrawn`` for the requester's own), ``approval_expired`` (the sweep),
+  ``execute_failed`` for an execute a stop interrupted
+* ``bot.waits``: ``question_posted`` (the webhook), ``question_decided`` (a click, with what
+  Nexthink answered), ``resumed`` (the trigger Nexthink accepted), ``question_expired`` (sweep)
+* ``bot.followups``: ``outcome`` once the follow-up of a run ends
+* ``record_delegation``: ``delegation_set`` (stand-ins, ``/nexthink delegate``)
+
 ``prune`` applies ``AUDIT_RETENTION_DAYS``; the periodic sweep calls it.
 """
 
@@ -22,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Any, Final, Literal
 
@@ -178,6 +190,39 @@ class AuditTrail:
         }
         values.update(fields)
         return await self.record(event, actor=actor, actor_upn=actor_upn, **values)
+
+    async def record_delegation(
+        self,
+        *,
+        actor: str,
+        actor_upn: str | None = None,
+        stand_in: str | None,
+        stand_in_upn: str | None = None,
+        until: date | datetime | None = None,
+        result: str | None = None,
+        detail: str | None = None,
+        team_id: str | None = None,
+        enterprise_id: str | None = None,
+    ) -> AuditRecord:
+        """``delegation_set``: ``actor`` (an approver) names ``stand_in`` (a Slack user id) to
+        decide in their place ``until`` a day (``None``: until turned off); ``stand_in=None`` is
+        ``/nexthink delegate off``. The stand-in is the record's one target (``kind``
+        ``stand_in``); ``params`` holds ``until`` (ISO 8601 or null); ``result`` defaults to
+        ``set`` or ``off``."""
+        targets = (
+            [{"kind": "stand_in", "user_id": stand_in, "upn": stand_in_upn}] if stand_in else []
+        )
+        return await self.record(
+            "delegation_set",
+            actor=actor,
+            actor_upn=actor_upn,
+            targets=targets,
+            params={"until": until.isoformat() if until is not None else None},
+            result=result or ("set" if stand_in else "off"),
+            detail=detail,
+            team_id=team_id,
+            enterprise_id=enterprise_id,
+        )
 
     def redacted(self, record: AuditRecord) -> AuditRecord:
         """``record`` with every field passed through the redactor (``time`` and ``event`` kept)."""

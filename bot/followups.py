@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
+from bot.audit import AuditTrail
 from bot.logging import get_logger
 from bot.nexthink.client import NexthinkClient
 from bot.nexthink.errors import (
@@ -289,6 +290,7 @@ class FollowupDeps(Protocol):
     settings: Settings
     store: Store
     nexthink: NexthinkClient
+    audit: AuditTrail
 
     @property
     def notifier(self) -> OutcomeNotifier: ...
@@ -398,6 +400,7 @@ async def _follow(deps: FollowupDeps, followup: FollowupRecord) -> None:
     if progress.ending:
         await deps.store.finish_followup(followup.id, last_status=progress.dump())
         log.info("followup_finished", request=record.id, ending=progress.ending)
+        await _audit_outcome(deps, record, progress, expected)
     else:
         await _again(deps, followup, progress, now, None)
 
@@ -418,6 +421,28 @@ async def _again(
     wait = max(wait or 0.0, backoff)  # a 429's Retry-After, if longer
     at = min(now + timedelta(seconds=wait), max(followup.deadline, now))
     await deps.store.reschedule_followup(followup.id, at, last_status=progress.dump())
+
+
+async def _audit_outcome(
+    deps: FollowupDeps, record: RequestRecord, progress: Progress, expected: Sequence[str]
+) -> None:
+    """``outcome``: how the run ended (``result``: the request's final state, or ``timeout`` /
+    ``error`` when the follow-up ended without one) and each execution's status (``detail``)."""
+    state = progress.request_state(expected)
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(progress.counts(expected).items()))
+    lines = [counts] if counts else []
+    for execution_id, execution in sorted(progress.executions.items()):
+        said = "; ".join(p for p in (execution.details, execution.outcome) if p)
+        lines.append(f"{execution_id}: {execution.status}" + (f" ({said})" if said else ""))
+    if progress.problem:
+        lines.append(progress.problem)
+    await deps.audit.record_request(
+        "outcome",
+        record,
+        actor=None,
+        result=state or progress.ending,
+        detail="\n".join(lines) or None,
+    )
 
 
 def _problem(exc: NexthinkError, query_id: str) -> str:

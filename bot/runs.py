@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bot import limits
+from bot.audit import AuditTrail
 from bot.catalogue import Catalogue, Entry
 from bot.deciders import person
 from bot.identity import Identity, IdentityError
 from bot.logging import get_logger
+from bot.mrkdwn import code, shown
 from bot.nexthink.client import BulkExecution, NexthinkClient
 from bot.nexthink.errors import NexthinkError
 from bot.nexthink.models import DeviceData, UserData, Workflow, is_uuid
@@ -24,6 +26,7 @@ from bot.policy import ApprovalRule, ParamError, Policy, Principal
 from bot.ratelimit import RateLimiter
 from bot.store import RequestRecord, RequestState, Store, StoreError
 from bot.targets import DeviceTarget, UserTarget
+from bot.text import outside
 
 __all__ = [
     "Refusal",
@@ -140,6 +143,7 @@ class Runner:
         policy: Policy,
         store: Store,
         limiter: RateLimiter,
+        audit: AuditTrail,
     ) -> None:
         self.nexthink = nexthink
         self.catalogue = catalogue
@@ -147,6 +151,7 @@ class Runner:
         self.policy = policy
         self.store = store
         self.limiter = limiter
+        self.audit = audit
 
     # -- who ------------------------------------------------------------------------------
 
@@ -180,9 +185,9 @@ class Runner:
             raise Refusal(decision.reason, field="workflow")
         names = [e.id for e in entries] + [e.alias for e in entries if e.alias]
         near = Catalogue.closest(name, names)
-        message = f"There is no workflow {_code(name)} that you may run here."
+        message = f"There is no workflow {code(outside(name))} that you may run here."
         if near:
-            message += " Did you mean " + ", ".join(_code(n) for n in near) + "?"
+            message += " Did you mean " + ", ".join(code(outside(n)) for n in near) + "?"
         raise Refusal(
             message, hint="`/nexthink list` shows the workflows you may run.", field="workflow"
         )
@@ -215,12 +220,36 @@ class Runner:
             )
 
     async def prepare(self, requester: Requester, request: RunRequest) -> PreparedRun:
-        """Check everything that can be checked without Nexthink running anything."""
-        try:  # first: a request beyond the limits costs no lookup at all
-            limits.check(targets=len(request.users) + len(request.devices), params=request.params)
-        except limits.LimitExceeded as exc:
-            raise Refusal(exc.message, field=exc.field) from None
-        principal = await self.principal(requester)
+        """Check everything that can be checked without Nexthink running anything; a refusal is
+        written to the audit trail (``run_refused``) before it is raised."""
+        upn: str | None = None
+        try:
+            try:  # first: a request beyond the limits costs no lookup at all
+                limits.check(
+                    targets=len(request.users) + len(request.devices), params=request.params
+                )
+            except limits.LimitExceeded as exc:
+                raise Refusal(exc.message, field=exc.field) from None
+            principal = await self.principal(requester)
+            upn = principal.upn
+            return await self._prepare(principal, requester, request)
+        except Refusal as exc:
+            await self.audit.record(
+                "run_refused",
+                actor=requester.user_id,
+                actor_upn=upn,
+                workflow=request.workflow,
+                targets=_asked(request),
+                params=request.params,
+                result="refused",
+                detail=exc.message,
+                team_id=requester.team_id,
+            )
+            raise
+
+    async def _prepare(
+        self, principal: Principal, requester: Requester, request: RunRequest
+    ) -> PreparedRun:
         entry = await self.find(principal, requester.channel_id, request.workflow)
         decision = self.policy.may_run(principal, requester.channel_id, entry.id)
         if not decision.allowed:
@@ -261,7 +290,8 @@ class Runner:
             if not may_target_others and user.kind == "mention" and user.value != requester.user_id:
                 # someone else, and not allowed: refused without looking them up in Slack
                 raise Refusal(
-                    f"You may only run `{entry.id}` on yourself, not on {_person(user.value)}. "
+                    f"You may only run {code(outside(entry.id))} on yourself, "
+                    f"not on {_person(user.value)}. "
                     "Leave out `user:` and `device:`: Nexthink then picks your most recent device.",
                     field="targets",
                 )
@@ -273,7 +303,8 @@ class Runner:
             ) or (user.kind == "mention" and user.value == requester.user_id)
             if not is_self and not may_target_others:
                 raise Refusal(
-                    f"You may only run `{entry.id}` on yourself, not on {_esc(target.label)}. "
+                    f"You may only run {code(outside(entry.id))} on yourself, "
+                    f"not on {shown(outside(target.label))}. "
                     "Leave out `user:` and `device:`: Nexthink then picks your most recent device.",
                     field="targets",
                 )
@@ -281,7 +312,8 @@ class Runner:
         for device in request.devices:
             if not may_target_others:
                 raise Refusal(
-                    f"You may only run `{entry.id}` on yourself, so {_code('device:' + device.value)} is not "
+                    f"You may only run {code(outside(entry.id))} on yourself, so "
+                    f"{code(outside('device:' + device.value))} is not "
                     "allowed. Leave out `device:`: Nexthink picks your most recent device.",
                     field="targets",
                 )
@@ -320,8 +352,9 @@ class Runner:
         state: RequestState = "pending",
         response_url: str | None = None,
     ) -> RequestRecord:
-        """The audit record of a run, written before anything is sent to Nexthink."""
-        return await self.store.create_request(
+        """The record of a run, written before anything is sent to Nexthink (and its
+        ``run_requested`` event: ``result`` is the state it starts in)."""
+        record = await self.store.create_request(
             kind="run",
             team_id=prepared.requester.team_id,
             channel_id=prepared.requester.channel_id,
@@ -333,6 +366,8 @@ class Runner:
             state=state,
             response_url=response_url,
         )
+        await self.audit.record_request("run_requested", record, result=state)
+        return record
 
     async def execute(self, prepared: PreparedRun, record: RequestRecord) -> RunResult:
         try:
@@ -349,6 +384,9 @@ class Runner:
                 nexthink_request_uuids=list(completed.request_uuids) if completed else [],
                 executions_uuids=list(completed.executions_uuids) if completed else [],
             )
+            await self.audit.record_request(
+                "execute_failed", record, result=state, detail=_error_text(exc)
+            )
             return RunResult(prepared, record, error=exc, completed=completed)
         record = await self._recorded(
             record,
@@ -356,6 +394,7 @@ class Runner:
             nexthink_request_uuids=list(execution.request_uuids),
             executions_uuids=list(execution.executions_uuids),
         )
+        await self.audit.record_request("executed", record, result="sent")
         return RunResult(prepared, record, execution=execution)
 
     async def _recorded(self, record: RequestRecord, **changes: Any) -> RequestRecord:
@@ -379,6 +418,17 @@ class Runner:
         principal = await self.principal(requester)
         decision = self.policy.may_resume(principal, requester.channel_id)
         if not decision.allowed:
+            await self.audit.record(
+                "run_refused",
+                actor=requester.user_id,
+                actor_upn=principal.upn,
+                workflow=workflow_uuid,
+                targets=[{"kind": "execution", "label": execution_uuid}],
+                params=params,
+                result="refused",
+                detail=decision.reason,
+                team_id=requester.team_id,
+            )
             raise Refusal(decision.reason)
         record = await self.store.create_request(
             kind="resume",
@@ -394,32 +444,39 @@ class Runner:
         try:
             answers = await self.nexthink.trigger(workflow_uuid, execution_uuid, params)
         except NexthinkError as exc:
-            record = await self._recorded(
+            state = "unknown" if _maybe_ran(exc, None) else "failed"
+            record = await self._recorded(record, state=state, error=_error_text(exc))
+            await self.audit.record_request(
+                "resumed",
                 record,
-                state="unknown" if _maybe_ran(exc, None) else "failed",
-                error=_error_text(exc),
+                execution_uuids=[execution_uuid],
+                result=state,
+                detail=_error_text(exc),
             )
             return ResumeResult(workflow_uuid, execution_uuid, params, record, error=exc)
         uuids = tuple(a.request_uuid for a in answers)
         record = await self._recorded(record, state="sent", nexthink_request_uuids=list(uuids))
+        await self.audit.record_request(
+            "resumed", record, execution_uuids=[execution_uuid], result="sent"
+        )
         return ResumeResult(workflow_uuid, execution_uuid, params, record, request_uuids=uuids)
 
     async def history(self, requester: Requester, limit: int = 10) -> Sequence[RequestRecord]:
         return await self.store.history(requester.user_id, limit=limit)
 
 
-def _esc(text: str) -> str:
-    """Text a person typed, shown in mrkdwn as typed (Slack's three escapes)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def _asked(request: RunRequest) -> list[dict[str, str]]:
+    """The targets as the requester named them (a refused run never resolved them)."""
+    return [{"kind": "user", t.kind: t.value} for t in request.users] + [
+        {"kind": "device", t.kind: t.value} for t in request.devices
+    ]
 
 
 def _person(user_id: str) -> str:
-    """A mention of a Slack user id, or the text as typed if it is not one."""
-    return f"<@{user_id}>" if re.fullmatch(r"[UW][A-Z0-9]{2,30}", user_id) else _code(user_id)
-
-
-def _code(text: str) -> str:
-    return "`" + _esc(text).replace("`", "'") + "`"
+    """A mention of a Slack user id, or the id as typed if it is not one."""
+    if re.fullmatch(r"[UW][A-Z0-9]{2,30}", user_id):
+        return f"<@{user_id}>"
+    return code(outside(user_id))
 
 
 def _dedupe(targets: list[Target]) -> list[Target]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.audit import AuditTrail
 from bot.catalogue import Catalogue
 from bot.forms import FormSeal
 from bot.identity import Identity
@@ -38,6 +39,8 @@ class Services:
     identity: Identity
     catalogue: Catalogue
     runner: Runner
+    #: the audit trail (``bot.audit``): every event of the contract is written through it
+    audit: AuditTrail
     #: seals what forms carry (``bot.forms``); set when built, from the Slack secrets
     forms: FormSeal = field(default_factory=lambda: FormSeal.from_secrets(()))
     tasks: Tasks = field(default_factory=Tasks)

@@ -21,10 +21,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from urllib.parse import urlencode
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 
+from bot.mrkdwn import code as _code
+from bot.mrkdwn import escape
 from bot.policy.schema import USER_ID
+from bot.text import outside
 
 __all__ = ["channels", "choices", "code", "count", "member"]
 
 
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def code(text: str) -> str:
-    """``text`` in backticks, escaped; a backtick or a line break in it cannot end the span."""
-    one_line = re.sub("\r\n|[\n\r\v\f\x85\u2028\u2029]", "\u23ce", text)
-    return "`" + _esc(one_line).replace("`", "'") + "`"
+    """``text`` (a name from the policy file, Nexthink or a person) in a code span it cannot
+    leave: the one rendering of ``bot.mrkdwn``."""
+    return _code(outside(text), limit=None)
 
 
 def member(value: str) -> str:
@@ -26,7 +24,7 @@ def member(value: str) -> str:
         return "anyone"
     if USER_ID.match(value):
         return f"<@{value}>"
-    return _esc(value)
+    return escape(value)
 
 
 def channels(ids: Iterable[str]) -> str:

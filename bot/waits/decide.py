@@ -154,6 +154,19 @@ async def _send(deps: WaitDeps, choice: _Choice, channel_id: str | None) -> None
         )
     )
     CLICKS.labels("wait", "ok").inc()
+    request_uuids = [a.request_uuid for a in answers]
+    await _audit(deps, choice, record.id, "decided", f"resumed: {', '.join(request_uuids)}")
+    await deps.audit.record_wait(
+        "resumed",
+        done or wait,
+        actor=choice.user_id,
+        actor_upn=choice.upn,
+        params=params,
+        request_uuid=",".join(request_uuids) or None,
+        request_id=record.id,
+        result="sent",
+        detail=None,
+    )
     await deps.notifier.wait_changed(done or wait, _news(choice, "decided", at=now, detail=uuids))
 
 
@@ -168,6 +181,7 @@ async def _refused(
     )
     await _recorded(deps.store.update_request(record_id, state="failed", error=detail))
     CLICKS.labels("wait", "nexthink_refused").inc()
+    await _audit(deps, choice, record_id, "refused", f"Nexthink refused: {detail}")
     await deps.notifier.wait_changed(done or wait, _news(choice, "refused", at=now, detail=detail))
 
 
@@ -181,6 +195,7 @@ async def _unclear(
     state = "unknown" if may_have_run(exc) else "failed"
     await _recorded(deps.store.update_request(record_id, state=state, error=retry_note))
     CLICKS.labels("wait", "nexthink_error").inc()
+    await _audit(deps, choice, record_id, state, f"{exc.summary}; the question is open again")
     current = released or wait
     news = _news(choice, "unclear", detail=exc.summary, mention=await mention_of(deps, current))
     await deps.notifier.wait_changed(current, news)
@@ -195,9 +210,30 @@ async def _interrupted(deps: WaitDeps, choice: _Choice, record_id: str, now: dat
     retry_note = f"interrupted at {now.isoformat(timespec='seconds')}: the bot stopped"
     released = await deps.store.release_wait(wait.id, wait.claim_token, retry_note)
     await deps.store.update_request(record_id, state="unknown", error=retry_note)
+    await _audit(deps, choice, record_id, "unknown", f"{retry_note}; the question is open again")
     current = released or wait
     news = _news(choice, "interrupted", mention=await mention_of(deps, current))
     await deps.notifier.wait_changed(current, news)
+
+
+async def _audit(deps: WaitDeps, choice: _Choice, record_id: str, result: str, detail: str) -> None:
+    """``question_decided``: who chose which option, and what became of it (``result``:
+    ``decided``, ``refused`` by Nexthink, or ``failed``/``unknown`` with the question reopened)."""
+    await deps.audit.record_wait(
+        "question_decided",
+        choice.wait,
+        actor=choice.user_id,
+        actor_upn=choice.upn,
+        params={
+            "question_id": choice.wait.id,
+            "option": choice.option.label,
+            "parameters": dict(choice.option.parameters),
+            "question": choice.wait.text,
+        },
+        request_id=record_id,
+        result=result,
+        detail=detail,
+    )
 
 
 async def _recorded(step: Awaitable[T]) -> T | None:

@@ -1,10 +1,12 @@
 """What the wait logic needs from the bot: the store, the lookups, the policy, Nexthink and a
-notifier (``bot.notifier``). ``handlers.services.Services`` has all of them."""
+notifier (``bot.notifier``)
+and the audit trail. ``handlers.services.Services`` has all of them."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from bot.audit import AuditTrail
 from bot.identity import Identity
 from bot.nexthink.client import NexthinkClient
 from bot.notifier import Notifier
@@ -20,3 +22,4 @@ class WaitDeps(Protocol):
     policy: Policy
     nexthink: NexthinkClient
     notifier: Notifier
+    audit: AuditTrail

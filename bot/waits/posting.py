@@ -126,7 +126,26 @@ async def _post_wait(
         log.info("wait_posted_twice", wait=wait.id, kept=placed.message_ts)
         return placed, placed.message_channel, placed.message_ts
     log.info("wait_posted", wait=wait.id, execution=wait.execution_uuid, channel=message_channel)
+    await deps.audit.record_wait(
+        "question_posted",
+        placed,
+        targets=[_asked(placed, message_channel)],
+        params={
+            "question_id": placed.id,
+            "options": [o.label for o in placed.options],
+            "requester": placed.requester_upn,
+            "approvers": list(placed.approvers),
+        },
+        result="posted",
+    )
     return placed, message_channel, ts
+
+
+def _asked(wait: WaitRecord, channel: str) -> dict[str, str]:
+    """Where the question went: a person's direct messages, or a channel."""
+    if wait.dm_user_upn and not wait.channel_id:
+        return {"kind": "user", "upn": wait.dm_user_upn, "channel": channel}
+    return {"kind": "channel", "channel": channel}
 
 
 async def slack_user_for_upn(deps: WaitDeps, upn: str) -> str | None:

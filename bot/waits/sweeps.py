@@ -20,6 +20,7 @@ async def sweep_expired(deps: WaitDeps, *, now: datetime | None = None) -> int:
     how many."""
     expired = await deps.store.expire_waits(now)
     for wait in expired:
+        await deps.audit.record_wait("question_expired", wait, result="expired")
         await deps.notifier.wait_changed(wait, WaitNews("expired"))
     return len(expired)
 

@@ -41,17 +41,12 @@ async def world_at(
 
 
 class PatientWorld(World):
-    """A `World` for tests on busy cores: its Slack waits ``PATIENCE`` s for an answer without
-    calling it late, and ``settle()`` waits up to ``PATIENCE`` s (both bound a hung test only)."""
+    """A `World` for tests on busy cores: ``patience`` defaults to ``PATIENCE`` (its Slack waits
+    that long for each answer without calling it late; ``settle()`` waits that long for the bot's
+    work). Both bound a hung test only."""
 
-    async def start(self) -> None:
-        await super().start()
-        assert self.driver is not None
-        await self.driver.aclose()
-        self.driver = patient_driver(self)
-
-    async def settle(self, within: float = PATIENCE) -> None:
-        await super().settle(within)
+    def __init__(self, *args: Any, patience: float | None = PATIENCE, **kwargs: Any) -> None:
+        super().__init__(*args, patience=patience, **kwargs)
 
 
 def patient_driver(world: World) -> SlackDriver:
