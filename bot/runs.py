@@ -31,11 +31,11 @@ from bot.text import outside
 __all__ = [
     "Refusal",
     "Requester",
-    "ResumeResult",
     "RunRequest",
     "RunResult",
     "Runner",
     "Target",
+    "error_text",
 ]
 
 log = get_logger(__name__)
@@ -121,16 +121,6 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return self.execution is not None and self.error is None
-
-
-@dataclass(frozen=True)
-class ResumeResult:
-    workflow_uuid: str
-    execution_uuid: str
-    params: Mapping[str, str]
-    record: RequestRecord
-    request_uuids: tuple[str, ...] = ()
-    error: NexthinkError | None = None
 
 
 class Runner:
@@ -380,12 +370,12 @@ class Runner:
             record = await self._recorded(
                 record,
                 state=state,
-                error=_error_text(exc),
+                error=error_text(exc),
                 nexthink_request_uuids=list(completed.request_uuids) if completed else [],
                 executions_uuids=list(completed.executions_uuids) if completed else [],
             )
             await self.audit.record_request(
-                "execute_failed", record, result=state, detail=_error_text(exc)
+                "execute_failed", record, result=state, detail=error_text(exc)
             )
             return RunResult(prepared, record, error=exc, completed=completed)
         record = await self._recorded(
@@ -405,61 +395,6 @@ class Runner:
         except StoreError as exc:
             log.error("request_not_recorded", record=record.id, error=str(exc), **changes)
             return record
-
-    # -- resume ---------------------------------------------------------------------------
-
-    async def resume(
-        self,
-        requester: Requester,
-        workflow_uuid: str,
-        execution_uuid: str,
-        params: Mapping[str, str],
-    ) -> ResumeResult:
-        principal = await self.principal(requester)
-        decision = self.policy.may_resume(principal, requester.channel_id)
-        if not decision.allowed:
-            await self.audit.record(
-                "run_refused",
-                actor=requester.user_id,
-                actor_upn=principal.upn,
-                workflow=workflow_uuid,
-                targets=[{"kind": "execution", "label": execution_uuid}],
-                params=params,
-                result="refused",
-                detail=decision.reason,
-                team_id=requester.team_id,
-            )
-            raise Refusal(decision.reason)
-        record = await self.store.create_request(
-            kind="resume",
-            team_id=requester.team_id,
-            channel_id=requester.channel_id,
-            user_id=requester.user_id,
-            user_upn=principal.upn,
-            workflow_id=workflow_uuid,
-            targets=[{"kind": "execution", "label": execution_uuid}],
-            params=dict(params),
-            state="pending",
-        )
-        try:
-            answers = await self.nexthink.trigger(workflow_uuid, execution_uuid, params)
-        except NexthinkError as exc:
-            state = "unknown" if _maybe_ran(exc, None) else "failed"
-            record = await self._recorded(record, state=state, error=_error_text(exc))
-            await self.audit.record_request(
-                "resumed",
-                record,
-                execution_uuids=[execution_uuid],
-                result=state,
-                detail=_error_text(exc),
-            )
-            return ResumeResult(workflow_uuid, execution_uuid, params, record, error=exc)
-        uuids = tuple(a.request_uuid for a in answers)
-        record = await self._recorded(record, state="sent", nexthink_request_uuids=list(uuids))
-        await self.audit.record_request(
-            "resumed", record, execution_uuids=[execution_uuid], result="sent"
-        )
-        return ResumeResult(workflow_uuid, execution_uuid, params, record, request_uuids=uuids)
 
     async def history(self, requester: Requester, limit: int = 10) -> Sequence[RequestRecord]:
         return await self.store.history(requester.user_id, limit=limit)
@@ -496,7 +431,7 @@ def _maybe_ran(exc: NexthinkError, completed: BulkExecution | None) -> bool:
     return may_have_run(exc) or bool(completed and completed.request_uuids)
 
 
-def _error_text(exc: NexthinkError) -> str:
+def error_text(exc: NexthinkError) -> str:
     code = getattr(exc, "code", None)
     details = getattr(exc, "details", None)
     parts = [type(exc).__name__, exc.message]

@@ -27,6 +27,7 @@ __all__ = [
     "STALE_AFTER",
     "ClickRefused",
     "ResumeDeps",
+    "ResumeResult",
     "Resumed",
     "WaitDeps",
     "WaitRefused",

@@ -6,7 +6,7 @@ it (``bot.waits.decide``): the same approvers, the requester never deciding (by 
 ``requester`` and by the bot's own record of the run), the same expiry, one decision per question;
 the parameters must be one of the question's choices, the ``approverParameter`` is the resumer's
 UPN whatever the command says, and the question's message is settled like a click (its buttons
-stop working). Without a question, ``Runner.resume`` checks ``resume: true`` and sends the
+stop working). Without a question, ``_trigger`` checks ``resume: true`` and sends the
 trigger. Both count toward the per-user rate limit and keep to ``bot.limits``.
 """
 
@@ -14,20 +14,37 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot import limits
+from bot.logging import get_logger
+from bot.nexthink.errors import NexthinkError, may_have_run
+from bot.policy import Principal
 from bot.policy.mrkdwn import code
-from bot.runs import Refusal, Requester, ResumeResult, Runner
-from bot.store import WaitOption, WaitRecord
+from bot.runs import Refusal, Requester, Runner, error_text
+from bot.store import RequestRecord, StoreError, WaitOption, WaitRecord
 from bot.waits.decide import ClickRefused, decide
 from bot.waits.deps import WaitDeps
 
-__all__ = ["ResumeDeps", "Resumed", "resume"]
+__all__ = ["ResumeDeps", "ResumeResult", "Resumed", "resume"]
+
+log = get_logger(__name__)
 
 
 class ResumeDeps(WaitDeps, Protocol):
     runner: Runner
+
+
+@dataclass(frozen=True)
+class ResumeResult:
+    """Nexthink's answer to the trigger of an execution the bot had no question for."""
+
+    workflow_uuid: str
+    execution_uuid: str
+    params: Mapping[str, str]
+    record: RequestRecord
+    request_uuids: tuple[str, ...] = ()
+    error: NexthinkError | None = None
 
 
 @dataclass(frozen=True)
@@ -52,11 +69,12 @@ async def resume(
         limits.check(params=params)
     except limits.LimitExceeded as exc:
         raise Refusal(exc.message) from None
-    await deps.runner.admit(requester)  # the rate limit, and who the resumer is (fail closed)
+    principal = await deps.runner.admit(requester)  # the rate limit; who it is (fail closed)
     wait = await deps.store.wait_for_execution(workflow_uuid, execution_uuid)
     if wait is None:
-        result = await deps.runner.resume(requester, workflow_uuid, execution_uuid, params)
-        return Resumed(result=result)
+        return Resumed(
+            result=await _trigger(deps, requester, principal, workflow_uuid, execution_uuid, params)
+        )
     index = _choice(wait, params)
     refused = await decide(
         deps,
@@ -97,3 +115,68 @@ def _written(option: WaitOption) -> str:
 
 def _is_channel(channel: str | None) -> bool:
     return bool(channel) and str(channel)[0] in "CG"
+
+
+async def _trigger(
+    deps: ResumeDeps,
+    requester: Requester,
+    principal: Principal,
+    workflow_uuid: str,
+    execution_uuid: str,
+    params: Mapping[str, str],
+) -> ResumeResult:
+    """No question: the tool of roles with ``resume: true``; records, triggers, audits."""
+    decision = deps.policy.may_resume(principal, requester.channel_id)
+    targets = [{"kind": "execution", "label": execution_uuid}]
+    if not decision.allowed:
+        await deps.audit.record(
+            "run_refused",
+            actor=requester.user_id,
+            actor_upn=principal.upn,
+            workflow=workflow_uuid,
+            targets=targets,
+            params=params,
+            result="refused",
+            detail=decision.reason,
+            team_id=requester.team_id,
+        )
+        raise Refusal(decision.reason)
+    record = await deps.store.create_request(
+        kind="resume",
+        team_id=requester.team_id,
+        channel_id=requester.channel_id,
+        user_id=requester.user_id,
+        user_upn=principal.upn,
+        workflow_id=workflow_uuid,
+        targets=targets,
+        params=dict(params),
+        state="pending",
+    )
+    try:
+        answers = await deps.nexthink.trigger(workflow_uuid, execution_uuid, params)
+    except NexthinkError as exc:
+        state = "unknown" if may_have_run(exc) else "failed"
+        record = await _recorded(deps, record, state=state, error=error_text(exc))
+        await deps.audit.record_request(
+            "resumed",
+            record,
+            execution_uuids=[execution_uuid],
+            result=state,
+            detail=error_text(exc),
+        )
+        return ResumeResult(workflow_uuid, execution_uuid, params, record, error=exc)
+    uuids = tuple(a.request_uuid for a in answers)
+    record = await _recorded(deps, record, state="sent", nexthink_request_uuids=list(uuids))
+    await deps.audit.record_request(
+        "resumed", record, execution_uuids=[execution_uuid], result="sent"
+    )
+    return ResumeResult(workflow_uuid, execution_uuid, params, record, request_uuids=uuids)
+
+
+async def _recorded(deps: ResumeDeps, record: RequestRecord, **changes: Any) -> RequestRecord:
+    """Nexthink's answer recorded; without a database it is still told (and logged)."""
+    try:
+        return await deps.store.update_request(record.id, **changes)
+    except StoreError as exc:
+        log.error("request_not_recorded", record=record.id, error=str(exc))
+        return record
