@@ -307,6 +307,7 @@ def start_bot(
     log_level: str = "INFO",
     name: str = "serve",
     workdir: Path | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[Proc, str]:
     """``nexthink-bot serve`` in HTTP mode on a free port, SQLite in ``workdir`` (default: a
     directory of the temporary one named after the process)."""
@@ -327,6 +328,7 @@ def start_bot(
         LOG_LEVEL=log_level,
     )
     env.pop("POLICY_FILE", None)
+    env.update(extra_env or {})
     if policy_file is not None:
         env["POLICY_FILE"] = str(policy_file)
     proc = procs.start(name, [*_bot_argv(), "serve", "--host", HOST], env=env, cwd=workdir)
@@ -356,6 +358,7 @@ class Stack:
         policy_file: Path | None,
         log_level: str = "INFO",
         execution_delay: float = 2.0,
+        extra_env: dict[str, str] | None = None,
     ) -> Stack:
         slack = start_slack(procs, users=users)
         sandbox, sandbox_url = start_sandbox(procs, execution_delay=execution_delay)
@@ -367,6 +370,7 @@ class Stack:
             nexthink_url=sandbox_url,
             policy_file=policy_file,
             log_level=log_level,
+            extra_env=extra_env,
         )
         await wait_http(f"{bot_url}/readyz", bot)
         return cls(slack, sandbox, sandbox_url, bot, bot_url)

@@ -35,6 +35,7 @@ from bot.nexthink.client import NexthinkClient
 from bot.policy import Policy, PolicyError
 from bot.ratelimit import RateLimiter
 from bot.runs import Runner
+from bot.schedule_loop import ScheduleLoop
 from bot.settings import Settings
 from bot.store import Store, StoreError
 from handlers import register_all
@@ -161,16 +162,24 @@ class Bot(Services):
 
     def start_background(self, interval: float = 30.0) -> None:
         """Sweep expired waits and approvals, and audit records past their retention, every
-        ``interval`` seconds (any replica may); follow
-        runs' outcomes (``bot.followups``) and keep open Home tabs current (``handlers.home``)."""
+        ``interval`` seconds (any replica may); follow runs' outcomes (``bot.followups``), keep
+        open Home tabs current (``handlers.home``) and run scheduled runs as they fall due
+        (``bot.schedule_loop``)."""
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever(interval))
         if not self._loops:  # outcome follow-ups and Home tabs: loops of their own, not in tasks
             loop, stop = asyncio.get_running_loop(), self._loops_stop
             stop.clear()
+            self.schedule_loop = ScheduleLoop(
+                self,
+                concurrency=self.settings.schedule_concurrency,
+                tick=self.settings.schedule_tick_seconds,
+            )
             self._loops = [
                 loop.create_task(follow_forever(self, stop), name="followups"),
                 loop.create_task(refresh_forever(self, stop), name="home_refresh"),
+                # scheduled runs falling due: claimed by one replica each, at Nexthink's pace
+                loop.create_task(self.schedule_loop.run_forever(stop), name="schedules"),
             ]
 
     async def _sweep_forever(self, interval: float) -> None:

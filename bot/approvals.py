@@ -20,10 +20,10 @@ from bot.deciders import Deciders, decider
 from bot.logging import get_logger
 from bot.metrics import CLICKS
 from bot.nexthink.models import DeviceData, UserData, Workflow
-from bot.notifier import ApprovalNews, Notifier, NotPosted, RequesterNews
+from bot.notifier import ApprovalNews, Notifier, NotPosted, RequesterNews, ScheduleNews
 from bot.policy import Principal
 from bot.runs import PreparedRun, Requester, Runner, RunResult, Target
-from bot.store import ApprovalRecord, RequestRecord, Store, StoreError
+from bot.store import ApprovalRecord, RequestRecord, ScheduleRecord, Store, StoreError
 
 __all__ = [
     "STALE_AFTER",
@@ -76,13 +76,21 @@ class VoteAnswer:
 
 
 async def request(
-    deps: ApprovalDeps, prepared: PreparedRun, *, response_url: str | None
+    deps: ApprovalDeps,
+    prepared: PreparedRun,
+    *,
+    response_url: str | None,
+    record: RequestRecord | None = None,
 ) -> ApprovalRecord:
-    """Record the run as awaiting approval and ask in the approval channel; raises
-    ``ApprovalNotPosted`` when the request could not be posted (nothing is then pending)."""
+    """Record the run as awaiting approval (unless ``record`` is it already: a scheduled run)
+    and ask in the approval channel; raises ``ApprovalNotPosted`` when the request could not be
+    posted (nothing is then pending)."""
     rule = prepared.approval
     assert rule is not None
-    record = await deps.runner.record(prepared, state="approval_pending", response_url=response_url)
+    if record is None:
+        record = await deps.runner.record(
+            prepared, state="approval_pending", response_url=response_url
+        )
     approval = await deps.store.create_approval(
         request_id=record.id,
         count=rule.count,
@@ -173,9 +181,38 @@ async def approve(deps: ApprovalDeps, approval_id: str, user_id: str) -> VoteAns
         await deps.notifier.approval_changed(vote.approval, record, name, ApprovalNews("votes"))
         return VoteAnswer("counted", votes=vote.votes, count=vote.approval.count)
     claimed = await deps.store.mark_approval(approval_id, "executing", expected="approved")
-    if claimed is not None:  # else another process is already running it
+    if claimed is None:  # another process is already running it
+        return None
+    schedule = await deps.store.schedule_for_request(record.id)
+    if schedule is not None:  # a run asked for later: it runs at its time, not now
+        await _approved_for_later(deps, claimed, record, name, schedule)
+    else:
         await _run_approved(deps, claimed, record, name)
     return None
+
+
+async def _approved_for_later(
+    deps: ApprovalDeps,
+    claimed: ApprovalRecord,
+    record: RequestRecord,
+    name: str,
+    schedule: ScheduleRecord,
+) -> None:
+    """The approval of a scheduled run: the run waits for its time (``bot.schedule_loop``);
+    if it was cancelled meanwhile, nothing will run."""
+    done = await deps.store.mark_approval(claimed.id, "executed") or claimed
+    ready = await deps.store.finish_schedule(
+        schedule.id, "scheduled", expected=("awaiting_approval",)
+    )
+    voters = _voters(claimed)
+    if ready is None:
+        news = ApprovalNews("scheduled", voters, detail="cancelled", at=schedule.run_at)
+        await deps.notifier.approval_changed(done, record, name, news)
+        return
+    record = await deps.store.update_request(record.id, state="scheduled")
+    news = ApprovalNews("scheduled", voters, detail=ready.code, at=ready.run_at)
+    await deps.notifier.approval_changed(done, record, name, news)
+    await deps.notifier.schedule_changed(ready, record, ScheduleNews("approved"))
 
 
 async def _run_approved(

@@ -41,6 +41,7 @@ class Profile:
     enterprise_id: str | None = None
     #: Slack marks people of another organisation whom the app sees through no shared channel
     is_stranger: bool = False
+    tz: str | None = None  #: the IANA time zone Slack shows the person's times in
 
     @property
     def label(self) -> str:
@@ -177,6 +178,7 @@ class Identity:
             team_id=str(user["team_id"]) if user.get("team_id") else None,
             enterprise_id=str(enterprise) if enterprise else None,
             is_stranger=bool(user.get("is_stranger")),
+            tz=str(user.get("tz")) if user.get("tz") else None,
         )
 
     async def _lookup_email(self, email: str) -> str | None:

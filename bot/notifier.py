@@ -13,9 +13,16 @@ from typing import Literal, Protocol
 
 from bot.followups import OutcomeNotifier
 from bot.runs import RunResult
-from bot.store import ApprovalRecord, RequestRecord, WaitRecord
+from bot.store import ApprovalRecord, RequestRecord, ScheduleRecord, WaitRecord
 
-__all__ = ["ApprovalNews", "NotPosted", "Notifier", "RequesterNews", "WaitNews"]
+__all__ = [
+    "ApprovalNews",
+    "NotPosted",
+    "Notifier",
+    "RequesterNews",
+    "ScheduleNews",
+    "WaitNews",
+]
 
 
 class NotPosted(Exception):
@@ -52,7 +59,15 @@ class WaitNews:
 
 
 ApprovalEvent = Literal[
-    "votes", "sending", "executed", "failed", "interrupted", "denied", "withdrawn", "expired"
+    "votes",
+    "sending",
+    "executed",
+    "failed",
+    "interrupted",
+    "denied",
+    "withdrawn",
+    "expired",
+    "scheduled",  # approved, and it runs at its time (``at``); ``detail`` "cancelled" if not
 ]
 
 
@@ -65,6 +80,7 @@ class ApprovalNews:
     user_id: str | None = None  #: who denied or withdrew
     reason: str | None = None  #: the denial's reason, as typed
     detail: str = ""  #: Nexthink request ids, or why the run failed
+    at: datetime | None = None  #: when a scheduled run falls due
 
 
 @dataclass(frozen=True)
@@ -74,6 +90,27 @@ class RequesterNews:
     event: Literal["denied", "expired", "interrupted"]
     user_id: str | None = None  #: who denied
     reason: str | None = None
+
+
+ScheduleEvent = Literal[
+    "ran",  # it ran at its time: ``result`` is the run's, told and followed as any run
+    "missed",  # found more than max_late_minutes after its time (the bot was down): not run
+    "refused",  # the policy refused it at its time: not run (``reason`` says why)
+    "interrupted",  # the bot stopped while sending it: the outcome is unknown
+    "cancelled",  # someone else (an auditor) cancelled it (``user_id``)
+    "approved",  # its approval came: it runs at its time
+    "closed",  # its approval was denied or expired: it will not run
+]
+
+
+@dataclass(frozen=True)
+class ScheduleNews:
+    """What the requester of a scheduled run is told."""
+
+    event: ScheduleEvent
+    user_id: str | None = None
+    reason: str = ""  #: a refusal (mrkdwn written by the bot) or how late it was
+    result: RunResult | None = None
 
 
 class Notifier(OutcomeNotifier, Protocol):
@@ -102,3 +139,9 @@ class Notifier(OutcomeNotifier, Protocol):
 
     async def run_finished(self, result: RunResult) -> None:
         """An approved run was executed: tell the requester as the run path does."""
+
+    async def schedule_changed(
+        self, schedule: ScheduleRecord, record: RequestRecord, news: ScheduleNews
+    ) -> None:
+        """A scheduled run ran, was missed, refused, interrupted or cancelled: tell its
+        requester (a run that ran is followed as any run)."""

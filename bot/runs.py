@@ -23,9 +23,10 @@ from bot.nexthink.client import BulkExecution, NexthinkClient
 from bot.nexthink.errors import NexthinkError
 from bot.nexthink.models import DeviceData, UserData, Workflow, is_uuid
 from bot.policy import ApprovalRule, ParamError, Policy, Principal
+from bot.query_targets import FleetTargets, QueryUnusable, query_targets
 from bot.ratelimit import RateLimiter
 from bot.store import RequestRecord, RequestState, Store, StoreError
-from bot.targets import DeviceTarget, UserTarget
+from bot.targets import DeviceTarget, Target, UserTarget
 from bot.text import outside
 
 __all__ = [
@@ -40,7 +41,7 @@ __all__ = [
 
 log = get_logger(__name__)
 
-Source = Literal["command", "modal", "home", "shortcut", "approval"]
+Source = Literal["command", "modal", "home", "shortcut", "approval", "schedule"]
 
 
 class Refusal(Exception):
@@ -68,15 +69,7 @@ class RunRequest:
     devices: tuple[DeviceTarget, ...] = ()
     params: Mapping[str, str] = field(default_factory=dict)
     source: Source = "command"
-
-
-@dataclass(frozen=True)
-class Target:
-    """One resolved target: what Nexthink receives and how a person reads it."""
-
-    label: str
-    user: UserData | None = None
-    device: DeviceData | None = None
+    query: str | None = None  #: ``query:#id``: the targets are what that saved NQL query returns
 
 
 @dataclass(frozen=True)
@@ -89,6 +82,8 @@ class PreparedRun:
     approval: ApprovalRule | None
     visible: bool
     source: Source
+    #: a fleet run: the query its targets came from (it runs only after a Run click, ``bot.fleet``)
+    fleet: FleetTargets | None = None
 
     @property
     def workflow(self) -> Workflow:
@@ -209,9 +204,14 @@ class Runner:
                 f"Try again in {max(1, round(wait))} s."
             )
 
-    async def prepare(self, requester: Requester, request: RunRequest) -> PreparedRun:
+    async def prepare(
+        self, requester: Requester, request: RunRequest, *, rate_limited: bool = True
+    ) -> PreparedRun:
         """Check everything that can be checked without Nexthink running anything; a refusal is
-        written to the audit trail (``run_refused``) before it is raised."""
+        written to the audit trail (``run_refused``) before it is raised.
+
+        ``rate_limited=False``: the run was counted when it was asked for (a scheduled run, whose
+        policy is checked again here at its time), so it does not count again."""
         upn: str | None = None
         try:
             try:  # first: a request beyond the limits costs no lookup at all
@@ -222,7 +222,7 @@ class Runner:
                 raise Refusal(exc.message, field=exc.field) from None
             principal = await self.principal(requester)
             upn = principal.upn
-            return await self._prepare(principal, requester, request)
+            return await self._prepare(principal, requester, request, rate_limited=rate_limited)
         except Refusal as exc:
             await self.audit.record(
                 "run_refused",
@@ -238,19 +238,39 @@ class Runner:
             raise
 
     async def _prepare(
-        self, principal: Principal, requester: Requester, request: RunRequest
+        self,
+        principal: Principal,
+        requester: Requester,
+        request: RunRequest,
+        *,
+        rate_limited: bool = True,
     ) -> PreparedRun:
         entry = await self.find(principal, requester.channel_id, request.workflow)
         decision = self.policy.may_run(principal, requester.channel_id, entry.id)
         if not decision.allowed:
             raise Refusal(decision.reason, field="workflow")
-        targets = await self._targets(principal, requester, entry, request)
+        fleet = None
+        if request.query is not None:  # the policy first: no query for a role that may not
+            try:
+                fleet = await query_targets(
+                    self.nexthink,
+                    self.policy,
+                    principal,
+                    requester.channel_id,
+                    entry.id,
+                    request.query,
+                )
+            except QueryUnusable as exc:
+                raise Refusal(exc.message, field="targets") from None
+            targets = fleet.targets
+        else:
+            targets = await self._targets(principal, requester, entry, request)
         try:
             params = self.policy.check_params(entry.id, dict(request.params))
         except ParamError as exc:
             name = getattr(exc, "name", None)
             raise Refusal(str(exc), field=f"param:{name}" if name else "params") from None
-        wait = await self.limiter.hit(requester.user_id)
+        wait = await self.limiter.hit(requester.user_id) if rate_limited else None
         if wait is not None:
             limit = self.policy.runs_per_user_per_minute
             raise Refusal(
@@ -266,6 +286,7 @@ class Runner:
             approval=self.policy.approval_for(entry.id),
             visible=self.policy.run_visible(principal, requester.channel_id, entry.id),
             source=request.source,
+            fleet=fleet,
         )
 
     async def _targets(
@@ -402,9 +423,12 @@ class Runner:
 
 def _asked(request: RunRequest) -> list[dict[str, str]]:
     """The targets as the requester named them (a refused run never resolved them)."""
-    return [{"kind": "user", t.kind: t.value} for t in request.users] + [
-        {"kind": "device", t.kind: t.value} for t in request.devices
-    ]
+    query = [{"kind": "query", "query_id": request.query}] if request.query else []
+    return (
+        [{"kind": "user", t.kind: t.value} for t in request.users]
+        + [{"kind": "device", t.kind: t.value} for t in request.devices]
+        + query
+    )
 
 
 def _person(user_id: str) -> str:

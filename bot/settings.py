@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     followup_tick_seconds: float = Field(default=2.0, gt=0, le=300)
     #: how often the Home tabs of people who opened them lately are brought up to date
     home_refresh_seconds: float = Field(default=10.0, gt=0, le=3600)
+    #: scheduled runs: how often the store is looked at for runs falling due, and how many run
+    #: at once (each a V2 execute); a 429 from Nexthink pauses them all for its Retry-After
+    schedule_tick_seconds: float = Field(default=1.0, ge=0.05, le=60)
+    schedule_concurrency: int = Field(default=4, ge=1, le=64)
     #: audit records older than this many days are deleted by the sweep; 0 keeps everything
     audit_retention_days: int = Field(default=400, ge=0, le=36500)
 

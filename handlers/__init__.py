@@ -15,9 +15,11 @@ def register_all(bot: Services) -> None:
     from handlers import (
         approval_buttons,
         commands,
+        fleet_buttons,
         home,
         log_context,
         modals,
+        schedules,
         shortcuts,
         wait_buttons,
     )
@@ -27,5 +29,7 @@ def register_all(bot: Services) -> None:
     modals.register(bot)
     wait_buttons.register(bot)
     approval_buttons.register(bot)
+    fleet_buttons.register(bot)
     home.register(bot)
     shortcuts.register(bot)
+    schedules.register(bot)

@@ -134,6 +134,13 @@ def _headline(news: ApprovalNews) -> str:
             f":warning: Approved by {voters}, but the bot stopped while sending it to "
             "Nexthink: the outcome is unknown. Check Nexthink before asking again."
         )
+    if news.event == "scheduled":
+        at = when(news.at) if news.at else "its time"
+        if news.detail == "cancelled":
+            return f":wastebasket: Approved by {voters}, but the scheduled run was cancelled: nothing will run."
+        return (
+            f":alarm_clock: Approved by {voters}; it runs at {at} (scheduled run `{news.detail}`)."
+        )
     if news.event in ("denied", "withdrawn"):
         verb = "Withdrawn" if news.event == "withdrawn" else "Denied"
         return f":no_entry: {verb} by <@{news.user_id}>{_why(news.reason)}"

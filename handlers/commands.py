@@ -23,6 +23,7 @@ from handlers import ids, views
 from handlers.delivery import reply
 from handlers.grammar import (
     HELP,
+    Cancel,
     GrammarError,
     Help,
     History,
@@ -31,11 +32,13 @@ from handlers.grammar import (
     OpenModal,
     Resume,
     Run,
+    Scheduled,
     parse,
     usage,
 )
 from handlers.modals import open_run_modal
 from handlers.running import run_and_reply
+from handlers.schedules import answer_cancel, answer_scheduled, schedule_and_reply
 from handlers.services import Services
 from handlers.wait_views import click_refusal_text, resumed_by_question_text
 
@@ -114,7 +117,18 @@ async def _answer(
                 devices=tuple(command.devices),
                 params=dict(command.params),
                 source="command",
+                query=command.query,
             )
+            if command.when is not None:
+                await schedule_and_reply(
+                    bot,
+                    requester,
+                    request,
+                    command.when,
+                    response_url=response_url,
+                    visible=command.visible,
+                )
+                return
             await run_and_reply(
                 bot, requester, request, response_url=response_url, visible=command.visible
             )
@@ -123,6 +137,10 @@ async def _answer(
             message = await _resume(bot, command, requester)
         elif isinstance(command, History):
             message = views.history_message(await bot.runner.history(requester))
+        elif isinstance(command, Scheduled):
+            message = await answer_scheduled(bot, requester, command.user_id)
+        elif isinstance(command, Cancel):
+            message = await answer_cancel(bot, requester, command.schedule_id)
         else:  # pragma: no cover - the grammar has no other commands
             raise TypeError(f"unhandled command {command!r}")
         COMMANDS.labels(name, "ok").inc()

@@ -162,9 +162,15 @@ async def reply(
 
 
 async def deliver_run_result(
-    bot: Services, result: RunResult, message: dict[str, Any], *, response_url: str | None
+    bot: Services,
+    result: RunResult,
+    message: dict[str, Any],
+    *,
+    response_url: str | None,
+    replace: bool = False,
 ) -> None:
-    """Tell the requester how the run went, remember where, and follow its outcome."""
+    """Tell the requester how the run went, remember where, and follow its outcome; ``replace``:
+    a reply through ``response_url`` replaces the message it belongs to (a fleet run's preview)."""
     record = result.record
     prepared = result.prepared
     requester = prepared.requester
@@ -190,7 +196,9 @@ async def deliver_run_result(
         elif response_url and await send_to_response_url(bot, response_url, message, visible=True):
             located = {"response_url": response_url}
     if root is None and not located:
-        located = await _ephemeral(bot, requester.user_id, channel, response_url, message)
+        located = await _ephemeral(
+            bot, requester.user_id, channel, response_url, message, replace=replace
+        )
     if not following:
         return
     try:
@@ -207,10 +215,12 @@ async def _ephemeral(
     channel: str | None,
     response_url: str | None,
     message: dict[str, Any],
+    *,
+    replace: bool = False,
 ) -> dict[str, Any]:
     """Only the requester sees it: the response URL, else an ephemeral, else a direct message;
     returns where it is, when it can be updated later."""
-    if response_url and await send_to_response_url(bot, response_url, message):
+    if response_url and await send_to_response_url(bot, response_url, message, replace=replace):
         return {"response_url": response_url}
     if channel and _is_channel(channel):
         try:
@@ -232,6 +242,7 @@ async def announce_approval(
     message: dict[str, Any],
     *,
     response_url: str | None,
+    replace: bool = False,
 ) -> None:
     """Tell the requester their run waits for approval; a visible run gets its channel entry
     now, whose thread then carries the decision and the outcome."""
@@ -257,6 +268,7 @@ async def announce_approval(
         user_id=prepared.requester.user_id,
         channel_id=channel,
         response_url=response_url,
+        replace=replace,
     )
 
 

@@ -4,6 +4,7 @@
   target does: the same run path (``run_and_reply``), so the same policy, limits, approvals and
   outcome follow-up. There is no response URL, so the result arrives as a direct message.
 * *Open the run form* (``ids.HOME_OPEN_MODAL``) opens the run modal, as ``/nexthink`` does.
+* Scheduled runs not run yet are listed with a Cancel button (``handlers.schedules``).
 * Approvers see the approvals and paused executions that name them, with the channel messages'
   own buttons: the same handlers decide them.
 
@@ -35,6 +36,7 @@ from handlers import ids, payloads
 from handlers.home_views import Recent, home_view
 from handlers.modals import open_run_modal
 from handlers.running import run_and_reply
+from handlers.schedule_views import schedule_home_blocks
 from handlers.services import Services
 
 __all__ = ["build_home", "publish_home", "refresh_forever", "refresh_homes", "register"]
@@ -178,7 +180,15 @@ async def build_home(
         approvals=approvals,
         waits=waits,
         needs_approval=frozenset(e.id for e in runnable if bot.policy.approval_for(e.id)),
+        scheduled=await _scheduled(bot, user_id),
     )
+
+
+async def _scheduled(bot: Services, user_id: str) -> list[dict[str, Any]]:
+    """The viewer's scheduled runs not run yet, soonest first, each with a Cancel button."""
+    found = await bot.store.open_schedules(user_id, limit=10)
+    names = {s.workflow: await bot.catalogue.display_name(s.workflow) for s in found}
+    return schedule_home_blocks(found, names)
 
 
 async def publish_home(

@@ -238,9 +238,11 @@ def home_view(
     approvals: Sequence[tuple[ApprovalRecord, RequestRecord, str]] = (),
     waits: Sequence[WaitRecord] = (),
     needs_approval: frozenset[str] = frozenset(),
+    scheduled: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The viewer's Home tab (``views.publish``); ``needs_approval``: the workflow ids that run
-    only after approval."""
+    only after approval; ``scheduled``: the blocks of their scheduled runs
+    (``schedule_views.schedule_home_blocks``)."""
     intro = section(
         f"Hi <@{user_id}>! Run a fix on your own computer in one click and see how your requests "
         "went" + (", and decide what waits for you." if approver else ".")
@@ -259,6 +261,7 @@ def home_view(
             approval=needs_approval,
         ),
         _DIVIDER,
+        *scheduled,
         *_recent_blocks(recent),
     ]
     if approver:

@@ -23,6 +23,9 @@ APPROVAL_APPROVE: Final = "nexthink_approval_approve"
 APPROVAL_DENY: Final = "nexthink_approval_deny"
 HOME_RUN: Final = "nexthink_home_run"
 HOME_OPEN_MODAL: Final = "nexthink_home_open_modal"
+FLEET_RUN: Final = "nexthink_fleet_run"
+FLEET_CANCEL: Final = "nexthink_fleet_cancel"
+SCHEDULE_CANCEL: Final = "nexthink_schedule_cancel"
 
 # run modal: block ids and action ids
 MODAL_WORKFLOW_BLOCK: Final = "workflow"

@@ -30,6 +30,10 @@ __all__ = [
 ]
 
 _MAX_LINES = 20
+#: a run on more targets than ``_MAX_LINES`` is a big run: its outcome is a summary (counts per
+#: status, then the first ``_MAX_FAILURES`` failures), the same size for 21 targets or 10,000
+_MAX_FAILURES = 10
+_FAILED = ("failed", "cancelled", "expired")
 
 _LOOK: dict[str, tuple[str, str | None]] = {
     "in_progress": (":hourglass_flowing_sand:", "in progress"),
@@ -113,7 +117,32 @@ def _ids(record: RequestRecord, progress: Progress) -> list[str]:
     return [e.lower() for e in record.executions_uuids] or list(progress.executions)
 
 
+def _big(record: RequestRecord, progress: Progress) -> bool:
+    return len(_ids(record, progress)) > _MAX_LINES
+
+
+def _failures(record: RequestRecord, progress: Progress) -> str:
+    """A big run's first failures, one line each, then how many more (empty without any)."""
+    failed = [
+        i
+        for i in _ids(record, progress)
+        if (s := progress.executions.get(i)) is not None and s.status in _FAILED
+    ]
+    if not failed:
+        return ""
+    labels = target_labels(record)
+    lines = [
+        _line(labels.get(i, f"execution {i[:8]}"), progress.executions.get(i))
+        for i in failed[:_MAX_FAILURES]
+    ]
+    more = len(failed) - _MAX_FAILURES
+    head = "First failures:" if more > 0 else "Failures:"
+    return "\n".join([head, *lines] + ([f"…and {more:,} more"] if more > 0 else []))
+
+
 def _lines(record: RequestRecord, progress: Progress, only: Sequence[str] | None = None) -> str:
+    if only is None and _big(record, progress):
+        return _failures(record, progress)
     labels = target_labels(record)
     ids = _ids(record, progress) if only is None else list(only)
     lines = [
@@ -144,7 +173,7 @@ def outcome_blocks(
         head = f"*Outcome:* unknown; {shown(outside(progress.problem or 'the status query failed'), 1000)}."
     else:
         head = f"*Outcome* (updated here as the executions end): {summary}."
-    blocks: list[dict[str, Any]] = [section(f"{head}\n{_lines(record, progress)}")]
+    blocks: list[dict[str, Any]] = [section(f"{head}\n{_lines(record, progress)}".rstrip())]
     if progress.ending in ("timeout", "error"):
         blocks.append(context(":mag: " + check_in_nexthink(record)))
     return blocks
@@ -185,11 +214,15 @@ def run_outcome_message(
 def thread_update_message(
     record: RequestRecord, workflow_name: Outside, progress: Progress, changed: Sequence[str]
 ) -> Message | None:
-    """A reply in the run's thread: the targets that moved on, and the end when it came."""
+    """A reply in the run's thread: the targets that moved on, and the end when it came. A big
+    run posts only its end, with its first failures: one thread reply whatever its size."""
     moved = [i for i in changed if (s := progress.executions.get(i)) and s.status != "in_progress"]
     counts = progress.counts(list(record.executions_uuids))
     parts: list[str] = []
-    if moved:
+    big = _big(record, progress)
+    if big and progress.ending and (failures := _failures(record, progress)):
+        parts.append(failures)
+    elif moved and not big:
         parts.append(_lines(record, progress, only=moved))
     if progress.ending == "done":
         parts.append(f"*Finished:* {outcome_summary(counts)}.")

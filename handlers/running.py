@@ -12,17 +12,20 @@ import contextlib
 import dataclasses
 import uuid
 
-from bot import approvals
+from bot import approvals, fleet
 from bot.logging import get_logger
 from bot.metrics import COMMANDS
+from bot.nexthink.errors import NexthinkError
 from bot.runs import PreparedRun, Refusal, Requester, RunRequest, RunResult
 from bot.store import StoreError
 from handlers import views
 from handlers.approval_views import not_posted_message, pending_message
+from handlers.blocks import code, outside
 from handlers.delivery import announce_approval, deliver_run_result, reply
+from handlers.fleet_views import preview_message
 from handlers.services import Services
 
-__all__ = ["execute_and_reply", "request_approval", "run_and_reply"]
+__all__ = ["execute_and_reply", "offer_fleet_run", "request_approval", "run_and_reply"]
 
 log = get_logger(__name__)
 
@@ -42,7 +45,8 @@ async def run_and_reply(
     visible: bool = False,
 ) -> RunResult | None:
     """The one run path (command, modal, Home, shortcut): prepare, execute, tell the requester.
-    ``visible`` (the command's ``visible`` word) posts the run in the channel."""
+    ``visible`` (the command's ``visible`` word) posts the run in the channel. A fleet run
+    (``query:#id``) is shown first with Run and Cancel (``offer_fleet_run``)."""
     kind = _metric_name(request.source)
     try:
         prepared = await bot.runner.prepare(requester, request)
@@ -58,17 +62,50 @@ async def run_and_reply(
             response_url=response_url,
         )
         return None
+    except NexthinkError as exc:
+        if request.query is None:
+            raise
+        COMMANDS.labels(kind, "nexthink_error").inc()
+        action = f"Reading the targets of the query {code(outside(request.query))}"
+        await reply(
+            bot,
+            views.error_message(exc, action=action),
+            user_id=requester.user_id,
+            channel_id=requester.channel_id,
+            response_url=response_url,
+        )
+        return None
+    if prepared.fleet is not None:
+        await offer_fleet_run(bot, prepared, response_url=response_url)
+        return None
     return await execute_and_reply(bot, prepared, response_url=response_url)
 
 
-async def execute_and_reply(
+async def offer_fleet_run(
     bot: Services, prepared: PreparedRun, *, response_url: str | None
+) -> None:
+    """A fleet run's preview: the count and a sample, with Run and Cancel; nothing runs yet."""
+    record = await fleet.propose(bot.store, prepared, response_url=response_url)
+    COMMANDS.labels(_metric_name(prepared.source), "fleet_preview").inc()
+    await reply(
+        bot,
+        preview_message(prepared, record),
+        user_id=prepared.requester.user_id,
+        channel_id=prepared.requester.channel_id,
+        response_url=response_url,
+    )
+
+
+async def execute_and_reply(
+    bot: Services, prepared: PreparedRun, *, response_url: str | None, replace: bool = False
 ) -> RunResult | None:
+    """Ask for approval or execute, and tell the requester; ``replace``: the first answer through
+    ``response_url`` replaces the message that URL belongs to (a fleet run's preview)."""
     requester = prepared.requester
     kind = _metric_name(prepared.source)
     try:
         if prepared.approval is not None:
-            await request_approval(bot, prepared, response_url=response_url)
+            await request_approval(bot, prepared, response_url=response_url, replace=replace)
             COMMANDS.labels(kind, "approval_requested").inc()
             return None
         result = await bot.runner.run(prepared)
@@ -113,12 +150,12 @@ async def execute_and_reply(
     message = views.run_result_message(result)
     COMMANDS.labels(kind, "ok" if result.ok else "nexthink_error").inc()
     # posted where it can be updated, then followed until the executions end (handlers.delivery)
-    await deliver_run_result(bot, result, message, response_url=response_url)
+    await deliver_run_result(bot, result, message, response_url=response_url, replace=replace)
     return result
 
 
 async def request_approval(
-    bot: Services, prepared: PreparedRun, *, response_url: str | None
+    bot: Services, prepared: PreparedRun, *, response_url: str | None, replace: bool = False
 ) -> None:
     """For workflows that need approval: ask, and tell the requester."""
     try:
@@ -130,6 +167,7 @@ async def request_approval(
             user_id=prepared.requester.user_id,
             channel_id=prepared.requester.channel_id,
             response_url=response_url,
+            replace=replace,
         )
         return
     # a visible run gets its channel entry now; its thread then carries the decision
@@ -139,4 +177,5 @@ async def request_approval(
         approval,
         views.text_message(pending_message(prepared, approval)),
         response_url=response_url,
+        replace=replace,
     )

@@ -20,6 +20,7 @@ from bot.nexthink.client import NexthinkClient
 from bot.notifier import Notifier
 from bot.policy import Policy
 from bot.runs import Runner
+from bot.schedule_loop import ScheduleLoop
 from bot.settings import Settings
 from bot.store import Store
 from bot.tasks import Tasks
@@ -47,5 +48,7 @@ class Services:
     bot_user_id: str | None = None
     slack_ok_at: float | None = None
     home_viewers: HomeViewers = field(default_factory=HomeViewers)
+    #: the loop that runs scheduled runs (``bot.schedule_loop``), while background work runs
+    schedule_loop: ScheduleLoop | None = None
     #: how the core reports to Slack: ``handlers.slack_notifier.SlackNotifier``, set when built
     notifier: Notifier = field(init=False, repr=False)

@@ -6,13 +6,15 @@ Each report becomes a message from the views (``wait_views``, ``approval_views``
 
 from __future__ import annotations
 
+import dataclasses
+
 from slack_sdk.errors import SlackApiError
 
 from bot.followups import Progress
 from bot.logging import get_logger
-from bot.notifier import ApprovalNews, NotPosted, RequesterNews, WaitNews
+from bot.notifier import ApprovalNews, NotPosted, RequesterNews, ScheduleNews, WaitNews
 from bot.runs import RunResult
-from bot.store import ApprovalRecord, RequestRecord, WaitRecord
+from bot.store import ApprovalRecord, RequestRecord, ScheduleRecord, WaitRecord
 from handlers import delivery
 from handlers.approval_views import (
     approval_message,
@@ -20,6 +22,7 @@ from handlers.approval_views import (
     requester_news_message,
 )
 from handlers.blocks import Message, outside
+from handlers.schedule_views import schedule_news_message, with_schedule
 from handlers.services import Services
 from handlers.views import run_result_message
 from handlers.wait_views import wait_message, wait_news_message
@@ -61,6 +64,9 @@ class SlackNotifier:
     ) -> tuple[str, str]:
         channel = approval.channel_id or record.channel_id or record.user_id
         message = approval_message(approval, record, workflow_name=outside(name), targets=targets)
+        schedule = await self._s.store.schedule_for_request(record.id)
+        if schedule is not None:  # a run asked for later: approvers see when it would run
+            message = with_schedule(message, schedule)
         return await self._ask(channel, message)
 
     async def approval_changed(
@@ -78,6 +84,25 @@ class SlackNotifier:
         await delivery.deliver_run_result(
             self._s, result, run_result_message(result), response_url=result.record.response_url
         )
+
+    async def schedule_changed(
+        self, schedule: ScheduleRecord, record: RequestRecord, news: ScheduleNews
+    ) -> None:
+        name = await self._s.catalogue.display_name(record.workflow_id)
+        message = schedule_news_message(schedule, record, news, name)
+        result = news.result
+        if result is None:
+            await delivery.reply(self._s, message, user_id=record.user_id, channel_id=None)
+            return
+        # hours later the person may not be looking at that channel: a direct message (which
+        # the outcome follow-up updates in place), unless the run is posted in its channel
+        prepared = result.prepared
+        if not prepared.visible:
+            requester = dataclasses.replace(prepared.requester, channel_id=None)
+            result = dataclasses.replace(
+                result, prepared=dataclasses.replace(prepared, requester=requester)
+            )
+        await delivery.deliver_run_result(self._s, result, message, response_url=None)
 
     async def outcome_changed(
         self, record: RequestRecord, progress: Progress, changed: list[str]

@@ -6,6 +6,7 @@ The file's shape is the product's contract (PRODUCT.md, "The policy file")::
     workflows:   {nql_id: {alias?, params: {name: {allowed, default, required, pattern}}, approval?}}
     upn:         {domains: {slack.example.com: corp.example.com}}
     limits:      {runs_per_user_per_minute: 10}
+    schedule:    {allowed: false, max_days: 14, max_late_minutes: 60}   (also per workflow)
 
 Unknown top-level keys are ignored (``Policy.unknown_keys`` names them, for a warning); anywhere
 below, an unknown key, a wrong type or a bad value stops the bot with one line that names the file,
@@ -36,6 +37,7 @@ from bot.policy.rules import (
     ParamRule,
     Principal,
     Role,
+    ScheduleRule,
     WorkflowRule,
 )
 
@@ -48,5 +50,6 @@ __all__ = [
     "PolicyError",
     "Principal",
     "Role",
+    "ScheduleRule",
     "WorkflowRule",
 ]

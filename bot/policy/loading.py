@@ -9,15 +9,21 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from bot.policy.rules import ApprovalRule, ParamRule, Role, WorkflowRule
-from bot.policy.schema import MAX_FILE_BYTES, PolicySpec, WorkflowSpec, describe_error
+from bot.policy.rules import ApprovalRule, ParamRule, Role, ScheduleRule, WorkflowRule
+from bot.policy.schema import (
+    MAX_FILE_BYTES,
+    PolicySpec,
+    ScheduleSpec,
+    WorkflowSpec,
+    describe_error,
+)
 
 __all__ = ["PolicyContents", "PolicyError", "read_file", "read_mapping", "read_yaml"]
 
@@ -37,6 +43,7 @@ class PolicyContents:
     source: str
     unknown_keys: Sequence[str]
     external_users: str = "deny"
+    schedule: ScheduleRule = field(default_factory=ScheduleRule)
 
 
 def read_file(path: str | os.PathLike[str]) -> PolicyContents:
@@ -98,12 +105,16 @@ def read_mapping(data: Mapping[str, Any], *, source: str = "<mapping>") -> Polic
             r.targets,
             r.resume,
             r.visible,
+            audit=r.audit,
+            query_targets=r.query_targets,
         )
         for name, r in spec.roles.items()
     ]
+    schedule = _schedule_rule(spec.schedule, ScheduleRule())
     return PolicyContents(
         roles=roles,
-        workflows=[_workflow_rule(nql_id, wf) for nql_id, wf in spec.workflows.items()],
+        workflows=[_workflow_rule(nql_id, wf, schedule) for nql_id, wf in spec.workflows.items()],
+        schedule=schedule,
         domains=spec.upn.domains,
         runs_per_user_per_minute=spec.limits.runs_per_user_per_minute,
         source=source,
@@ -112,7 +123,21 @@ def read_mapping(data: Mapping[str, Any], *, source: str = "<mapping>") -> Polic
     )
 
 
-def _workflow_rule(nql_id: str, spec: WorkflowSpec) -> WorkflowRule:
+def _schedule_rule(spec: ScheduleSpec | None, base: ScheduleRule) -> ScheduleRule:
+    """``spec`` over ``base``: the keys the file gives win, the others are ``base``'s."""
+    if spec is None:
+        return base
+    given = spec.model_fields_set
+    return ScheduleRule(
+        allowed=spec.allowed if "allowed" in given else base.allowed,
+        max_days=spec.max_days if "max_days" in given else base.max_days,
+        max_late_minutes=(
+            spec.max_late_minutes if "max_late_minutes" in given else base.max_late_minutes
+        ),
+    )
+
+
+def _workflow_rule(nql_id: str, spec: WorkflowSpec, schedule: ScheduleRule) -> WorkflowRule:
     params = None
     if spec.params is not None:
         params = {
@@ -128,7 +153,8 @@ def _workflow_rule(nql_id: str, spec: WorkflowSpec) -> WorkflowRule:
     if spec.approval is not None:
         a = spec.approval
         approval = ApprovalRule(a.channel, tuple(a.approvers), a.count, a.expires_in_minutes)
-    return WorkflowRule(nql_id, spec.alias, params, approval)
+    own_schedule = _schedule_rule(spec.schedule, schedule) if spec.schedule is not None else None
+    return WorkflowRule(nql_id, spec.alias, params, approval, own_schedule)
 
 
 # -- YAML -----------------------------------------------------------------------------------------

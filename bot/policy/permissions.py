@@ -15,7 +15,15 @@ from bot.policy.loading import PolicyContents, read_file, read_mapping, read_yam
 from bot.policy.members import Members
 from bot.policy.mrkdwn import channels, code, count, member
 from bot.policy.params import check_params
-from bot.policy.rules import ApprovalRule, Decision, ParamRule, Principal, Role, WorkflowRule
+from bot.policy.rules import (
+    ApprovalRule,
+    Decision,
+    ParamRule,
+    Principal,
+    Role,
+    ScheduleRule,
+    WorkflowRule,
+)
 from bot.policy.schema import DEFAULT_RUNS_PER_USER_PER_MINUTE
 
 __all__ = ["Policy"]
@@ -35,6 +43,7 @@ class Policy:
         unknown_keys: Sequence[str] = (),
         is_default: bool = False,
         external_users: str = "deny",
+        schedule: ScheduleRule | None = None,
     ) -> None:
         self.roles: tuple[Role, ...] = tuple(roles)
         self.workflows: dict[str, WorkflowRule] = {w.nql_id: w for w in workflows}
@@ -44,6 +53,7 @@ class Policy:
         #: ``allow``: people of other organisations may act, under their own UPN only
         self.allows_external_users = external_users == "allow"
         self._runs_per_minute = runs_per_user_per_minute
+        self._schedule = schedule or ScheduleRule()
         self._members = Members(domains)
         self._by_id = {w.nql_id.casefold(): w for w in self.workflows.values()}
         self._by_alias = {
@@ -81,6 +91,7 @@ class Policy:
             source=contents.source,
             unknown_keys=contents.unknown_keys,
             external_users=contents.external_users,
+            schedule=contents.schedule,
         )
 
     # -- who someone is ---------------------------------------------------------------------
@@ -200,6 +211,22 @@ class Policy:
             "`device:` and `user:` and Nexthink picks your most recent device.",
         )
 
+    def may_target_query(
+        self, principal: Principal, channel_id: str | None, nql_id: str, query_id: str
+    ) -> Decision:
+        """Whether the run may target what the saved NQL query ``query_id`` returns (a fleet run):
+        a role that covers the workflow here with ``query_targets: true`` (call ``may_run`` first)."""
+        roles = [r for r in self.roles_for(principal, channel_id) if self._covers(r, nql_id)]
+        granting = [r for r in roles if r.query_targets]
+        if granting:
+            return Decision(True, f"Allowed by the role {code(granting[0].name)}.")
+        return Decision(
+            False,
+            f"Your role may not run {code(nql_id)} on what a query returns ({code(query_id)}): "
+            "that takes a role with `query_targets: true` in the bot's policy. Name the targets "
+            "with `device:` and `user:` instead.",
+        )
+
     def run_visible(self, principal: Principal, channel_id: str | None, nql_id: str) -> bool:
         """Whether the run's reply is posted in the channel rather than shown only to the requester."""
         return any(
@@ -217,6 +244,23 @@ class Policy:
     def approval_for(self, nql_id: str) -> ApprovalRule | None:
         rule = self.rule_for(nql_id)
         return rule.approval if rule is not None else None
+
+    def schedule_for(self, nql_id: str) -> ScheduleRule:
+        """``schedule:`` for this workflow: its own keys over the top level's."""
+        rule = self.rule_for(nql_id)
+        if rule is not None and rule.schedule is not None:
+            return rule.schedule
+        return self._schedule
+
+    def may_schedule(self, nql_id: str) -> Decision:
+        """Whether runs of ``nql_id`` may be scheduled for later (call ``may_run`` first)."""
+        if self.schedule_for(nql_id).allowed:
+            return Decision(True, "The policy allows scheduling this workflow.")
+        return Decision(
+            False,
+            f"Runs of {code(nql_id)} cannot be scheduled for later: the bot's policy does not "
+            "allow it (`schedule: {allowed: true}`). Leave out `at …`/`in …` to run it now.",
+        )
 
     def check_params(self, nql_id: str, params: Mapping[str, str]) -> dict[str, str]:
         """The parameters to send: checked against the workflow's ``params`` rules, defaults
@@ -244,6 +288,16 @@ class Policy:
         if elsewhere:
             return Decision(False, f"You may resume executions only in {channels(elsewhere)}.")
         return Decision(False, "None of your roles may resume paused executions.")
+
+    def may_audit(self, principal: Principal, channel_id: str | None) -> Decision:
+        """Whether the principal may see other people's requests (a role with ``audit: true``)."""
+        if any(r.audit for r in self.roles_for(principal, channel_id)):
+            return Decision(True, "Your role may look at other people's requests.")
+        return Decision(
+            False,
+            "Only roles with `audit: true` in the bot's policy may look at other people's "
+            "requests.",
+        )
 
     def may_decide(
         self,

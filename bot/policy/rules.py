@@ -16,6 +16,7 @@ __all__ = [
     "ParamRule",
     "Principal",
     "Role",
+    "ScheduleRule",
     "WorkflowRule",
 ]
 
@@ -56,6 +57,8 @@ class Role:
     targets: Literal["self", "any"] = "self"
     resume: bool = False
     visible: bool = False  #: run replies are posted in the channel, not ephemeral
+    audit: bool = False  #: may see (and cancel) other people's requests and scheduled runs
+    query_targets: bool = False  #: may run on what a saved NQL query returns (``query:#id``)
 
 
 @dataclass(frozen=True)
@@ -81,8 +84,23 @@ class ApprovalRule:
 
 
 @dataclass(frozen=True)
+class ScheduleRule:
+    """``schedule:`` (top level, or per workflow over it): whether runs may be scheduled, how far
+    ahead, and how late a run may still start after its time (else it is reported as missed)."""
+
+    allowed: bool = False
+    max_days: float = 14.0
+    max_late_minutes: float = 60.0
+
+    @property
+    def max_late(self) -> timedelta:
+        return timedelta(minutes=self.max_late_minutes)
+
+
+@dataclass(frozen=True)
 class WorkflowRule:
     nql_id: str
     alias: str | None = None
     params: Mapping[str, ParamRule] | None = None  #: None: any parameters pass unchecked
     approval: ApprovalRule | None = None
+    schedule: ScheduleRule | None = None  #: None: the top-level ``schedule:``

@@ -28,6 +28,7 @@ __all__ = [
     "MAX_FILE_BYTES",
     "USER_ID",
     "PolicySpec",
+    "ScheduleSpec",
     "WorkflowSpec",
     "describe_error",
 ]
@@ -121,6 +122,8 @@ class _RoleSpec(_Spec):
     targets: Literal["self", "any"] = "self"
     resume: bool = False
     visible: bool = False
+    audit: bool = False
+    query_targets: bool = False
 
 
 class _ParamSpec(_Spec):
@@ -173,10 +176,26 @@ class _ApprovalSpec(_Spec):
         return self
 
 
+class ScheduleSpec(_Spec):
+    """``schedule:``; per workflow, the keys given override the top level's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+    allowed: Annotated[bool, Field(strict=True)] = False
+    max_days: float = Field(default=14.0, gt=0, le=366)
+    max_late_minutes: float = Field(default=60.0, ge=0.05, le=43_200)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: object) -> object:
+        return _empty_if_none(value)
+
+
 class WorkflowSpec(_Spec):
     alias: Annotated[str, AfterValidator(_alias)] | None = None
     params: dict[Annotated[str, AfterValidator(_param_name)], _ParamSpec] | None = None
     approval: _ApprovalSpec | None = None
+    schedule: ScheduleSpec | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -210,6 +229,7 @@ class PolicySpec(BaseModel):
     limits: _LimitsSpec = Field(default_factory=_LimitsSpec)
     #: whether people of other organisations (Slack Connect) may act, under their own UPN only
     external_users: Literal["deny", "allow"] = "deny"
+    schedule: ScheduleSpec | None = None
 
     @field_validator("roles", "workflows", "upn", "limits", mode="before")
     @classmethod
@@ -220,7 +240,15 @@ class PolicySpec(BaseModel):
 _KNOWN_KEYS = sorted(
     {
         name
-        for model in (PolicySpec, _RoleSpec, _ParamSpec, _ApprovalSpec, WorkflowSpec, _UpnSpec)
+        for model in (
+            PolicySpec,
+            _RoleSpec,
+            _ParamSpec,
+            _ApprovalSpec,
+            WorkflowSpec,
+            _UpnSpec,
+            ScheduleSpec,
+        )
         for name in model.model_fields
     }
     | set(_LimitsSpec.model_fields)

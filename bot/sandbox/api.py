@@ -43,6 +43,7 @@ from bot.nexthink.models import (
 )
 from bot.sandbox.catalogue import SandboxCatalogue, SandboxWorkflow
 from bot.sandbox.executions import Execution, ExecutionEngine, Refused, Target
+from bot.sandbox.queries import SavedQueries
 from bot.sandbox.surface import ApiSurface, missing_route
 from bot.sandbox.tokens import SCOPE, TokenIssuer
 
@@ -96,11 +97,13 @@ class NexthinkApi:
         engine: ExecutionEngine,
         tokens: TokenIssuer,
         surface: ApiSurface | None = None,
+        queries: SavedQueries | None = None,
     ) -> None:
         self.catalogue = catalogue
         self.engine = engine
         self.tokens = tokens
         self.surface = surface if surface is not None else ApiSurface()
+        self.queries = queries if queries is not None else SavedQueries()
 
     def routes(self) -> list[web.RouteDef]:
         handlers = {
@@ -246,7 +249,8 @@ class NexthinkApi:
     # -- NQL ----------------------------------------------------------------------------
 
     async def nql(self, request: web.Request) -> web.Response:
-        """Any well-formed query id runs as the execution status query (by ``request_id``)."""
+        """A saved query (``bot.sandbox.queries``) answers its rows; any other well-formed id runs
+        as the execution status query (by ``request_id``). At most 1,000 rows either way."""
         if not self._authorized(request):
             return web.Response(status=401)
         body = await _json_object(request)
@@ -260,6 +264,9 @@ class NexthinkApi:
             isinstance(v, str) for v in parameters.values()
         ):
             raise Refused("INVALID_PARAMETERS", "parameters must be a map of strings.")
+        saved = self.queries.get(query_id)
+        if saved is not None:
+            return _json(200, saved.answer())
         request_id = parameters.get("request_id")
         if not request_id:
             raise Refused("MISSING_PARAMETER", "The query needs the parameter request_id.")

@@ -164,6 +164,9 @@ class SandboxCatalogue:
     workflows: list[SandboxWorkflow]
     users: list[SandboxUser]
     devices: list[SandboxDevice]
+    #: devices added in bulk (``bot.sandbox.queries.add_fleet``), by lower-case name and by
+    #: Collector UUID: found without scanning ``devices``, of which they are also part
+    fleet: dict[str, SandboxDevice] = field(default_factory=dict)
 
     @classmethod
     def seeded(cls) -> SandboxCatalogue:
@@ -198,6 +201,9 @@ class SandboxCatalogue:
         self, *, name: str | None = None, collector_uid: str | None = None, uid: str | None = None
     ) -> SandboxDevice | None:
         """The most recently seen device matching any of the identifiers given."""
+        for key in (name and name.lower(), collector_uid and collector_uid.lower()):
+            if key and key in self.fleet:
+                return self.fleet[key]
         return _latest(
             d
             for d in self.devices

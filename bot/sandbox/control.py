@@ -12,6 +12,9 @@ DELETE   ``/_sandbox/journal``        forget them
 POST     ``/_sandbox/tokens/expire``  every token issued so far answers 401
 GET      ``/_sandbox/catalogue``      seeded workflows (with dependency), users, devices
 GET      ``/_sandbox/executions``     executions (``?request_id=``)
+GET      ``/_sandbox/queries``        saved NQL queries listing targets: ``{id: rows}``
+POST     ``/_sandbox/queries``        ``{"queryId": "#fleet", "devices": 999, "missing": 0}``:
+                                     that many new devices and a saved query listing them
 =======  ===========================  =====================================================
 
 ``POST /_sandbox/faults`` takes JSON (a spec string, an object with ``endpoint``, ``kind``,
@@ -26,6 +29,7 @@ Faults are added all or none. These routes need no token and are never faulted o
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -34,6 +38,7 @@ from bot.sandbox.catalogue import PAUSING_WORKFLOW_ID, SandboxCatalogue
 from bot.sandbox.executions import Execution
 from bot.sandbox.faults import ENDPOINTS, FAULT_KINDS, Fault, FaultSet, parse_fault
 from bot.sandbox.journal import JournalEntry
+from bot.sandbox.queries import SavedQueries, SavedQuery
 
 __all__ = ["CONTROL_PREFIX", "ControlledSandbox", "SandboxControl"]
 
@@ -46,6 +51,7 @@ class ControlledSandbox(Protocol):
     catalogue: SandboxCatalogue
     faults: FaultSet
     journal: list[JournalEntry]
+    queries: SavedQueries
 
     @property
     def url(self) -> str: ...
@@ -60,6 +66,8 @@ class ControlledSandbox(Protocol):
     def executions(self) -> dict[str, Execution]: ...
 
     def expire_tokens(self) -> int: ...
+
+    def add_fleet(self, query_id: str, count: int, *, missing: int = 0) -> SavedQuery: ...
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -82,6 +90,8 @@ class SandboxControl:
             web.post(f"{p}/tokens/expire", self.expire_tokens),
             web.get(f"{p}/catalogue", self.catalogue, allow_head=False),
             web.get(f"{p}/executions", self.executions, allow_head=False),
+            web.get(f"{p}/queries", self.list_queries, allow_head=False),
+            web.post(f"{p}/queries", self.add_query),
         ]
 
     async def index(self, request: web.Request) -> web.Response:
@@ -150,6 +160,40 @@ class SandboxControl:
             if not request_id or e.request_uuid == request_id
         ]
         return _json({"executions": found})
+
+    async def list_queries(self, request: web.Request) -> web.Response:
+        return _json({q.query_id: len(q.rows) for q in self.sandbox.queries.queries.values()})
+
+    async def add_query(self, request: web.Request) -> web.Response:
+        try:
+            body = json.loads(await request.text() or "null")
+        except ValueError:
+            body = None
+        body = body if isinstance(body, dict) else {}
+        query_id, devices, missing = (
+            body.get("queryId"),
+            body.get("devices"),
+            body.get("missing", 0),
+        )
+        if not (
+            isinstance(query_id, str)
+            and _QUERY_ID.match("#" + query_id.removeprefix("#"))
+            and isinstance(devices, int)
+            and isinstance(missing, int)
+            and 0 <= devices <= 20_000
+            and 0 <= missing <= 20_000
+        ):
+            return _json(
+                {
+                    "error": 'send {"queryId": "#fleet", "devices": 999, "missing": 0} (at most 20,000)'
+                },
+                400,
+            )
+        saved = self.sandbox.add_fleet(query_id, devices, missing=missing)
+        return _json({"queryId": saved.query_id, "rows": len(saved.rows)}, 201)
+
+
+_QUERY_ID = re.compile(r"^#[a-z0-9_]{2,255}$")
 
 
 async def _faults_from(request: web.Request) -> list[Fault]:

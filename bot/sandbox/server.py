@@ -37,6 +37,7 @@ from bot.sandbox.executions import (
 )
 from bot.sandbox.faults import ENDPOINTS, Fault, FaultSet, fault_response
 from bot.sandbox.journal import JournalEntry, decode_body
+from bot.sandbox.queries import SavedQueries, SavedQuery, add_fleet
 from bot.sandbox.surface import ApiSurface
 from bot.sandbox.tokens import TokenIssuer
 
@@ -85,6 +86,8 @@ class Sandbox:
         self.tokens = TokenIssuer(client_id, client_secret, token_lifetime, clock)
         self.engine = ExecutionEngine(self.catalogue, self.config)
         self.surface = ApiSurface(v2_execute=not without_v2)
+        #: saved NQL queries listing devices or users (``bot.sandbox.queries``)
+        self.queries = SavedQueries.seeded(self.catalogue)
         self.faults = FaultSet()
         for fault in faults:
             self.faults.add(fault)
@@ -147,6 +150,11 @@ class Sandbox:
             raise ValueError(f"unknown endpoint {endpoint!r}; one of {', '.join(ENDPOINTS)}")
         return [entry for entry in self.journal if entry.endpoint == endpoint]
 
+    def add_fleet(self, query_id: str, count: int, *, missing: int = 0) -> SavedQuery:
+        """``count`` new devices and a saved query ``query_id`` listing them (then ``missing``
+        rows of devices the tenant does not have): a fleet to run on."""
+        return add_fleet(self.catalogue, self.queries, query_id, count, missing=missing)
+
     def expire_tokens(self) -> int:
         """Every token issued so far answers 401 from now on."""
         return self.tokens.expire_all()
@@ -172,7 +180,7 @@ class Sandbox:
 
     def make_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=16 * 1024 * 1024)
-        api = NexthinkApi(self.catalogue, self.engine, self.tokens, self.surface)
+        api = NexthinkApi(self.catalogue, self.engine, self.tokens, self.surface, self.queries)
         app.router.add_routes(api.routes())
         app.router.add_routes(SandboxControl(self).routes())
         app.router.add_routes(self.surface.routes())

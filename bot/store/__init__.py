@@ -15,6 +15,8 @@ Slack OAuth installs live here too: ``store.slack_installations(...)`` and
 ``store.slack_oauth_states(...)`` are slack_sdk's SQLAlchemy stores on this database, tokens
 encrypted (``installations``, ``oauth_states``, ``token_cipher``).
 
+Scheduled runs (``schedules``) are claimed when due by exactly one replica.
+
 Modules: ``engine`` (URLs, connections, error translation), ``migrations``, ``schema``,
 ``records``, ``errors``, and one module per record kind.
 """
@@ -29,6 +31,7 @@ from .errors import (
     StoreUnavailable,
     TokenKeyMismatch,
 )
+from .fleet_runs import FleetRunRecord, FleetRunState
 from .installations import InstallationCensus, InstallationStore
 from .migrations import LATEST_VERSION
 from .oauth_states import OAuthStateStore
@@ -47,6 +50,8 @@ from .records import (
     RequestKind,
     RequestRecord,
     RequestState,
+    ScheduleRecord,
+    ScheduleState,
     VoteRefusalReason,
     VoteResult,
     WaitOption,
@@ -69,6 +74,8 @@ __all__ = [
     "ClaimRefusal",
     "ClaimRefusalReason",
     "DenyResult",
+    "FleetRunRecord",
+    "FleetRunState",
     "FollowupRecord",
     "InstallationCensus",
     "InstallationStore",
@@ -77,6 +84,8 @@ __all__ = [
     "RequestKind",
     "RequestRecord",
     "RequestState",
+    "ScheduleRecord",
+    "ScheduleState",
     "Store",
     "StoreConfigError",
     "StoreError",

@@ -317,6 +317,66 @@ def _v7_request_executions(conn: Connection) -> None:
     )
 
 
+def _v8_schedules(conn: Connection) -> None:
+    """Scheduled runs: one row per run asked for later, claimed by one replica at its time."""
+    md = MetaData()
+    Table("requests", md, Column("id", String(36), primary_key=True))
+    Table(
+        "schedules",
+        md,
+        Column("id", String(36), primary_key=True),
+        Column("code", String(16), nullable=False, unique=True),
+        Column("request_id", String(36), ForeignKey("requests.id"), nullable=False),
+        Column("team_id", Text),
+        Column("channel_id", Text),
+        Column("user_id", Text, nullable=False),
+        Column("user_upn", Text),
+        Column("workflow", Text, nullable=False),
+        Column("ask", JSONText, nullable=False),
+        Column("run_at", UTCDateTime, nullable=False),
+        Column("state", String(24), nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+        Column("claimed_at", UTCDateTime),
+        Column("claim_token", String(36)),
+        Column("sending_at", UTCDateTime),
+        Column("finished_at", UTCDateTime),
+        Column("detail", Text),
+        Column("cancelled_by", Text),
+        Index("ix_schedules_state_run_at", "state", "run_at"),
+        Index("ix_schedules_user_state", "user_id", "state", "run_at"),
+        Index("ix_schedules_request", "request_id"),
+    )
+    md.tables["schedules"].create(conn)
+
+
+def _v12_fleet_runs(conn: Connection) -> None:
+    """Fleet runs waiting for their requester's Run or Cancel (``fleet_runs.py``)."""
+    md = MetaData()
+    Table(
+        "fleet_runs",
+        md,
+        Column("id", String(36), primary_key=True),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("expires_at", UTCDateTime, nullable=False),
+        Column("state", String(16), nullable=False),
+        Column("team_id", Text),
+        Column("channel_id", Text),
+        Column("user_id", Text, nullable=False),
+        Column("workflow_id", Text, nullable=False),
+        Column("query_id", Text, nullable=False),
+        Column("row_count", Integer, nullable=False),
+        Column("skipped", Integer, nullable=False),
+        Column("targets", JSONText, nullable=False),
+        Column("params", JSONText, nullable=False),
+        Column("visible", Boolean, nullable=False),
+        Column("response_url", Text),
+        Column("decided_at", UTCDateTime),
+        Index("ix_fleet_runs_created", "created_at"),
+    )
+    md.create_all(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "requests, waits, approvals, approval_votes, followups", _v1_initial),
     Migration(2, "rate_limits: the per-user run limit shared by replicas", _v2_rate_limits),
@@ -326,6 +386,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         7, "request_executions: the request that started each execution", _v7_request_executions
     ),
+    Migration(8, "schedules: runs asked for later", _v8_schedules),
+    Migration(12, "fleet_runs: fleet runs shown with Run and Cancel", _v12_fleet_runs),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -17,6 +17,7 @@ __all__ = [
     "AUDIT_FIELDS",
     "REQUEST_KINDS",
     "REQUEST_STATES",
+    "SCHEDULE_STATES",
     "WAIT_STATES",
     "ApprovalRecord",
     "ApprovalState",
@@ -30,6 +31,8 @@ __all__ = [
     "RequestKind",
     "RequestRecord",
     "RequestState",
+    "ScheduleRecord",
+    "ScheduleState",
     "VoteRefusalReason",
     "VoteResult",
     "WaitOption",
@@ -40,10 +43,26 @@ __all__ = [
 
 RequestKind = Literal["run", "resume", "decision", "approval"]
 RequestState = Literal[
-    "pending", "approval_pending", "sent", "succeeded", "failed", "unknown", "denied", "expired"
+    "pending",
+    "approval_pending",
+    "sent",
+    "succeeded",
+    "failed",
+    "unknown",
+    "denied",
+    "expired",
+    "scheduled",  # a run asked for later (``schedules``), not sent yet
+    "cancelled",  # a scheduled run cancelled before its time
+    "missed",  # a scheduled run found more than max_late_minutes after its time: not run
+    "refused",  # a scheduled run the policy refused at its time: not run
 ]
 WaitState = Literal["pending", "claimed", "decided", "failed", "expired"]
 ApprovalState = Literal["pending", "approved", "denied", "expired", "executing", "executed"]
+#: a scheduled run: waiting for its approval, waiting for its time, being run (leased by one
+#: replica), and how it ended; only ``awaiting_approval`` and ``scheduled`` may be cancelled.
+ScheduleState = Literal[
+    "awaiting_approval", "scheduled", "running", "ran", "missed", "refused", "cancelled", "closed"
+]
 
 #: why ``claim_wait`` refused: nobody knows the id; it expired; someone else is deciding it right
 #: now; it was decided (or failed) already; the clicker is the person who asked for it.
@@ -80,6 +99,7 @@ REQUEST_KINDS: frozenset[str] = frozenset(get_args(RequestKind))
 REQUEST_STATES: frozenset[str] = frozenset(get_args(RequestState))
 WAIT_STATES: frozenset[str] = frozenset(get_args(WaitState))
 APPROVAL_STATES: frozenset[str] = frozenset(get_args(ApprovalState))
+SCHEDULE_STATES: frozenset[str] = frozenset(get_args(ScheduleState))
 AUDIT_EVENTS: tuple[str, ...] = get_args(AuditEvent)
 
 #: the fields of an exported audit record, in order: the CSV header and the JSON keys.
@@ -320,3 +340,38 @@ class AuditRecord:
             "enterprise_id": self.enterprise_id,
             "team_id": self.team_id,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """A run asked for later: what was asked (``ask``: the command's targets and parameters, so
+    that the policy checks them again at ``run_at``), its request record, and its state.
+
+    ``code`` is the short id people type (``/nexthink cancel K7Q2M9XD``). ``claim_token`` is set
+    while one replica holds it (``running``); ``sending_at`` once the execute is about to be sent,
+    after which it is never run again."""
+
+    id: str
+    code: str
+    request_id: str
+    team_id: str | None
+    channel_id: str | None
+    user_id: str
+    user_upn: str | None
+    workflow: str
+    ask: dict[str, Any]
+    run_at: datetime
+    state: ScheduleState
+    created_at: datetime
+    updated_at: datetime
+    claimed_at: datetime | None
+    claim_token: str | None
+    sending_at: datetime | None
+    finished_at: datetime | None
+    detail: str | None
+    cancelled_by: str | None
+
+    @property
+    def open(self) -> bool:
+        """Not run yet and still cancellable."""
+        return self.state in ("awaiting_approval", "scheduled")

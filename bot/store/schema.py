@@ -55,11 +55,13 @@ __all__ = [
     "approval_votes",
     "approvals",
     "audit_events",
+    "fleet_runs",
     "followups",
     "metadata",
     "rate_limits",
     "request_executions",
     "requests",
+    "schedules",
     "schema_version",
     "slack_bots",
     "slack_installations",
@@ -250,6 +252,30 @@ followups = Table(
     Index("ix_followups_request", "request_id"),
 )
 
+#: a fleet run shown to its requester with Run and Cancel (``fleet_runs.py``): nothing runs before
+#: the Run click that moves ``state`` from ``pending`` to ``started``, once, in one statement.
+fleet_runs = Table(
+    "fleet_runs",
+    metadata,
+    _id(),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("team_id", Text),
+    Column("channel_id", Text),
+    Column("user_id", Text, nullable=False),
+    Column("workflow_id", Text, nullable=False),
+    Column("query_id", Text, nullable=False),
+    Column("row_count", Integer, nullable=False),
+    Column("skipped", Integer, nullable=False),
+    Column("targets", JSONText, nullable=False),
+    Column("params", JSONText, nullable=False),
+    Column("visible", Boolean, nullable=False),
+    Column("response_url", Text),
+    Column("decided_at", UTCDateTime),
+    Index("ix_fleet_runs_created", "created_at"),
+)
+
 #: one row per audited event, appended and never changed (``records.AuditRecord``); ``id`` is a
 #: sequence that orders events of the same instant, so (occurred_at, id) is the export's key.
 audit_events = Table(
@@ -307,6 +333,34 @@ request_executions = Table(
     Column("request_id", String(36), ForeignKey("requests.id"), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_request_executions_request", "request_id"),
+)
+
+# Runs asked for later (``schedules.py``): claimed by one replica when due.
+schedules = Table(
+    "schedules",
+    metadata,
+    _id(),
+    Column("code", String(16), nullable=False, unique=True),
+    Column("request_id", String(36), ForeignKey("requests.id"), nullable=False),
+    Column("team_id", Text),
+    Column("channel_id", Text),
+    Column("user_id", Text, nullable=False),
+    Column("user_upn", Text),
+    Column("workflow", Text, nullable=False),
+    Column("ask", JSONText, nullable=False),
+    Column("run_at", UTCDateTime, nullable=False),
+    Column("state", String(24), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("claimed_at", UTCDateTime),
+    Column("claim_token", String(36)),
+    Column("sending_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Column("detail", Text),
+    Column("cancelled_by", Text),
+    Index("ix_schedules_state_run_at", "state", "run_at"),
+    Index("ix_schedules_user_state", "user_id", "state", "run_at"),
+    Index("ix_schedules_request", "request_id"),
 )
 
 # -- slack_sdk's OAuth tables (see the module docstring) -------------------------------------

@@ -10,12 +10,14 @@ from .approvals import ApprovalsMixin
 from .audit import AuditMixin
 from .engine import create_engine, describe_url, driver_url, enable_wal, translate_errors
 from .errors import StoreUnavailable
+from .fleet_runs import FleetRunsMixin
 from .followups import FollowupsMixin
 from .installations import InstallationStore
 from .migrations import LATEST_VERSION, migrate
 from .oauth_states import OAuthStateStore
 from .ratelimits import RateLimitsMixin
 from .requests import RequestsMixin
+from .schedules import SchedulesMixin
 from .schema import schema_version
 from .token_cipher import TokenCipher
 from .waits import WaitsMixin
@@ -23,7 +25,16 @@ from .waits import WaitsMixin
 __all__ = ["Store"]
 
 
-class Store(RequestsMixin, WaitsMixin, ApprovalsMixin, FollowupsMixin, RateLimitsMixin, AuditMixin):
+class Store(
+    RequestsMixin,
+    WaitsMixin,
+    ApprovalsMixin,
+    FollowupsMixin,
+    RateLimitsMixin,
+    AuditMixin,
+    SchedulesMixin,
+    FleetRunsMixin,
+):
     """The bot's database: SQLite (one process) or PostgreSQL (several replicas), one code path.
 
     Open with ``await Store.open(settings.database_url)`` and ``await store.close()`` at the end.

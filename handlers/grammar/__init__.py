@@ -28,6 +28,7 @@ from handlers.grammar.commands import (
     MAX_TARGETS,
     MAX_VALUE_LENGTH,
     PARAM_NAME_PATTERN,
+    Cancel,
     Command,
     Help,
     History,
@@ -36,6 +37,7 @@ from handlers.grammar.commands import (
     OpenModal,
     Resume,
     Run,
+    Scheduled,
 )
 from handlers.grammar.errors import GrammarError
 from handlers.grammar.subcommands import parse
@@ -47,6 +49,7 @@ __all__ = [
     "MAX_VALUE_LENGTH",
     "PARAM_NAME_PATTERN",
     "SUBCOMMANDS",
+    "Cancel",
     "Command",
     "DeviceTarget",
     "GrammarError",
@@ -57,6 +60,7 @@ __all__ = [
     "OpenModal",
     "Resume",
     "Run",
+    "Scheduled",
     "UserTarget",
     "parse",
     "usage",

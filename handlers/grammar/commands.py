@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from bot.schedule_times import When
 from bot.targets import DeviceTarget, UserTarget
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "MAX_VALUE_LENGTH",
     "MAX_WORKFLOW_LENGTH",
     "PARAM_NAME_PATTERN",
+    "Cancel",
     "Command",
     "Help",
     "History",
@@ -22,6 +24,7 @@ __all__ = [
     "Params",
     "Resume",
     "Run",
+    "Scheduled",
 ]
 
 #: targets (``user:`` and ``device:`` together) one command may name
@@ -62,6 +65,8 @@ class Run:
     devices: tuple[DeviceTarget, ...] = ()
     params: Params = ()  #: in the order typed; names are unique
     visible: bool = False  #: the word ``visible``: post the run in the channel, with a thread
+    when: When | None = None  #: ``at …`` / ``in …``: schedule the run instead of running it now
+    query: str | None = None  #: ``query:#id``: the targets are what that saved NQL query returns
 
     @property
     def params_dict(self) -> dict[str, str]:
@@ -69,7 +74,7 @@ class Run:
 
     @property
     def has_targets(self) -> bool:
-        return bool(self.users or self.devices)
+        return bool(self.users or self.devices or self.query)
 
 
 @dataclass(frozen=True)
@@ -88,4 +93,20 @@ class History:
     """The caller's recent requests."""
 
 
-Command: TypeAlias = OpenModal | Help | ListWorkflows | Info | Run | Resume | History
+@dataclass(frozen=True)
+class Scheduled:
+    """The caller's scheduled runs that have not run yet (an auditor may name someone)."""
+
+    user_id: str | None = None  #: ``@someone`` (a Slack user id), for roles with ``audit: true``
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """Cancel a scheduled run by the id its reply showed (a short code or a UUID)."""
+
+    schedule_id: str
+
+
+Command: TypeAlias = (
+    OpenModal | Help | ListWorkflows | Info | Run | Resume | History | Scheduled | Cancel
+)

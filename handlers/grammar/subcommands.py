@@ -7,13 +7,16 @@ The first word is the subcommand (any case); ``run`` reads its targets, ``name=v
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable
 
 from bot.nexthink.models import is_uuid
+from bot.schedule_times import When
 from bot.targets import DeviceTarget, UserTarget
 from handlers.grammar.commands import (
     MAX_TARGETS,
     MAX_VALUE_LENGTH,
+    Cancel,
     Command,
     Help,
     History,
@@ -22,11 +25,13 @@ from handlers.grammar.commands import (
     OpenModal,
     Resume,
     Run,
+    Scheduled,
 )
 from handlers.grammar.errors import GrammarError, quoted
 from handlers.grammar.parser import TARGET_PREFIXES, Parser
 from handlers.grammar.targets import read_target
 from handlers.grammar.usage import FORMS, SUBCOMMANDS, usage
+from handlers.grammar.when import is_when_word, read_when
 from handlers.grammar.words import Word, tokenize
 
 __all__ = ["parse"]
@@ -76,9 +81,29 @@ def _parse_run(p: Parser, words: list[Word]) -> Command:
     extra: list[Word] = []
     typed = 0
     visible = False
-    for word in words[1:]:
+    query: str | None = None
+    when: When | None = None
+    rest = words[1:]
+    i = 0
+    while i < len(rest):
+        word = rest[i]
+        i += 1
         if _is_visible_word(word):
             visible = True
+            continue
+        found = word.prefix(("query:",))
+        if found is not None:
+            if query is not None:
+                raise p.error("`run` takes one `query:`; a second one was given.")
+            query = _query_id(p, word, found[1])
+            continue
+        if is_when_word(word):
+            if when is not None:
+                raise p.error(
+                    f"The run has two times ({quoted(when.text)} and {quoted(word.text + ' …')}): give one."
+                )
+            when, used = read_when(p, rest, i - 1)
+            i += used
             continue
         target = read_target(p, word)
         if target is not None:
@@ -96,9 +121,45 @@ def _parse_run(p: Parser, words: list[Word]) -> Command:
         else:
             extra.append(word)
     p.no_more(
-        extra, "`run` takes one workflow, then `device:`, `user:`, `name=value` and `visible` words"
+        extra,
+        "`run` takes one workflow, then `device:`, `user:`, `name=value`, `visible` "
+        "and `at …`/`in …` words",
     )
-    return Run(workflow, tuple(users), tuple(devices), tuple(params.items()), visible)
+    if query is not None and (users or devices):
+        raise p.error(
+            "`query:` names the targets itself: leave out `device:` and `user:`, or run without `query:`."
+        )
+    if query is not None and when is not None:
+        raise p.error(
+            "A `query:` run starts only after you have seen its count and pressed Run: it cannot "
+            "be scheduled with `at …`/`in …`."
+        )
+    return Run(workflow, tuple(users), tuple(devices), tuple(params.items()), visible, when, query)
+
+
+_QUERY_ID = re.compile(r"^#[a-z0-9_]{2,255}$")
+
+
+def _query_id(p: Parser, word: Word, rest: Word) -> str:
+    """``query:#id``: the id of a query saved in Nexthink (``#`` optional; Slack may have turned
+    ``#id`` into a channel link, whose name is then the id)."""
+    markup = rest.only_markup
+    if markup is not None and markup.kind == "channel" and markup.label:
+        text = "#" + markup.label
+    elif rest.markups:
+        raise p.error(
+            f"{quoted(word.text)} is not a query: `query:` takes the id of an NQL query saved in "
+            "Nexthink, such as `query:#low_disk_devices`."
+        )
+    else:
+        text = rest.text.strip()
+    text = "#" + text.removeprefix("#")
+    if not _QUERY_ID.match(text):
+        raise p.error(
+            f"{quoted(word.text)} names no saved query: an NQL query id is `#` and 2-255 lower-case "
+            "letters, digits or `_`, such as `query:#low_disk_devices`."
+        )
+    return text
 
 
 def _is_visible_word(word: Word) -> bool:
@@ -134,6 +195,35 @@ def _parse_history(p: Parser, words: list[Word]) -> Command:
     return History()
 
 
+def _parse_scheduled(p: Parser, words: list[Word]) -> Command:
+    if not words:
+        return Scheduled()
+    markup = words[0].only_markup
+    if markup is None or markup.kind != "user" or not markup.value:
+        raise p.error(
+            f"`scheduled` takes nothing, or an @mention of someone (for auditors), not {quoted(words[0].text)}."
+        )
+    p.no_more(words[1:], "`scheduled` takes at most one @mention")
+    return Scheduled(markup.value)
+
+
+_SCHEDULE_ID = re.compile(r"^[A-Za-z0-9-]{4,36}$")
+
+
+def _parse_cancel(p: Parser, words: list[Word]) -> Command:
+    if not words:
+        raise p.error(
+            "`cancel` needs the id of a scheduled run, as `/nexthink scheduled` shows it."
+        )
+    p.no_more(words[1:], "`cancel` takes one scheduled run's id")
+    text = words[0].text.strip("`")
+    if not _SCHEDULE_ID.match(text):
+        raise p.error(
+            f"{quoted(words[0].text)} is not the id of a scheduled run: `/nexthink scheduled` shows them."
+        )
+    return Cancel(text)
+
+
 _PARSERS: dict[str, Callable[[Parser, list[Word]], Command]] = {
     "help": _parse_help,
     "list": _parse_list,
@@ -141,6 +231,8 @@ _PARSERS: dict[str, Callable[[Parser, list[Word]], Command]] = {
     "run": _parse_run,
     "resume": _parse_resume,
     "history": _parse_history,
+    "scheduled": _parse_scheduled,
+    "cancel": _parse_cancel,
 }
 
 

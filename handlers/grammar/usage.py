@@ -4,15 +4,19 @@ from __future__ import annotations
 
 __all__ = ["FORMS", "HELP", "SUBCOMMANDS", "guess_subcommand", "usage"]
 
-SUBCOMMANDS = ("run", "list", "info", "resume", "history", "help")
+SUBCOMMANDS = ("run", "list", "info", "resume", "history", "scheduled", "cancel", "help")
 
 FORMS: dict[str, tuple[str, str, str]] = {
     # name: (form, example, what it does)
     "run": (
-        "/nexthink run WORKFLOW [device:NAME|UUID]… [user:@person|UPN|SID]… [name=value]… [visible]",
+        "/nexthink run WORKFLOW [device:NAME|UUID]… [user:@person|UPN|SID]… [query:#QUERY_ID] [name=value]… [visible] "
+        "[at HH:MM | at YYYY-MM-DD HH:MM | in 2h]",
         '/nexthink run clear_disk_space device:LAPTOP-42 note="disk full"',
         "run a workflow; with no `device:` or `user:` it runs for you (Nexthink picks your most recent device); "
-        "`visible` posts it in the channel, where its thread follows the outcome",
+        "`query:#id` runs it on what a saved NQL query returns, after showing you the count; "
+        "`visible` posts it in the channel, where its thread follows the outcome; `at 22:00` "
+        "(today or tomorrow, your Slack time zone), `at 2026-12-24 22:00` or `in 2h`/`in 30m`/`in 45s` "
+        "schedules it for later",
     ),
     "list": (
         "/nexthink list [filter]",
@@ -30,6 +34,16 @@ FORMS: dict[str, tuple[str, str, str]] = {
         "resume an execution that waits for an event",
     ),
     "history": ("/nexthink history", "/nexthink history", "your recent requests and their ids"),
+    "scheduled": (
+        "/nexthink scheduled [@someone]",
+        "/nexthink scheduled",
+        "your scheduled runs that have not run yet (auditors may name someone)",
+    ),
+    "cancel": (
+        "/nexthink cancel ID",
+        "/nexthink cancel K7Q2M9XD",
+        "cancel a scheduled run (its id is in the reply and in `/nexthink scheduled`)",
+    ),
     "help": ("/nexthink help [subcommand]", "/nexthink help run", "this help, or one subcommand's"),
 }
 
