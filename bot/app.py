@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
-from slack_sdk.web.async_client import AsyncWebClient
+from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
 
 from bot import approvals, waits
 from bot.audit import AuditTrail
@@ -40,7 +36,9 @@ from bot.settings import Settings
 from bot.store import Store, StoreError
 from handlers import register_all
 from handlers.home import refresh_forever
+from handlers.installs import NOT_INSTALLED, installation_store, oauth_settings
 from handlers.services import Services
+from handlers.slack_client import InstallationTokens, WorkspaceClient
 from handlers.slack_notifier import SlackNotifier
 
 __all__ = ["Bot", "StartupError"]
@@ -53,18 +51,37 @@ class StartupError(Exception):
 log = get_logger(__name__)
 
 
-def slack_client(settings: Settings) -> AsyncWebClient:
-    """One Web API client with one pooled HTTP session (slack_sdk opens one per call otherwise)."""
+def slack_client(settings: Settings) -> WorkspaceClient:
+    """The one Web API client (``handlers.slack_client``): ``SLACK_BOT_TOKEN``'s, or with OAuth
+    installs each workspace's own installation token."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-    client = AsyncWebClient(
-        token=token, base_url=settings.slack_api_url, timeout=10, session=session
+    return WorkspaceClient.build(
+        token=None if settings.oauth else token, base_url=settings.slack_api_url
     )
-    # Slack's 429s are waited out (Retry-After) and connection errors retried by slack_sdk
-    client.retry_handlers.extend(
-        [AsyncRateLimitErrorRetryHandler(max_retry_count=2), AsyncConnectionErrorRetryHandler()]
-    )
-    return client
+
+
+def _oauth(settings: Settings, store: Store, slack: WorkspaceClient) -> dict[str, Any]:
+    """Bolt's arguments for OAuth installs (``handlers.installs``); none with SLACK_BOT_TOKEN."""
+    if not settings.oauth:
+        return {}
+    installations = installation_store(settings, store)
+    slack.tokens = InstallationTokens(installations)
+    flow = oauth_settings(settings, store, installations)
+    return {
+        "oauth_settings": flow,
+        "user_facing_authorize_error_message": NOT_INSTALLED,
+        # Bolt looks the installation up for each request; the cache only saves the auth.test
+        # that would follow for a token it has already checked
+        "authorize": AsyncInstallationStoreAuthorize(
+            installation_store=installations,
+            client_id=flow.client_id,
+            client_secret=flow.client_secret,
+            bot_only=True,
+            cache_enabled=True,
+            client=slack,
+            logger=logging.getLogger("slack_bolt.authorize"),
+        ),
+    }
 
 
 @dataclass
@@ -124,6 +141,7 @@ class Bot(Services):
             # answer at once, instead of Bolt polling every 10 ms for the ack (bench/ack.py)
             process_before_response=True,
             raise_error_for_unhandled_request=False,
+            **_oauth(settings, store, slack),
         )
         bot = cls(
             settings=settings,
@@ -152,7 +170,12 @@ class Bot(Services):
         return bot
 
     async def check_slack(self) -> dict[str, Any]:
-        """``auth.test``: the token works and who the bot is."""
+        """``auth.test``: the token works and who the bot is. With OAuth installs each
+        installation has its own token: Slack is then vouched for by its Web API answering."""
+        if self.settings.oauth:
+            await self.slack.api_test()
+            self.slack_ok_at = time.monotonic()
+            return {}
         response = await self.slack.auth_test()
         self.bot_user_id = response.get("user_id")
         self.slack_ok_at = time.monotonic()

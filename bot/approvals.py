@@ -341,7 +341,10 @@ async def _execute(deps: ApprovalDeps, record: RequestRecord) -> RunResult:
     )
     prepared = PreparedRun(
         requester=Requester(
-            user_id=record.user_id, team_id=record.team_id, channel_id=record.channel_id
+            user_id=record.user_id,
+            team_id=record.team_id,
+            channel_id=record.channel_id,
+            enterprise_id=record.enterprise_id,
         ),
         principal=Principal(user_id=record.user_id, upn=record.user_upn, groups=frozenset()),
         entry=Entry(workflow, deps.policy.alias_for(workflow.id)),

@@ -159,7 +159,11 @@ async def _auth_test(
 
     async def auth() -> str:
         response = await slack.auth_test()
-        return f"bot {response.get('user')} in workspace {response.get('team')} ({settings.slack_api_url})"
+        if response.get("is_enterprise_install"):  # one org-level token: Enterprise Grid
+            where = f"installed org-wide in {response.get('team')} ({response.get('team_id')})"
+        else:
+            where = f"in workspace {response.get('team')}"
+        return f"bot {response.get('user')} {where} ({settings.slack_api_url})"
 
     try:
         await step("slack auth.test", auth)

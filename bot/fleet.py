@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from bot import workspaces
 from bot.nexthink.models import DeviceData, UserData
 from bot.policy import ParamError, Policy, Principal
 from bot.query_targets import FleetTargets
@@ -76,7 +77,9 @@ async def start(
     if refused is not None:
         return refused
     assert record is not None
-    requester = Requester(record.user_id, record.team_id, record.channel_id)
+    # the requester's own Run click: the org of the workspace it came from
+    org = workspaces.current().enterprise_id
+    requester = Requester(record.user_id, record.team_id, record.channel_id, org)
     try:
         principal = await runner.principal(requester)
         entry = await runner.find(principal, record.channel_id, record.workflow_id)

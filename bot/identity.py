@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import workspaces
 from bot.logging import get_logger
 
 __all__ = ["Identity", "IdentityError", "Profile"]
@@ -98,8 +99,10 @@ class Identity:
         self._home: _TTLCache[str, tuple[str | None, str | None]] = _TTLCache(ttl, clock)
 
     async def home(self) -> tuple[str | None, str | None]:
-        """The bot's own workspace and Enterprise Grid org (``auth.test``), cached."""
-        return await self._home.get("home", self._load_home)
+        """The bot's own workspace and Enterprise Grid org: ``auth.test`` of the installation the
+        current work uses (``bot.workspaces``), cached per workspace."""
+        here = workspaces.current()
+        return await self._home.get(here.enterprise_id or here.team_id or "", self._load_home)
 
     async def is_external(self, profile: Profile) -> bool:
         """Whether the person belongs to another organisation (Slack Connect): marked a stranger,
@@ -141,16 +144,25 @@ class Identity:
     async def user_for_email(self, email: str) -> str | None:
         """The Slack user id with this email (``users.lookupByEmail``), or None."""
         key = email.lower()
-        return await self._by_email.get(key, lambda: self._lookup_email(key))
+        here = workspaces.current()  # one email is a different account in each unrelated workspace
+        where = here.enterprise_id or here.team_id or ""
+        return await self._by_email.get(f"{where}/{key}", lambda: self._lookup_email(key))
 
     async def groups_of(self, user_id: str) -> frozenset[str]:
         """Handles (without ``@``) of the user groups this user belongs to."""
-        members = await self._groups.get("all", self._load_groups)
+        members = await self._all_groups()
         return frozenset(handle for handle, ids in members.items() if user_id in ids)
 
     async def members_of(self, handle: str) -> frozenset[str]:
-        members = await self._groups.get("all", self._load_groups)
+        members = await self._all_groups()
         return members.get(handle.lstrip("@").lower(), frozenset())
+
+    async def _all_groups(self) -> dict[str, frozenset[str]]:
+        """The groups of the current workspace (``bot.workspaces``) and its org's org-level
+        ones: ``usergroups.list`` gets that workspace's ``team_id`` (``handlers.slack_client``),
+        so one handle may name other people in another workspace."""
+        here = workspaces.current()
+        return await self._groups.get(here.team_id or here.enterprise_id or "", self._load_groups)
 
     async def _load_profile(self, user_id: str) -> Profile:
         try:

@@ -60,6 +60,8 @@ class Requester:
     user_id: str
     team_id: str | None = None
     channel_id: str | None = None
+    #: the Enterprise Grid org of ``team_id``, when on Grid
+    enterprise_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -368,6 +370,7 @@ class Runner:
         record = await self.store.create_request(
             kind="run",
             team_id=prepared.requester.team_id,
+            enterprise_id=prepared.requester.enterprise_id,
             channel_id=prepared.requester.channel_id,
             user_id=prepared.requester.user_id,
             user_upn=prepared.principal.upn,

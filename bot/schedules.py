@@ -33,6 +33,7 @@ from bot.runs import PreparedRun, Refusal, Requester, Runner, RunRequest, RunRes
 from bot.schedule_times import ScheduleTimeError, When, due_at
 from bot.store import RequestRecord, ScheduleRecord, Store, StoreError
 from bot.targets import DeviceTarget, UserTarget
+from bot.workspaces import of, working_in
 
 __all__ = [
     "CancelAnswer",
@@ -262,11 +263,20 @@ async def run_due(
     if record is None:  # pragma: no cover - a schedule always has its request
         await deps.store.finish_schedule(schedule.id, "closed", token=token, detail="no request")
         return "lost", None
+    with working_in(of(record)):  # the requester's workspace: their Slack, their groups
+        return await _run_claimed(deps, schedule, record, token, now)
+
+
+async def _run_claimed(
+    deps: ScheduleDeps, schedule: ScheduleRecord, record: RequestRecord, token: str, now: datetime
+) -> tuple[RunOutcome, float | None]:
     rule = deps.policy.schedule_for(record.workflow_id or schedule.workflow)
     late = now - schedule.run_at
     if late > rule.max_late:
         return await _missed(deps, schedule, record, token, late.total_seconds()), None
-    requester = Requester(schedule.user_id, schedule.team_id, schedule.channel_id)
+    requester = Requester(
+        schedule.user_id, schedule.team_id, schedule.channel_id, record.enterprise_id
+    )
     try:  # the one policy path, again: a refusal there is audited there
         prepared = await deps.runner.prepare(requester, request_of(schedule), rate_limited=False)
     except Refusal as exc:

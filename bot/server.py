@@ -1,7 +1,7 @@
 """The HTTP side: Slack's events (HTTP mode), Nexthink's waits webhook, health and metrics.
 
 One aiohttp server on ``PORT`` serves ``POST /slack/events`` (HTTP mode only),
-``POST /nexthink/waits``, ``GET /healthz``, ``GET /readyz`` and ``GET /metrics``. ``serve``
+``GET /slack/install`` and ``GET /slack/oauth_redirect`` (OAuth installs), ``POST /nexthink/waits``, ``GET /healthz``, ``GET /readyz`` and ``GET /metrics``. ``serve``
 runs it until SIGTERM or SIGINT, then drains: it stops taking requests, finishes the work
 already acknowledged (bounded), closes Socket Mode and the store, and returns.
 """
@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import signal
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -26,6 +26,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request import payload_utils
 from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 
 from bot.app import Bot, StartupError
 from bot.logging import get_logger
@@ -60,7 +61,20 @@ def build_web_app(bot: Bot) -> web.Application:
     app.router.add_post("/nexthink/waits", waits_route(bot))
     if not bot.settings.socket_mode:
         app.router.add_post("/slack/events", _slack_events)
+    flow = bot.app.oauth_flow
+    if flow is not None:  # OAuth installs: Bolt's own install page and redirect
+        app.router.add_get(flow.install_path, _oauth_route(flow.handle_installation))
+        app.router.add_get(flow.redirect_uri_path, _oauth_route(flow.handle_callback))
     return app
+
+
+def _oauth_route(
+    handle: Callable[[AsyncBoltRequest], Awaitable[BoltResponse]],
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def route(request: web.Request) -> web.StreamResponse:
+        return await to_aiohttp_response(await handle(await to_bolt_request(request)))
+
+    return route
 
 
 async def _slack_events(request: web.Request) -> web.StreamResponse:

@@ -12,6 +12,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
+from bot.workspaces import Workspace
+
 __all__ = ["HomeViewers"]
 
 
@@ -28,14 +30,18 @@ class HomeViewers:
         self._clock = clock
         self._seen: OrderedDict[str, float] = OrderedDict()
         self._digests: dict[str, str] = {}
+        self._workspaces: dict[str, Workspace] = {}
 
-    def seen(self, user_id: str) -> None:
-        """``user_id`` is looking at their Home (or just used it)."""
+    def seen(self, user_id: str, workspace: Workspace | None = None) -> None:
+        """``user_id`` is looking at their Home (or just used it), in ``workspace``."""
+        if workspace is not None and workspace.known:
+            self._workspaces[user_id] = workspace
         self._seen[user_id] = self._clock()
         self._seen.move_to_end(user_id)
         while len(self._seen) > self._limit:
             gone, _ = self._seen.popitem(last=False)
             self._digests.pop(gone, None)
+            self._workspaces.pop(gone, None)
 
     def recent(self) -> list[str]:
         """The people seen within ``keep`` seconds, most recent first."""
@@ -43,7 +49,12 @@ class HomeViewers:
         for user_id in [u for u, at in self._seen.items() if at < cutoff]:
             del self._seen[user_id]
             self._digests.pop(user_id, None)
+            self._workspaces.pop(user_id, None)
         return list(reversed(self._seen))
+
+    def workspace_of(self, user_id: str) -> Workspace | None:
+        """Where ``user_id`` last opened their Home: their Home is published there."""
+        return self._workspaces.get(user_id)
 
     def shown(self, user_id: str) -> str | None:
         """The digest of the Home last published for ``user_id``."""

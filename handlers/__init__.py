@@ -17,14 +17,18 @@ def register_all(bot: Services) -> None:
         commands,
         fleet_buttons,
         home,
+        installs,
         log_context,
         modals,
         schedules,
         shortcuts,
         wait_buttons,
+        workspace_context,
     )
 
     log_context.register(bot)
+    workspace_context.register(bot)
+    installs.register(bot)
     commands.register(bot)
     modals.register(bot)
     wait_buttons.register(bot)

@@ -54,6 +54,7 @@ def register(bot: Services) -> None:
             user_id=str(body.get("user_id", "")),
             team_id=body.get("team_id"),
             channel_id=body.get("channel_id"),
+            enterprise_id=body.get("enterprise_id") or None,
         )
         response_url = body.get("response_url")
         try:

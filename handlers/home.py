@@ -25,6 +25,7 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.errors import SlackApiError
 
+from bot import workspaces
 from bot.deciders import clicker
 from bot.followups import Progress, pause
 from bot.logging import get_logger
@@ -224,7 +225,8 @@ async def refresh_homes(bot: Services, stop: asyncio.Event | None = None) -> int
         if stop is not None and stop.is_set():
             break
         try:
-            published += await publish_home(bot, user_id, pending=pending)
+            with workspaces.working_in(bot.home_viewers.workspace_of(user_id)):
+                published += await publish_home(bot, user_id, pending=pending)
         except Exception:
             log.exception("home_refresh_failed")
     return published
@@ -239,8 +241,13 @@ async def refresh_forever(bot: Services, stop: asyncio.Event) -> None:
             log.exception("home_refresh_failed")
 
 
-def _user_of(body: dict[str, Any]) -> tuple[str, str | None]:
-    return payloads.user_id(body), payloads.team_id(body)
+def _requester(body: dict[str, Any]) -> Requester:
+    return Requester(
+        user_id=payloads.user_id(body),
+        team_id=payloads.team_id(body),
+        channel_id=None,
+        enterprise_id=payloads.enterprise_id(body),
+    )
 
 
 def register(bot: Services) -> None:
@@ -253,25 +260,25 @@ def register(bot: Services) -> None:
         viewer = payloads.text(event.get("user"))
         if not viewer:
             return
-        bot.home_viewers.seen(viewer)
+        bot.home_viewers.seen(viewer, workspaces.current())
         bot.tasks.spawn(publish_home(bot, viewer, force=True), name="home_publish")
 
     @app.action(ids.HOME_RUN)
     async def on_home_run(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        user_id, team_id = _user_of(body)
+        requester = _requester(body)
         workflow = payloads.text(payloads.first_action(body).get("value"))
-        bot.home_viewers.seen(user_id)
+        bot.home_viewers.seen(requester.user_id, workspaces.current())
 
         async def work() -> None:
             # exactly `/nexthink run <workflow>` with no target; no response URL: a DM answers
             await run_and_reply(
                 bot,
-                Requester(user_id=user_id, team_id=team_id, channel_id=None),
+                requester,
                 RunRequest(workflow=workflow, source="home"),
                 response_url=None,
             )
-            await publish_home(bot, user_id)
+            await publish_home(bot, requester.user_id)
 
         bot.tasks.spawn(work(), name="home_run")
 
@@ -279,7 +286,6 @@ def register(bot: Services) -> None:
     async def on_open_form(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
 
-        user_id, team_id = _user_of(body)
-        requester = Requester(user_id=user_id, team_id=team_id, channel_id=None)
+        requester = _requester(body)
         trigger_id = str(body.get("trigger_id") or "")
         bot.tasks.spawn(open_run_modal(bot, trigger_id, requester, None), name="home_form")

@@ -39,3 +39,14 @@ MODAL_PARAMS: Final = "nexthink_modal_params"
 MODAL_PARAM_PREFIX: Final = "param:"
 DENY_REASON_BLOCK: Final = "reason"
 DENY_REASON: Final = "nexthink_deny_reason_text"
+
+# the bot scopes manifest.yaml asks for, which an OAuth install requests (tests/test_e2e_grid.py)
+BOT_SCOPES: Final = (
+    "commands",
+    "chat:write",
+    "chat:write.public",
+    "users:read",
+    "users:read.email",
+    "usergroups:read",
+    "im:write",
+)

@@ -27,7 +27,7 @@ from handlers import ids, views
 from handlers.delivery import reply
 from handlers.grammar import DeviceTarget, UserTarget
 from handlers.modal_views import ModalState, loading_view, message_view, run_view
-from handlers.payloads import first_action, obj, team_id, text, user_id
+from handlers.payloads import enterprise_id, first_action, obj, team_id, text, user_id
 from handlers.running import execute_and_reply
 from handlers.services import Services
 
@@ -243,7 +243,10 @@ def register(bot: Services) -> None:
             return
         selected = text(obj(first_action(body).get("selected_option")).get("value")) or None
         requester = Requester(
-            user_id=user_id(body), team_id=team_id(body), channel_id=state.channel_id
+            user_id=user_id(body),
+            team_id=team_id(body),
+            channel_id=state.channel_id,
+            enterprise_id=enterprise_id(body),
         )
         bot.tasks.spawn(
             _fill(
@@ -276,7 +279,10 @@ def register(bot: Services) -> None:
             await ack(response_action="update", view=message_view(f":no_entry: {TAMPERED}"))
             return
         requester = Requester(
-            user_id=user_id(body), team_id=team_id(body), channel_id=state.channel_id
+            user_id=user_id(body),
+            team_id=team_id(body),
+            channel_id=state.channel_id,
+            enterprise_id=enterprise_id(body),
         )
         request, errors = parse_submission(values)
         if request is None:

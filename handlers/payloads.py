@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["click_of", "first_action", "obj", "team_id", "text", "user_id"]
+__all__ = ["click_of", "enterprise_id", "first_action", "obj", "team_id", "text", "user_id"]
 
 
 def obj(value: Any) -> dict[str, Any]:
@@ -39,6 +39,18 @@ def team_id(body: dict[str, Any]) -> str | None:
         text(obj(body.get("team")).get("id"))
         or text(body.get("team_id"))
         or text(obj(body.get("user")).get("team_id"))
+    )
+    return found or None
+
+
+def enterprise_id(body: dict[str, Any]) -> str | None:
+    """The Enterprise Grid org of the payload, when it says (``enterprise_id``, ``enterprise.id``,
+    ``team.enterprise_id``, ``user.enterprise_id``)."""
+    found = (
+        text(body.get("enterprise_id"))
+        or text(obj(body.get("enterprise")).get("id"))
+        or text(obj(body.get("team")).get("enterprise_id"))
+        or text(obj(body.get("user")).get("enterprise_id"))
     )
     return found or None
 

@@ -96,7 +96,11 @@ def register(bot: Services) -> None:
     async def on_cancel(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         user_id, channel_id, _, schedule_id = payloads.click_of(body)
-        requester = Requester(user_id=user_id, team_id=payloads.team_id(body))
+        requester = Requester(
+            user_id=user_id,
+            team_id=payloads.team_id(body),
+            enterprise_id=payloads.enterprise_id(body),
+        )
         response_url = payloads.text(body.get("response_url")) or None
         from_home = payloads.obj(body.get("container")).get("type") == "view"
 

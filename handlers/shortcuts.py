@@ -19,7 +19,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from bot.runs import Requester
 from handlers import ids
 from handlers.modals import open_run_modal
-from handlers.payloads import obj, team_id, text, user_id
+from handlers.payloads import enterprise_id, obj, team_id, text, user_id
 from handlers.services import Services
 
 __all__ = ["author_of", "register"]
@@ -37,7 +37,12 @@ def author_of(body: dict[str, Any]) -> str | None:
 
 
 def _requester(body: dict[str, Any], channel_id: str | None) -> Requester:
-    return Requester(user_id=user_id(body), team_id=team_id(body), channel_id=channel_id)
+    return Requester(
+        user_id=user_id(body),
+        team_id=team_id(body),
+        channel_id=channel_id,
+        enterprise_id=enterprise_id(body),
+    )
 
 
 def register(bot: Services) -> None:

@@ -1,7 +1,9 @@
 """The Slack side of ``bot.notifier.Notifier``: what the core reports, shown in Slack.
 
 Each report becomes a message from the views (``wait_views``, ``approval_views``,
-``outcome_views``) and is sent through ``handlers.delivery``.
+``outcome_views``) and is sent through ``handlers.delivery``, in the Slack of the workspace the
+record was made in (``bot.workspaces.working_in``): a sweep, a follow-up or an approver in
+another workspace reaches the requester with the requester's installation.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from bot.logging import get_logger
 from bot.notifier import ApprovalNews, NotPosted, RequesterNews, ScheduleNews, WaitNews
 from bot.runs import RunResult
 from bot.store import ApprovalRecord, RequestRecord, ScheduleRecord, WaitRecord
+from bot.workspaces import of, working_in
 from handlers import delivery
 from handlers.approval_views import (
     approval_message,
@@ -46,7 +49,8 @@ class SlackNotifier:
     async def ask_wait(
         self, wait: WaitRecord, channel: str, mention: str | None
     ) -> tuple[str, str]:
-        return await self._ask(channel, wait_message(wait, mention=mention))
+        with working_in(of(wait)):
+            return await self._ask(channel, wait_message(wait, mention=mention))
 
     async def withdraw(self, channel: str, ts: str) -> None:
         try:
@@ -57,7 +61,8 @@ class SlackNotifier:
     async def wait_changed(self, wait: WaitRecord, news: WaitNews) -> None:
         if wait.message_channel and wait.message_ts:
             where = (wait.message_channel, wait.message_ts)
-            await delivery.update_message(self._s, where, wait_news_message(wait, news))
+            with working_in(of(wait)):
+                await delivery.update_message(self._s, where, wait_news_message(wait, news))
 
     async def ask_approval(
         self, approval: ApprovalRecord, record: RequestRecord, name: str, targets: list[str]
@@ -67,7 +72,8 @@ class SlackNotifier:
         schedule = await self._s.store.schedule_for_request(record.id)
         if schedule is not None:  # a run asked for later: approvers see when it would run
             message = with_schedule(message, schedule)
-        return await self._ask(channel, message)
+        with working_in(of(record)):
+            return await self._ask(channel, message)
 
     async def approval_changed(
         self, approval: ApprovalRecord, record: RequestRecord, name: str, news: ApprovalNews
@@ -75,17 +81,29 @@ class SlackNotifier:
         if approval.message_channel and approval.message_ts:
             where = (approval.message_channel, approval.message_ts)
             message = approval_news_message(approval, record, outside(name), news)
-            await delivery.update_message(self._s, where, message)
+            with working_in(of(record)):
+                await delivery.update_message(self._s, where, message)
 
     async def tell_requester(self, record: RequestRecord, news: RequesterNews) -> None:
-        await delivery.tell_requester(self._s, record, requester_news_message(record, news))
+        with working_in(of(record)):
+            await delivery.tell_requester(self._s, record, requester_news_message(record, news))
 
     async def run_finished(self, result: RunResult) -> None:
-        await delivery.deliver_run_result(
-            self._s, result, run_result_message(result), response_url=result.record.response_url
-        )
+        with working_in(of(result.record)):
+            await delivery.deliver_run_result(
+                self._s,
+                result,
+                run_result_message(result),
+                response_url=result.record.response_url,
+            )
 
     async def schedule_changed(
+        self, schedule: ScheduleRecord, record: RequestRecord, news: ScheduleNews
+    ) -> None:
+        with working_in(of(record)):  # a scheduled run starts later, from a loop of its own
+            await self._schedule_changed(schedule, record, news)
+
+    async def _schedule_changed(
         self, schedule: ScheduleRecord, record: RequestRecord, news: ScheduleNews
     ) -> None:
         name = await self._s.catalogue.display_name(record.workflow_id)
@@ -107,4 +125,5 @@ class SlackNotifier:
     async def outcome_changed(
         self, record: RequestRecord, progress: Progress, changed: list[str]
     ) -> Progress:
-        return await delivery.show_outcome(self._s, record, progress, changed=changed)
+        with working_in(of(record)):
+            return await delivery.show_outcome(self._s, record, progress, changed=changed)

@@ -262,6 +262,18 @@ async def test_check_reports_all_good_against_slack_and_the_sandbox(
     assert "ok   slack install: one bot token (SLACK_BOT_TOKEN), HTTP mode" in "\n".join(lines)
 
 
+async def test_check_says_an_org_wide_token_serves_the_org(tmp_path: Path) -> None:
+    """Enterprise Grid: `check`'s auth.test line says the token is installed org-wide, and where."""
+    async with (
+        Sandbox() as sandbox,
+        LocalSlack(bot_token="xoxb-org", enterprise_id="E0ORG", enterprise_name="Acme") as slack,
+    ):
+        code, lines, err = await _check(_check_env(tmp_path, sandbox, slack), tmp_path)
+    assert code == 0, "\n".join(lines) + err
+    [auth] = [line for line in lines if line.startswith("ok   slack auth.test:")]
+    assert "installed org-wide in Acme (E0ORG)" in auth
+
+
 async def test_check_runs_the_status_query_when_one_is_set(
     tmp_path: Path, local: tuple[Sandbox, LocalSlack]
 ) -> None:

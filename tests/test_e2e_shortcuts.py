@@ -62,8 +62,13 @@ async def test_every_manifest_callback_and_event_reaches_a_handler(world: World)
         else:
             response = await world.driver.message_shortcut("U0BOB", message, callback_id)
         assert response.status == 200, callback_id
-    assert manifest["settings"]["event_subscriptions"]["bot_events"] == ["app_home_opened"]
+    events = manifest["settings"]["event_subscriptions"]["bot_events"]
+    assert events == ["app_home_opened", "app_uninstalled", "tokens_revoked"]
     assert (await world.driver.app_home_opened("U0BOB")).status == 200
+    # with SLACK_BOT_TOKEN these two are answered and logged (nothing is stored to remove)
+    revoked = {"type": "tokens_revoked", "tokens": {"oauth": [], "bot": []}}
+    assert (await world.driver.event(revoked)).status == 200
+    assert (await world.driver.event({"type": "app_uninstalled"})).status == 200
     assert (await world.driver.shortcut("U0BOB", "nexthink_not_declared")).status == 404
     await world.settle()
     assert len([v for v in world.slack.views.values() if v.type == "modal"]) == len(kinds)

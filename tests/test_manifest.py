@@ -93,7 +93,11 @@ def test_surfaces_and_delivery_settings(manifest: dict[str, Any]) -> None:
     assert features["app_home"]["home_tab_enabled"] is True
     assert features["app_home"]["messages_tab_enabled"] is True
     assert features["bot_user"]["display_name"]
-    assert settings["event_subscriptions"]["bot_events"] == ["app_home_opened"]
+    assert settings["event_subscriptions"]["bot_events"] == [
+        "app_home_opened",
+        "app_uninstalled",
+        "tokens_revoked",
+    ]
     assert settings["interactivity"]["is_enabled"] is True
     assert settings["socket_mode_enabled"] is True
     assert settings["org_deploy_enabled"] is True
@@ -123,3 +127,7 @@ def test_mentions_reach_the_command_escaped(manifest: dict[str, Any]) -> None:
     """/nexthink has should_escape on, so user:@someone arrives as <@U…|name> for the target parser."""
     [command] = manifest["features"]["slash_commands"]
     assert command["should_escape"] is True
+
+
+def test_an_oauth_install_asks_for_the_manifests_bot_scopes(manifest: dict[str, Any]) -> None:
+    assert list(ids.BOT_SCOPES) == manifest["oauth_config"]["scopes"]["bot"]

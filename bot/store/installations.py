@@ -14,7 +14,8 @@ Bolt calls ``async_save`` (from the OAuth redirect and token rotation), ``async_
 ``async_find_installation`` (to authorize each request: an org-wide install is found with
 ``is_enterprise_install=True`` whatever the workspace), ``async_delete_bot`` /
 ``async_delete_installation`` (``tokens_revoked``) and ``async_delete_all`` (``app_uninstalled``).
-``census()`` counts what is stored, for ``nexthink-bot check``.
+``census()`` counts what is stored, for ``nexthink-bot check``; ``only_bot()`` is the bot of the one
+installation there is, for work that names no workspace.
 """
 
 from __future__ import annotations
@@ -188,6 +189,45 @@ class InstallationStore(AsyncSQLAlchemyInstallationStore):
             await super().async_delete_installation(
                 enterprise_id=enterprise_id, team_id=team_id, user_id=user_id
             )
+
+    async def bot_of_team(self, team_id: str) -> Bot | None:
+        """The bot of workspace ``team_id``'s own installation, whichever org it is in (work that
+        knows the workspace but not its org: a waits webhook naming ``team``)."""
+        c = self.bots.c
+        query = (
+            select(c.enterprise_id)
+            .where(
+                and_(c.client_id == self.client_id, c.team_id == team_id, c.bot_token.is_not(None))
+            )
+            .order_by(c.installed_at.desc())
+            .limit(1)
+        )
+        async with self._translated(), self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return await self.async_find_bot(enterprise_id=row.enterprise_id, team_id=team_id)
+
+    async def only_bot(self) -> Bot | None:
+        """The bot of the one workspace or org the app is installed in; None when there are
+        none or several (work that names no workspace then cannot tell whose token to use)."""
+        c = self.bots.c
+        query = (
+            select(c.enterprise_id, c.team_id, c.is_enterprise_install)
+            .where(and_(c.client_id == self.client_id, c.bot_token.is_not(None)))
+            .distinct()
+            .limit(2)
+        )
+        async with self._translated(), self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        if len(rows) != 1:
+            return None
+        only = rows[0]
+        return await self.async_find_bot(
+            enterprise_id=only.enterprise_id,
+            team_id=only.team_id,
+            is_enterprise_install=bool(only.is_enterprise_install),
+        )
 
     async def census(self) -> InstallationCensus:
         """Count the installations that have a bot token (the latest per workspace or org) and

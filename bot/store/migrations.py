@@ -350,6 +350,14 @@ def _v8_schedules(conn: Connection) -> None:
     md.tables["schedules"].create(conn)
 
 
+def _v11_workspaces(conn: Connection) -> None:
+    """Enterprise Grid: where a request (``enterprise_id``, beside its ``team_id``) and a wait
+    (``team_id``, ``enterprise_id``) happened, so later work uses that workspace's Slack."""
+    conn.execute(text("ALTER TABLE requests ADD COLUMN enterprise_id TEXT"))
+    conn.execute(text("ALTER TABLE waits ADD COLUMN team_id TEXT"))
+    conn.execute(text("ALTER TABLE waits ADD COLUMN enterprise_id TEXT"))
+
+
 def _v12_fleet_runs(conn: Connection) -> None:
     """Fleet runs waiting for their requester's Run or Cancel (``fleet_runs.py``)."""
     md = MetaData()
@@ -387,6 +395,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         7, "request_executions: the request that started each execution", _v7_request_executions
     ),
     Migration(8, "schedules: runs asked for later", _v8_schedules),
+    Migration(11, "requests.enterprise_id, waits.team_id and enterprise_id", _v11_workspaces),
     Migration(12, "fleet_runs: fleet runs shown with Run and Cancel", _v12_fleet_runs),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

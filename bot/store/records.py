@@ -153,6 +153,8 @@ class RequestRecord:
     response_url: str | None
     message_channel: str | None
     message_ts: str | None
+    #: the Enterprise Grid org the request came from (``team_id`` is its workspace)
+    enterprise_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +211,9 @@ class WaitRecord:
     message_channel: str | None
     message_ts: str | None
     claim_token: str | None
+    #: the workspace (and org) whose Slack the question is posted in
+    team_id: str | None = None
+    enterprise_id: str | None = None
 
     @property
     def decision_label(self) -> str | None:

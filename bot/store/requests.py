@@ -59,6 +59,7 @@ def request_from_row(row: RowMapping | Mapping[str, Any]) -> RequestRecord:
         response_url=row["response_url"],
         message_channel=row["message_channel"],
         message_ts=row["message_ts"],
+        enterprise_id=row["enterprise_id"],
     )
 
 
@@ -75,6 +76,7 @@ class RequestsMixin(StoreBase):
         user_id: str,
         user_upn: str | None = None,
         team_id: str | None = None,
+        enterprise_id: str | None = None,
         channel_id: str | None = None,
         workflow_id: str | None = None,
         targets: Sequence[Mapping[str, Any]] = (),
@@ -94,6 +96,7 @@ class RequestsMixin(StoreBase):
             "created_at": at,
             "updated_at": at,
             "team_id": team_id,
+            "enterprise_id": enterprise_id,
             "channel_id": channel_id,
             "user_id": user_id,
             "user_upn": user_upn,

@@ -172,6 +172,7 @@ requests = Table(
     Column("response_url", Text),
     Column("message_channel", Text),
     Column("message_ts", Text),
+    Column("enterprise_id", Text),  # migration 11
     Index("ix_requests_user_created_id", "user_id", "created_at", "id"),
 )
 
@@ -201,6 +202,8 @@ waits = Table(
     Column("message_channel", Text),
     Column("message_ts", Text),
     Column("claim_token", String(36)),
+    Column("team_id", Text),  # migration 11
+    Column("enterprise_id", Text),  # migration 11
     Index("ix_waits_state_expires", "state", "expires_at"),
     Index("ix_waits_execution", "workflow_uuid", "execution_uuid"),
 )

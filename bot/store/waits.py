@@ -54,6 +54,8 @@ def wait_from_row(row: RowMapping) -> WaitRecord:
         message_channel=row["message_channel"],
         message_ts=row["message_ts"],
         claim_token=row["claim_token"],
+        team_id=row["team_id"],
+        enterprise_id=row["enterprise_id"],
     )
 
 
@@ -86,6 +88,8 @@ class WaitsMixin(StoreBase):
         approvers: Sequence[str] = (),
         approver_parameter: str | None = None,
         requester_upn: str | None = None,
+        team_id: str | None = None,
+        enterprise_id: str | None = None,
         now: datetime | None = None,
     ) -> tuple[WaitRecord, bool]:
         """Record a paused execution; ``(wait, True)`` if new.
@@ -111,6 +115,8 @@ class WaitsMixin(StoreBase):
             "approvers": list(approvers),
             "approver_parameter": approver_parameter,
             "requester_upn": requester_upn,
+            "team_id": team_id,
+            "enterprise_id": enterprise_id,
             "created_at": at,
             "expires_at": utc(expires_at),
             "updated_at": at,

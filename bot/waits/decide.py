@@ -20,6 +20,7 @@ from bot.notifier import WaitNews
 from bot.store import ClaimRefusal, StoreError, WaitOption, WaitRecord
 from bot.waits.deps import WaitDeps
 from bot.waits.posting import mention_of
+from bot.workspaces import current
 
 __all__ = ["ClickRefused", "decide"]
 
@@ -123,6 +124,8 @@ async def _send(deps: WaitDeps, choice: _Choice, channel_id: str | None) -> None
         kind="decision",
         user_id=choice.user_id,
         user_upn=choice.upn,
+        team_id=current().team_id,  # where the decider clicked
+        enterprise_id=current().enterprise_id,
         channel_id=channel_id,
         workflow_id=wait.workflow_uuid,
         targets=[{"kind": "execution", "label": wait.execution_uuid, "wait": wait.id}],

@@ -18,13 +18,23 @@ from bot.notifier import NotPosted
 from bot.store import WaitOption, WaitRecord
 from bot.waits.deps import WaitDeps
 from bot.waits.request import WaitRequest
+from bot.workspaces import current, working_in
 
 __all__ = ["WaitRefused", "mention_of", "post_wait", "slack_user_for_upn"]
 
 log = get_logger(__name__)
 
 #: Slack errors that mean the destination is wrong (the workflow's fault), not Slack's trouble
-_BAD_DESTINATION = {"channel_not_found", "not_in_channel", "is_archived"}
+_BAD_DESTINATION = {"channel_not_found", "not_in_channel", "is_archived", "not_installed"}
+_HINTS = {
+    "not_in_channel": " (invite the bot to the channel)",
+    "channel_not_found": " (invite the bot to the channel)",
+    # OAuth installs: no installation serves the team named, or none was named among several
+    "not_installed": (
+        " (no installation of the Slack app serves it: name the workspace T… or org E… "
+        "the app is installed in as team)"
+    ),
+}
 
 
 class WaitRefused(Exception):
@@ -66,7 +76,8 @@ async def post_wait(
     ``now`` (default: the current time) is when the question arrived; its expiry counts from it.
     """
     async with one_post_at_a_time(f"{req.workflow_uuid}/{req.execution_uuid}".lower()):
-        return await _post_wait(deps, req, now or datetime.now(UTC))
+        with working_in(req.workspace):  # the Slack asked in: the webhook's team, else the bot's
+            return await _post_wait(deps, req, now or datetime.now(UTC))
 
 
 async def _destination(deps: WaitDeps, req: WaitRequest) -> tuple[str, str | None]:
@@ -101,6 +112,8 @@ async def _post_wait(
         approvers=list(req.approvers),
         approver_parameter=req.approver_parameter,
         requester_upn=req.requester,
+        team_id=current().team_id,
+        enterprise_id=current().enterprise_id,
         now=now,
     )
     if not created and wait.message_channel and wait.message_ts:
@@ -110,11 +123,7 @@ async def _post_wait(
         message_channel, ts = await deps.notifier.ask_wait(wait, channel, mention)
     except NotPosted as exc:
         # the wait stays pending without a message: a repeated webhook posts it again
-        hint = (
-            " (invite the bot to the channel)"
-            if exc.error in {"not_in_channel", "channel_not_found"}
-            else ""
-        )
+        hint = _HINTS.get(exc.error, "")
         kind: Literal["bad_request", "slack_failed"] = (
             "bad_request" if exc.error in _BAD_DESTINATION else "slack_failed"
         )

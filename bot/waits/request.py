@@ -15,6 +15,7 @@ from pydantic import (
 )
 
 from bot.nexthink.models import UPN_PATTERN, UUID_PATTERN
+from bot.workspaces import Workspace
 
 __all__ = ["MAX_BODY", "WaitRequest", "describe"]
 
@@ -63,6 +64,17 @@ class WaitRequest(BaseModel):
     approver_parameter: ParamKey | None = Field(default=None, alias="approverParameter")
     expires_in_minutes: int = Field(default=1440, ge=1, le=43200, alias="expiresInMinutes")
     requester: Upn | None = None
+    #: the Slack workspace (``T…``) or Enterprise Grid org (``E…``) to ask in, for a bot with
+    #: several OAuth installations; without it the only installation (or SLACK_BOT_TOKEN) serves
+    team: Annotated[str, StringConstraints(pattern=r"^[TE][A-Z0-9]{2,30}$")] | None = None
+
+    @property
+    def workspace(self) -> Workspace | None:
+        if self.team is None:
+            return None
+        if self.team.startswith("E"):
+            return Workspace(enterprise_id=self.team, is_enterprise_install=True)
+        return Workspace(team_id=self.team)
 
     @field_validator("workflow_uuid", "execution_uuid")
     @classmethod
@@ -85,6 +97,7 @@ _PATTERN_HINTS = {
     "channel": "must be a Slack channel id such as C0123456789",
     "user": "must be a UPN such as alice@example.com",
     "requester": "must be a UPN such as alice@example.com",
+    "team": "must be a Slack workspace id (T0123456789) or org id (E0123456789)",
     "approvers": "must be a Slack user id (U0123456789), a UPN or a user-group handle (@it-leads)",
     "approverParameter": "must be a parameter name: a letter or _, then letters, digits, _ . -",
     "parameters": "must be a parameter name: a letter or _, then letters, digits, _ . -",

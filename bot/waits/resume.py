@@ -144,6 +144,7 @@ async def _trigger(
     record = await deps.store.create_request(
         kind="resume",
         team_id=requester.team_id,
+        enterprise_id=requester.enterprise_id,
         channel_id=requester.channel_id,
         user_id=requester.user_id,
         user_upn=principal.upn,
