@@ -54,6 +54,8 @@ NEEDS_TEAM = frozenset(
 )
 #: how long a token found in the installation store is used without asking it again
 TOKEN_TTL_SECONDS = 60.0
+#: methods Slack answers without a bot token (``api.test``: is Slack reachable at all)
+_TOKENLESS = frozenset({"api.test", "oauth.v2.access", "oauth.v2.exchange"})
 #: Slack's answers that mean the token is gone: look it up again next time
 _GONE = frozenset({"token_revoked", "invalid_auth", "account_inactive", "not_authed"})
 
@@ -144,7 +146,12 @@ class WorkspaceClient(AsyncWebClient):
         if api_method in NEEDS_TEAM and here.team_id:
             params, data, json = _with_team(here.team_id, params, data, json)
         token = None
-        if self.token is None and auth is None and not _names_token(params, data, json, headers):
+        if (
+            self.token is None
+            and auth is None
+            and api_method not in _TOKENLESS
+            and not _names_token(params, data, json, headers)
+        ):
             token = await self._token_for(api_method, here)
             headers = {**(headers or {}), "Authorization": f"Bearer {token}"}
         try:

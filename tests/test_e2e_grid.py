@@ -8,6 +8,7 @@ installation comes through ``/slack/install`` and its token is kept encrypted in
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import textwrap
 from collections.abc import AsyncIterator
@@ -27,6 +28,7 @@ from handlers import ids
 from handlers.installs import NOT_INSTALLED
 from handlers.slack_client import WorkspaceClient
 from tests.support.e2e import PatientWorld, ack_problems, executes, last_answer, text_of
+from tests.support.outcomes import FOLLOW, eventually, reads
 from tests.test_e2e_replicas import database_url  # noqa: F401 - the PostgreSQL fixture
 
 ORG_TOKEN = "xoxb-org"
@@ -117,6 +119,38 @@ async def test_commands_from_two_workspaces_run_with_the_org_token_and_their_tea
         assert world.bot.tasks.failures == 0
 
 
+async def test_the_run_form_from_the_second_workspace_runs_there(tmp_path: Path) -> None:
+    """The form opened from Sales (its submission says ``team: null``, org-wide) is checked
+    against Sales' groups and recorded in Sales."""
+    slack = _org()
+    async with PatientWorld(
+        database_url=f"sqlite:///{tmp_path}/bot.db",
+        policy_file=_policy(tmp_path),
+        execution_delay=0.05,
+        slack=slack,
+    ) as world:
+        assert world.driver is not None
+        sales = world.driver.for_team("T0SALES")
+        assert (await sales.command("U0SAM", "", channel_id="C0SALES")).status == 200
+        await world.settle()
+        [view] = [v for v in slack.views.values() if v.user_id == "U0SAM"]
+        assert view.callback_id == ids.RUN_MODAL
+        chosen = await sales.click("U0SAM", view, ids.MODAL_WORKFLOW, "restart_teams")
+        assert chosen.status == 200
+        await world.settle()
+        submitted = await sales.submit_view("U0SAM", view.id, {})
+        assert submitted.status == 200
+        assert not ack_problems(submitted)
+        await world.settle()
+        assert [e["workflowId"] for e in executes(world)] == ["restart_teams"]
+        groups = slack.calls_to("usergroups.list")
+        assert {c.params.get("team_id") for c in groups} == {"T0SALES"}
+        assert all(c.ok and c.token == ORG_TOKEN for c in groups)
+        assert world.bot is not None
+        [record] = await world.bot.store.history("U0SAM")
+        assert (record.team_id, record.enterprise_id, record.state) == ("T0SALES", "E0ORG", "sent")
+
+
 # -- OAuth installs ------------------------------------------------------------------------------
 
 
@@ -173,19 +207,24 @@ def _installations(world: World) -> InstallationStore:
     return client.tokens.store
 
 
-@pytest.fixture
-async def oauth_world(tmp_path: Path) -> AsyncIterator[World]:
+@contextlib.asynccontextmanager
+async def _oauth_world(
+    tmp_path: Path, policy: str = POLICY, **overrides: Any
+) -> AsyncIterator[World]:
+    """A bot with OAuth settings in the org, where the app is not installed yet."""
     slack = _org(org_install=False)
     await slack.start()
     slack.uninstall(slack.installations[0])  # the app arrives only through OAuth here
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(textwrap.dedent(policy))
     key = Fernet.generate_key().decode()
     try:
         async with PatientWorld(
             database_url=f"sqlite:///{tmp_path}/bot.db",
-            policy_file=_policy(tmp_path),
+            policy_file=policy_file,
             execution_delay=0.05,
             slack=slack,
-            overrides=_oauth(slack, key),
+            overrides=_oauth(slack, key) | overrides,
         ) as world:
             yield world
             assert world.bot is not None
@@ -194,10 +233,19 @@ async def oauth_world(tmp_path: Path) -> AsyncIterator[World]:
         await slack.stop()
 
 
+@pytest.fixture
+async def oauth_world(tmp_path: Path) -> AsyncIterator[World]:
+    async with _oauth_world(tmp_path) as world:
+        yield world
+
+
 async def test_an_oauth_install_is_stored_encrypted_used_and_removed_on_uninstall(
     oauth_world: World, tmp_path: Path
 ) -> None:
     world, slack = oauth_world, oauth_world.slack
+    async with httpx.AsyncClient(timeout=60) as client:  # ready before any install: Slack answers
+        ready = await client.get(f"{world.url}/readyz")
+    assert ready.status_code == 200, ready.text
     installation = await _install(world, "E0ORG")  # org-wide
     assert installation.is_enterprise_install
     assert [c.ok for c in slack.calls_to("oauth.v2.access")] == [True]
@@ -322,6 +370,31 @@ async def test_the_oauth_routes_are_absent_without_oauth_settings(tmp_path: Path
         redirect = await browser.get(f"{world.url}/slack/oauth_redirect?code=x&state=y")
     assert (install.status_code, redirect.status_code) == (404, 404)
     assert ids.BOT_SCOPES[0] == "commands"
+
+
+async def test_outcome_follow_ups_update_a_run_with_its_workspaces_token(tmp_path: Path) -> None:
+    """A visible run in Sales is posted with Sales' token; the follow-up loop, which starts from
+    the request's record and no Slack request, updates it with the same token."""
+    visible = POLICY.replace(
+        '    members: ["@sales-it"]\n', '    members: ["@sales-it"]\n    visible: true\n'
+    )
+    assert "visible: true" in visible
+    async with _oauth_world(tmp_path, visible, **FOLLOW) as world:
+        slack = world.slack
+        await _install(world, "T0LOCAL")
+        sales = await _install(world, "T0SALES")
+        assert world.driver is not None
+        sent = await world.driver.for_team("T0SALES").command(
+            "U0SAM", "run restart_teams", channel_id="C0SALES"
+        )
+        assert sent.status == 200
+        await world.settle()
+        [posted] = [m for m in slack.messages_in("C0SALES") if "restart_teams" in text_of(m)]
+        await eventually(lambda: reads(posted, "*Outcome:* 1 succeeded"), what="the outcome")
+        updates = [c for c in slack.calls_to("chat.update") if c.params.get("ts") == posted.ts]
+        assert updates
+        assert {(c.token, c.ok) for c in updates} == {(sales.bot_token, True)}
+        assert {c.token for c in slack.calls_to("chat.postMessage")} == {sales.bot_token}
 
 
 # -- two replicas on PostgreSQL ------------------------------------------------------------------
