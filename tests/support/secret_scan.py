@@ -11,10 +11,11 @@ line with the secret masked. The root logger is at DEBUG throughout: the product
 no secret is logged at any level.
 
 Known secrets are the world's fixed ones (signing secret, webhook token, bot token), whatever a
-test hands to ``remember``, and what the objects alive when each test's body ends hold (looked
-for only in modules that use worlds, sandboxes, fake Slacks or settings): every ``Settings``'
-secrets, every sandbox's client secret and the access tokens its journal shows it issued, every
-``LocalSlack``'s bot token. Values shorter than 8 characters and the sandbox's documented default
+test hands to ``remember``, and what the watched objects hold: every ``Settings``' secrets, every
+sandbox's client secret and the access tokens its journal shows it issued, every ``LocalSlack``'s
+bot token. Each is read when the object is made (the watched classes' ``__init__`` is wrapped)
+and again, for the objects still alive, when each test's body ends (in modules that use worlds,
+sandboxes, fake Slacks or settings; a sandbox issues tokens as it runs). Values shorter than 8 characters and the sandbox's documented default
 secret ``sandbox`` are too common to search for. ``remember_environment`` adds the secrets a test
 passes to a subprocess in its environment.
 
@@ -24,11 +25,12 @@ Slack messages and ``/metrics``, against the same secrets).
 
 from __future__ import annotations
 
-import gc
+import functools
 import logging
 import re
 import subprocess
 import time
+import weakref
 from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -177,6 +179,8 @@ def _install() -> None:
     root = logging.getLogger()
     root.addHandler(_handler)
     root.setLevel(logging.DEBUG)
+    for cls in _WATCHED:
+        _watch(cls)
     remember(SIGNING_SECRET, WEBHOOK_TOKEN, LocalSlack().bot_token)
 
 
@@ -199,14 +203,25 @@ def _secrets_of(objects: Iterable[object]) -> Iterable[str | None]:
 
 _WATCHED = (Settings, Sandbox, LocalSlack)
 
+#: every watched object alive, by id (weakly: a dead one drops out); its class's ``__init__`` adds
+#: it, so finding the secrets costs what the test made, not a walk of the whole heap
+_alive: dict[int, weakref.ref[object]] = {}
 
 _discovery_seconds = 0.0
 
 
-def _subclasses(cls: type) -> Iterable[type]:
-    for sub in cls.__subclasses__():
-        yield sub
-        yield from _subclasses(sub)
+def _watch(cls: type) -> None:
+    """Wrap ``cls.__init__`` (subclasses call it too) so that each new instance is registered."""
+    original = cls.__init__
+
+    @functools.wraps(original)
+    def __init__(self: object, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        remember(*_secrets_of([self]))  # an object made and dropped inside a test counts too
+        key = id(self)
+        _alive[key] = weakref.ref(self, lambda _ref, key=key: _alive.pop(key, None))
+
+    cls.__init__ = __init__  # type: ignore[misc]
 
 
 def _makes_worlds(item: pytest.Item) -> bool:
@@ -225,9 +240,7 @@ def _makes_worlds(item: pytest.Item) -> bool:
 def _discover() -> None:
     global _discovery_seconds
     started = time.perf_counter()
-    # an instance refers to its class, so the collector finds every live (or cyclic) one
-    classes = {sub for cls in _WATCHED for sub in (cls, *_subclasses(cls))}
-    found = [obj for obj in gc.get_referrers(*classes) if isinstance(obj, _WATCHED)]
+    found = [obj for ref in list(_alive.values()) if (obj := ref()) is not None]
     remember(*_secrets_of(found))
     _discovery_seconds += time.perf_counter() - started
 
