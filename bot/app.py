@@ -19,7 +19,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
 
-from bot import approvals, waits
+from bot import approvals, reminders, waits
 from bot.audit import AuditTrail
 from bot.catalogue import Catalogue
 from bot.followups import follow_forever
@@ -183,11 +183,13 @@ class Bot(Services):
 
     # -- background work: expiry sweeps ---------------------------------------------------
 
-    def start_background(self, interval: float = 30.0) -> None:
-        """Sweep expired waits and approvals, and audit records past their retention, every
-        ``interval`` seconds (any replica may); follow runs' outcomes (``bot.followups``), keep
-        open Home tabs current (``handlers.home``) and run scheduled runs as they fall due
-        (``bot.schedule_loop``)."""
+    def start_background(self, interval: float | None = None) -> None:
+        """Sweep expired waits and approvals, send due reminders and escalations, and prune audit
+        records past their retention, every ``interval`` seconds (default ``SWEEP_SECONDS``; any
+        replica may); follow runs' outcomes (``bot.followups``), keep open Home tabs current
+        (``handlers.home``) and run scheduled runs as they fall due (``bot.schedule_loop``)."""
+        if interval is None:
+            interval = self.settings.sweep_seconds
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever(interval))
         if not self._loops:  # outcome follow-ups and Home tabs: loops of their own, not in tasks
@@ -212,6 +214,7 @@ class Bot(Services):
                 await waits.sweep_stale(self)
                 await approvals.sweep_expired(self)
                 await approvals.sweep_stale(self)
+                await reminders.sweep(self)
                 await self.audit.prune()  # AUDIT_RETENTION_DAYS, in bounded batches
             except Exception:
                 log.exception("sweep_failed")

@@ -16,14 +16,21 @@ from typing import Any, Protocol
 
 from bot.audit import AuditTrail
 from bot.catalogue import Catalogue, Entry
-from bot.deciders import Deciders, decider
+from bot.deciders import StandIns, Subject, Verdict, decider
 from bot.logging import get_logger
 from bot.metrics import CLICKS
 from bot.nexthink.models import DeviceData, UserData, Workflow
 from bot.notifier import ApprovalNews, Notifier, NotPosted, RequesterNews, ScheduleNews
-from bot.policy import Principal
+from bot.policy import ApprovalRule, Principal
 from bot.runs import PreparedRun, Requester, Runner, RunResult, Target
-from bot.store import ApprovalRecord, RequestRecord, ScheduleRecord, Store, StoreError
+from bot.store import (
+    ApprovalRecord,
+    NudgePlan,
+    RequestRecord,
+    ScheduleRecord,
+    Store,
+    StoreError,
+)
 
 __all__ = [
     "STALE_AFTER",
@@ -34,6 +41,8 @@ __all__ = [
     "deny",
     "may_decide",
     "request",
+    "rule_for",
+    "rule_of",
     "sweep_expired",
     "sweep_stale",
 ]
@@ -45,7 +54,7 @@ log = get_logger(__name__)
 STALE_AFTER = timedelta(minutes=10)
 
 
-class ApprovalDeps(Deciders, Protocol):
+class ApprovalDeps(StandIns, Protocol):
     store: Store
     catalogue: Catalogue
     runner: Runner
@@ -67,12 +76,29 @@ class ApprovalNotPosted(Exception):
 class VoteAnswer:
     """What the clicker alone is told: a store refusal (``not_found``, ``expired``, ``not_pending``,
     ``already_voted``, ``own_request``, ``not_counted``, ``not_deniable``), ``policy`` (``text``
-    says why), or ``counted`` (a vote short of the count: ``votes`` of ``count``)."""
+    says why), ``reason_required`` (a denial without the reason the policy requires), or
+    ``counted`` (a vote short of the count: ``votes`` of ``count``; ``for_user_id``: the
+    approver a stand-in voted for)."""
 
     reason: str
     text: str = ""
     votes: int = 0
     count: int = 0
+    for_user_id: str | None = None
+
+
+def rule_of(deps: ApprovalDeps, record: RequestRecord | None) -> ApprovalRule:
+    """The policy's approval rule for the request's workflow (its forms: ``deny_reason``,
+    ``approve_comment``); the defaults if the policy no longer has one."""
+    found = deps.policy.approval_for(record.workflow_id or "") if record else None
+    return found or ApprovalRule(channel=None, approvers=())
+
+
+async def rule_for(deps: ApprovalDeps, approval_id: str) -> ApprovalRule:
+    """``rule_of`` the approval's request (the defaults when the approval is unknown)."""
+    approval = await deps.store.get_approval(approval_id)
+    record = await deps.store.get_request(approval.request_id) if approval else None
+    return rule_of(deps, record)
 
 
 async def request(
@@ -91,12 +117,18 @@ async def request(
         record = await deps.runner.record(
             prepared, state="approval_pending", response_url=response_url
         )
+    now = datetime.now(UTC)
+    expires_at = now + timedelta(minutes=rule.expires_in_minutes)
+    plan = NudgePlan(rule.remind_after_minutes, rule.escalate_after_minutes, rule.escalate_to)
     approval = await deps.store.create_approval(
         request_id=record.id,
         count=rule.count,
-        expires_at=datetime.now(UTC) + timedelta(minutes=rule.expires_in_minutes),
+        expires_at=expires_at,
         channel_id=rule.channel,
         approvers=list(rule.approvers),
+        plan=plan,
+        next_nudge_at=plan.next_at(now, now, expires_at),
+        now=now,
     )
     labels = [t.label for t in prepared.targets]
     channel = approval.channel_id or prepared.requester.channel_id or prepared.requester.user_id
@@ -128,58 +160,69 @@ async def request(
     return approval
 
 
-async def may_decide(
-    deps: ApprovalDeps, approval: ApprovalRecord, user_id: str
-) -> tuple[Principal | None, str | None]:
-    """The clicker as a principal, and a refusal sentence if they may not decide."""
+async def may_decide(deps: ApprovalDeps, approval: ApprovalRecord, user_id: str) -> Verdict:
+    """Whether (and for whom) the clicker may decide the approval (``bot.deciders``)."""
     record = await deps.store.get_request(approval.request_id)
-    return await decider(
-        deps,
-        user_id,
-        approvers=approval.approvers,
-        requester_upn=record.user_upn if record else None,
-        requester_id=approval.requester_id,
-    )
+    subject = Subject.of_approval(approval, record.user_upn if record else None)
+    return await decider(deps, user_id, subject)
 
 
 def _voters(approval: ApprovalRecord) -> tuple[str, ...]:
     return tuple(v.user_id for v in approval.votes)
 
 
-async def approve(deps: ApprovalDeps, approval_id: str, user_id: str) -> VoteAnswer | None:
-    """One Approve click; returns why it did nothing visible, or None."""
+async def approve(
+    deps: ApprovalDeps, approval_id: str, user_id: str, comment: str | None = None
+) -> VoteAnswer | None:
+    """One Approve click (with the approver's ``comment``, where the policy asks for one);
+    returns why it did nothing visible, or None."""
     approval = await deps.store.get_approval(approval_id)
     if approval is None:
         return VoteAnswer("not_found")
     if approval.requester_id == user_id:
         CLICKS.labels("approve", "own_request").inc()
         return VoteAnswer("own_request")
-    principal, refusal = await may_decide(deps, approval, user_id)
-    if refusal or principal is None:
+    verdict = await may_decide(deps, approval, user_id)
+    if verdict.refusal:
         CLICKS.labels("approve", "refused").inc()
-        return VoteAnswer("policy", text=refusal or "")
-    vote = await deps.store.vote_approval(approval_id, user_id, principal.upn)
+        return VoteAnswer("policy", text=verdict.refusal)
+    record = await deps.store.get_request(approval.request_id)
+    if rule_of(deps, record).approve_comment == "none":
+        comment = None  # a form the policy does not offer carries nothing
+    counted = verdict.counted
+    stand_in = user_id if verdict.on_behalf else None
+    vote = await deps.store.vote_approval(
+        approval_id, counted.user_id, counted.upn, cast_by=stand_in, comment=comment
+    )
     if not vote.accepted:
         CLICKS.labels("approve", vote.reason or "refused").inc()
         return VoteAnswer(vote.reason or "not_counted")
     CLICKS.labels("approve", "ok").inc()
-    if vote.approval is None:
+    if vote.approval is None or record is None:
         return None
-    record = await deps.store.get_request(vote.approval.request_id)
-    if record is None:
-        return None
+    detail = f"{vote.votes} of {vote.approval.count}"
+    if stand_in:
+        detail += f"; for {counted.user_id} ({counted.upn or 'no UPN'}), as their stand-in"
+    if comment:
+        detail += f"; comment: {comment}"
     await deps.audit.record_request(
         "approval_vote",
         record,
         actor=user_id,
-        actor_upn=principal.upn,
+        actor_upn=verdict.principal.upn,
         result="approved" if vote.reached else "counted",
-        detail=f"{vote.votes} of {vote.approval.count}",
+        detail=detail,
     )
     name = await deps.catalogue.display_name(record.workflow_id)
+    if comment:
+        news = RequesterNews("approved", counted.user_id, comment, cast_by=stand_in)
+        await deps.notifier.tell_requester(record, news)
     if not vote.reached:
         await deps.notifier.approval_changed(vote.approval, record, name, ApprovalNews("votes"))
-        return VoteAnswer("counted", votes=vote.votes, count=vote.approval.count)
+        for_user = counted.user_id if stand_in else None
+        return VoteAnswer(
+            "counted", votes=vote.votes, count=vote.approval.count, for_user_id=for_user
+        )
     claimed = await deps.store.mark_approval(approval_id, "executing", expected="approved")
     if claimed is None:  # another process is already running it
         return None
@@ -264,17 +307,28 @@ async def _interrupted(
 async def deny(
     deps: ApprovalDeps, approval_id: str, user_id: str, reason: str | None
 ) -> VoteAnswer | None:
-    """A denial (or the requester's withdrawal), with an optional reason."""
+    """A denial (or the requester's withdrawal), with a reason: required, optional or none, as
+    the policy's ``deny_reason`` says (a withdrawal needs none)."""
     approval = await deps.store.get_approval(approval_id)
     if approval is None:
         return VoteAnswer("not_found")
+    reason = (reason or "").strip() or None
+    denied_for = None
     principal: Principal | None = None
     if approval.requester_id != user_id:
-        principal, refusal = await may_decide(deps, approval, user_id)
-        if refusal:
+        verdict = await may_decide(deps, approval, user_id)
+        principal = verdict.principal
+        if verdict.refusal:
             CLICKS.labels("deny", "refused").inc()
-            return VoteAnswer("policy", text=refusal)
-    result = await deps.store.deny_approval(approval_id, user_id, reason)
+            return VoteAnswer("policy", text=verdict.refusal)
+        rule = rule_of(deps, await deps.store.get_request(approval.request_id))
+        if rule.deny_reason == "required" and reason is None:
+            CLICKS.labels("deny", "reason_required").inc()
+            return VoteAnswer("reason_required")
+        if rule.deny_reason == "none":
+            reason = None
+        denied_for = verdict.on_behalf.user_id if verdict.on_behalf else None
+    result = await deps.store.deny_approval(approval_id, user_id, reason, denied_for=denied_for)
     if not result.accepted or result.approval is None:
         CLICKS.labels("deny", result.reason or "refused").inc()
         return VoteAnswer(result.reason or "not_deniable")
@@ -282,18 +336,27 @@ async def deny(
     record = await deps.store.update_request(result.approval.request_id, state="denied")
     name = await deps.catalogue.display_name(record.workflow_id)
     withdrawn = user_id == approval.requester_id
+    standing_in = f"for {denied_for}, as their stand-in" if denied_for else None
     await deps.audit.record_request(
         "approval_denied",
         record,
         actor=user_id,
         actor_upn=principal.upn if principal else record.user_upn,
         result="withdrawn" if withdrawn else "denied",
-        detail=reason or None,
+        detail="; ".join(p for p in (reason, standing_in) if p) or None,
     )
-    news = ApprovalNews("withdrawn" if withdrawn else "denied", user_id=user_id, reason=reason)
+    news = ApprovalNews(
+        "withdrawn" if withdrawn else "denied",
+        user_id=user_id,
+        reason=reason,
+        for_user_id=denied_for,
+    )
     await deps.notifier.approval_changed(result.approval, record, name, news)
     if not withdrawn:
-        await deps.notifier.tell_requester(record, RequesterNews("denied", user_id, reason))
+        told = RequesterNews(
+            "denied", denied_for or user_id, reason, cast_by=denied_for and user_id
+        )
+        await deps.notifier.tell_requester(record, told)
     return None
 
 

@@ -5,27 +5,54 @@ groups, their groups), failing closed: when Slack's profile lookup fails, when t
 email, or when the person belongs to another organisation (Slack Connect) and the policy does not
 allow them (``external_users: allow``, and then only under their own UPN), it raises
 ``PersonRefused`` whose text tells the person why. The run path (``Runner.principal``), the wait
-buttons, ``/nexthink resume``, the Approve and Deny buttons and the deny form all go through it.
+buttons, ``/nexthink resume``, the Approve and Deny buttons and the forms all go through it.
+``clicker`` is its lenient form, for the Home tab's lists only (it decides nothing).
 
-``decider`` answers "may this person decide?": ``person``, then the requester of the request,
-known from the bot's own record of the run that started the execution (``request_executions``)
-as well as from what the webhook said, then ``Policy.may_decide``. ``clicker`` is the lenient
-form the Home tab uses to list what someone may decide (it decides nothing).
+``decide_as`` is the rule of deciding. It takes a person as the policy sees them (a ``Principal``)
+and what is to be decided (a ``Subject``: its approvers, whose request it is, who may decide too
+once it escalated) and answers with a ``Verdict``: whether they may, and as whom. A person may
+decide
+
+* as themselves, when the policy lets them (``Policy.may_decide``: never the requester; the
+  approvers, and the ``escalate_to`` people once the escalation time has come); or
+* as a stand-in (``/nexthink delegate``), for someone away who may decide it, unless the
+  stand-in is the requester or the policy says ``delegation: false``.
+
+``decider`` turns the person who clicked into a ``Principal`` (``person``) and asks
+``decide_as``; for a paused execution, the requester is also the one whose run the bot's own
+record says started it (``request_executions``), whatever the webhook said. The wait buttons, the
+Approve and Deny buttons, the forms and ``/nexthink resume`` of a question all come here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from bot.identity import Identity, IdentityError, Profile
 from bot.logging import get_logger
 from bot.policy import Policy, Principal
-from bot.store import Store
+from bot.store import ApprovalRecord, DelegationRecord, Store, WaitRecord
 
-__all__ = ["Deciders", "PersonRefused", "clicker", "decider", "person"]
+__all__ = [
+    "EXTERNAL",
+    "IMPERSONATION",
+    "LOOKUP_FAILED",
+    "Deciders",
+    "PersonRefused",
+    "StandIns",
+    "Subject",
+    "Verdict",
+    "clicker",
+    "decide_as",
+    "decider",
+    "person",
+]
 
 log = get_logger(__name__)
+
 
 Why = Literal["lookup_failed", "unknown", "no_email", "external", "impersonation"]
 
@@ -56,7 +83,74 @@ class PersonRefused(IdentityError):
 class Deciders(Protocol):
     identity: Identity
     policy: Policy
+
+
+class StandIns(Deciders, Protocol):
+    """What ``decide_as`` needs besides the look-ups: the store, for delegations."""
+
     store: Store
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What is being decided: who may decide it and whose request it is."""
+
+    approvers: tuple[str, ...] = ()  #: ids, UPNs, @handles, "*"; empty: anyone (but the requester)
+    requester_upn: str | None = None
+    requester_id: str | None = None
+    escalate_to: tuple[str, ...] = ()  #: may decide too from ``escalates_at`` on
+    escalates_at: datetime | None = None
+    #: a paused execution's: whoever's run started it (the bot's record) never decides it
+    execution_uuid: str | None = None
+
+    @classmethod
+    def of_wait(cls, wait: WaitRecord) -> Subject:
+        return cls(
+            approvers=wait.approvers,
+            requester_upn=wait.requester_upn,
+            execution_uuid=wait.execution_uuid,
+            escalate_to=wait.plan.escalate_to,
+            escalates_at=wait.plan.escalates_at(wait.created_at),
+        )
+
+    @classmethod
+    def of_approval(cls, approval: ApprovalRecord, requester_upn: str | None) -> Subject:
+        return cls(
+            approvers=approval.approvers,
+            requester_upn=requester_upn,
+            requester_id=approval.requester_id,
+            escalate_to=approval.plan.escalate_to,
+            escalates_at=approval.plan.escalates_at(approval.created_at),
+        )
+
+    def escalated(self, now: datetime) -> bool:
+        return self.escalates_at is not None and now >= self.escalates_at
+
+    def approvers_at(self, now: datetime) -> tuple[str, ...]:
+        """Who may decide at ``now``: the approvers, and the escalation's people once it came.
+        No approvers means anyone, so an escalation adds nobody to it."""
+        if self.approvers and self.escalated(now):
+            return (*self.approvers, *(a for a in self.escalate_to if a not in self.approvers))
+        return self.approvers
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``principal`` may decide (``refusal`` is None) or not (``refusal`` says why, mrkdwn).
+    ``on_behalf``: the person away for whom ``principal`` decides as their stand-in."""
+
+    principal: Principal
+    refusal: str | None = None
+    on_behalf: Principal | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.refusal is None
+
+    @property
+    def counted(self) -> Principal:
+        """Whose decision it is: the person stood in for, or the clicker."""
+        return self.on_behalf or self.principal
 
 
 async def _profile(identity: Identity, user_id: str) -> tuple[Profile, bool]:
@@ -116,48 +210,80 @@ async def person(
     return Principal(user_id=user_id, upn=upn, groups=groups)
 
 
-async def clicker(deps: Deciders, user_id: str, *, all_groups: bool = False) -> Principal:
+async def clicker(
+    deps: Deciders, user_id: str, approvers: Sequence[str] = (), *, all_groups: bool = False
+) -> Principal:
     """The person as well as can be told, for the Home tab's lists only (it decides nothing): no
     UPN when none can be established, no groups when their lookup fails."""
     try:
-        return await person(deps, user_id, all_groups=all_groups)
+        return await person(deps, user_id, approvers, all_groups=all_groups)
     except PersonRefused:
         return Principal(user_id=user_id, upn=None, groups=frozenset())
 
 
-async def decider(
-    deps: Deciders,
-    user_id: str,
+async def decide_as(
+    deps: StandIns,
+    principal: Principal,
+    subject: Subject,
     *,
-    approvers: Sequence[str],
-    requester_upn: str | None,
-    requester_id: str | None = None,
-    execution_uuid: str | None = None,
-) -> tuple[Principal | None, str | None]:
-    """The clicker as a principal, and the refusal sentence if they may not decide (then the
-    principal is None when who they are could not be established).
+    now: datetime | None = None,
+    delegations: Sequence[DelegationRecord] | None = None,
+) -> Verdict:
+    """Whether ``principal`` may decide ``subject`` at ``now``, as themselves or as a stand-in.
+    ``delegations``: those naming ``principal`` as the stand-in, when the caller read them
+    already (the Home tab, for many subjects); else they are read here."""
+    at = now or datetime.now(UTC)
+    policy = deps.policy
+    approvers = list(subject.approvers_at(at)) or None
+    own = policy.may_decide(
+        principal,
+        approvers=approvers,
+        requester_upn=subject.requester_upn,
+        requester_id=subject.requester_id,
+    )
+    if own.allowed:
+        return Verdict(principal)
+    mine = policy.is_self(principal, user_id=subject.requester_id, upn=subject.requester_upn)
+    if mine or not policy.delegation:
+        return Verdict(principal, own.reason)
+    if delegations is None:
+        delegations = await deps.store.delegations_to(principal.user_id, principal.upn, at)
+    for delegation in delegations:
+        groups: frozenset[str] = frozenset()
+        if any(a.startswith("@") for a in approvers or ()):
+            try:
+                groups = await deps.identity.groups_of(delegation.user_id)
+            except Exception:
+                groups = frozenset()
+        away = Principal(delegation.user_id, delegation.user_upn, groups)
+        theirs = policy.may_decide(
+            away,
+            approvers=approvers,
+            requester_upn=subject.requester_upn,
+            requester_id=subject.requester_id,
+        )
+        if theirs.allowed and approvers:  # "anyone may" needs no stand-in
+            return Verdict(principal, on_behalf=away)
+    return Verdict(principal, own.reason)
 
-    The requester never decides: the one named by the request (``requester_upn``,
-    ``requester_id``) and, for a paused execution, the one whose run the bot's own record says
-    started ``execution_uuid``."""
+
+async def decider(
+    deps: StandIns, user_id: str, subject: Subject, *, now: datetime | None = None
+) -> Verdict:
+    """The clicker as a principal (``person``: failing closed), and whether (and for whom) they
+    may decide ``subject``; never the one whose run the bot's record says started the execution."""
     try:
-        principal = await person(deps, user_id, approvers)
+        principal = await person(deps, user_id, (*subject.approvers, *subject.escalate_to))
     except PersonRefused as exc:
-        return None, exc.text
-    if execution_uuid is not None:
-        record = await deps.store.request_for_execution(execution_uuid)
+        return Verdict(Principal(user_id=user_id, upn=None, groups=frozenset()), exc.text)
+    if subject.execution_uuid is not None:
+        record = await deps.store.request_for_execution(subject.execution_uuid)
         if record is not None and deps.policy.is_self(
             principal, user_id=record.user_id, upn=record.user_upn
         ):
-            return principal, (
-                "You started this execution (your request `"
-                + record.id
-                + "`), so someone else has to decide it."
+            return Verdict(
+                principal,
+                f"You started this execution (your request `{record.id}`), so someone else has "
+                "to decide it.",
             )
-    decision = deps.policy.may_decide(
-        principal,
-        approvers=list(approvers) or None,
-        requester_upn=requester_upn,
-        requester_id=requester_id,
-    )
-    return principal, None if decision.allowed else decision.reason
+    return await decide_as(deps, principal, subject, now=now)

@@ -19,6 +19,7 @@ __all__ = [
     "ApprovalNews",
     "NotPosted",
     "Notifier",
+    "Reminder",
     "RequesterNews",
     "ScheduleNews",
     "WaitNews",
@@ -41,6 +42,7 @@ WaitEvent = Literal[
     "interrupted",  # the bot stopped while sending: open again
     "stale",  # a crashed process left the decision half done: open again
     "decided",  # Nexthink resumed the execution
+    "escalated",  # the question escalated: more people may decide it now
 ]
 
 
@@ -50,6 +52,7 @@ class WaitNews:
 
     event: WaitEvent
     user_id: str | None = None  #: who chose
+    for_user_id: str | None = None  #: the approver they chose for, as a stand-in
     option_label: str = ""
     option_style: str | None = None
     at: datetime | None = None
@@ -60,6 +63,7 @@ class WaitNews:
 
 ApprovalEvent = Literal[
     "votes",
+    "escalated",
     "sending",
     "executed",
     "failed",
@@ -80,6 +84,7 @@ class ApprovalNews:
     user_id: str | None = None  #: who denied or withdrew
     reason: str | None = None  #: the denial's reason, as typed
     detail: str = ""  #: Nexthink request ids, or why the run failed
+    for_user_id: str | None = None  #: the approver ``user_id`` denied for, as a stand-in
     at: datetime | None = None  #: when a scheduled run falls due
 
 
@@ -87,9 +92,32 @@ class ApprovalNews:
 class RequesterNews:
     """What the requester of an approval-gated run is told."""
 
-    event: Literal["denied", "expired", "interrupted"]
-    user_id: str | None = None  #: who denied
-    reason: str | None = None
+    event: Literal["denied", "approved", "expired", "interrupted"]
+    user_id: str | None = None  #: the approver who denied or approved (with a comment)
+    reason: str | None = None  #: the reason or the comment, as typed
+    cast_by: str | None = None  #: the stand-in who decided for ``user_id``
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """A direct message to someone a request waits on: a ``reminder`` (round ``round``) or the
+    news that it ``escalated`` to them. ``channel``/``ts``: the request's message, to link to."""
+
+    kind: Literal["reminder", "escalated"]
+    subject: Literal["approval", "question"]
+    channel: str | None
+    ts: str | None
+    created_at: datetime
+    expires_at: datetime
+    round: int = 0
+    requester_id: str | None = None  #: an approval's requester
+    requester_upn: str | None = None  #: a question's ``requester``, as the webhook gave it
+    workflow_id: str | None = None
+    workflow_name: str | None = None  #: outside text (Nexthink's)
+    text: str | None = None  #: a question's text (outside text)
+    for_user_id: str | None = None  #: the approver the recipient stands in for
+    team_id: str | None = None  #: the workspace (and org) the request was made in
+    enterprise_id: str | None = None
 
 
 ScheduleEvent = Literal[
@@ -139,6 +167,10 @@ class Notifier(OutcomeNotifier, Protocol):
 
     async def run_finished(self, result: RunResult) -> None:
         """An approved run was executed: tell the requester as the run path does."""
+
+    async def remind(self, user_id: str, reminder: Reminder) -> bool:
+        """Send ``reminder`` to ``user_id`` by direct message, with a link to the request;
+        False when Slack refused it."""
 
     async def schedule_changed(
         self, schedule: ScheduleRecord, record: RequestRecord, news: ScheduleNews

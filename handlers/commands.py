@@ -12,8 +12,9 @@ from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 
-from bot import waits
+from bot import delegation, waits
 from bot.catalogue import Entry
+from bot.delegation import DelegationAnswer
 from bot.logging import get_logger
 from bot.metrics import COMMANDS
 from bot.nexthink.errors import NexthinkError
@@ -24,6 +25,7 @@ from handlers.delivery import reply
 from handlers.grammar import (
     HELP,
     Cancel,
+    Delegate,
     GrammarError,
     Help,
     History,
@@ -37,6 +39,7 @@ from handlers.grammar import (
     usage,
 )
 from handlers.modals import open_run_modal
+from handlers.nudge_views import delegation_text
 from handlers.running import run_and_reply
 from handlers.schedules import answer_cancel, answer_scheduled, schedule_and_reply
 from handlers.services import Services
@@ -138,6 +141,8 @@ async def _answer(
             message = await _resume(bot, command, requester)
         elif isinstance(command, History):
             message = views.history_message(await bot.runner.history(requester))
+        elif isinstance(command, Delegate):
+            message = views.text_message(delegation_text(await _delegate(bot, command, requester)))
         elif isinstance(command, Scheduled):
             message = await answer_scheduled(bot, requester, command.user_id)
         elif isinstance(command, Cancel):
@@ -195,6 +200,23 @@ async def _resume(bot: Services, command: Resume, requester: Requester) -> dict[
         execution_uuid=result.execution_uuid,
         params=result.params,
         request_uuids=result.request_uuids,
+    )
+
+
+async def _delegate(bot: Services, command: Delegate, requester: Requester) -> DelegationAnswer:
+    if command.action == "show":
+        return await delegation.show(bot, requester.user_id)
+    if command.action == "off":
+        return await delegation.end(bot, requester.user_id)
+    target = command.stand_in
+    assert target is not None
+    return await delegation.set_stand_in(
+        bot,
+        requester.user_id,
+        stand_in_id=target.value if target.kind == "mention" else None,
+        stand_in_upn=target.value if target.kind == "upn" else None,
+        until=command.until,
+        team_id=requester.team_id,
     )
 
 

@@ -4,9 +4,10 @@
   target does: the same run path (``run_and_reply``), so the same policy, limits, approvals and
   outcome follow-up. There is no response URL, so the result arrives as a direct message.
 * *Open the run form* (``ids.HOME_OPEN_MODAL``) opens the run modal, as ``/nexthink`` does.
+* Approvers (and stand-ins, for the people they stand in for) see the approvals and paused
+  executions that wait on them, oldest first, with the channel messages' own buttons: the same
+  handlers decide them, and ``bot.deciders.decide_as`` says which they may decide.
 * Scheduled runs not run yet are listed with a Cancel button (``handlers.schedules``).
-* Approvers see the approvals and paused executions that name them, with the channel messages'
-  own buttons: the same handlers decide them.
 
 Refresh: the Home is republished after a run from it, and a background pass
 (``refresh_forever``, every ``HOME_REFRESH_SECONDS``) rebuilds the Homes of people who opened
@@ -26,7 +27,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.errors import SlackApiError
 
 from bot import workspaces
-from bot.deciders import clicker
+from bot.deciders import Subject, clicker, decide_as
 from bot.followups import Progress, pause
 from bot.logging import get_logger
 from bot.nexthink.errors import NexthinkError
@@ -87,32 +88,32 @@ async def _principal(bot: Services, user_id: str) -> tuple[Principal, str | None
 async def _decisions(
     bot: Services, principal: Principal, pending: _Pending
 ) -> tuple[list[tuple[ApprovalRecord, RequestRecord, str]], list[WaitRecord]]:
+    """What waits on ``principal`` (as an approver or a stand-in), oldest first."""
+    standing_in = (
+        await bot.store.delegations_to(principal.user_id, principal.upn)
+        if bot.policy.delegation
+        else []
+    )
     approvals: list[tuple[ApprovalRecord, RequestRecord, str]] = []
     for approval in pending.approvals:
-        named = _named(approval.approvers)
-        if not named or approval.requester_id == principal.user_id:
-            continue
-        if any(v.user_id == principal.user_id for v in approval.votes):
+        if not _named(approval.approvers) or approval.requester_id == principal.user_id:
             continue
         record = await pending.record(bot, approval.request_id)
         if record is None:
             continue
-        decision = bot.policy.may_decide(
-            principal,
-            approvers=named,
-            requester_upn=record.user_upn,
-            requester_id=approval.requester_id,
-        )
-        if decision.allowed:
+        subject = Subject.of_approval(approval, record.user_upn)
+        verdict = await decide_as(bot, principal, subject, delegations=standing_in)
+        voted = {v.user_id for v in approval.votes} | {v.cast_by for v in approval.votes}
+        if verdict.allowed and not voted & {principal.user_id, verdict.counted.user_id}:
             approvals.append(
                 (approval, record, await bot.catalogue.display_name(record.workflow_id))
             )
     waits = []
     for wait in pending.waits:
-        named = _named(wait.approvers)
-        if named and bot.policy.may_decide(
-            principal, approvers=named, requester_upn=wait.requester_upn
-        ):
+        if not _named(wait.approvers):
+            continue
+        verdict = await decide_as(bot, principal, Subject.of_wait(wait), delegations=standing_in)
+        if verdict.allowed:
             waits.append(wait)
     return approvals, waits
 

@@ -12,6 +12,7 @@ COMMAND: Final = "/nexthink"
 # modals (callback_id)
 RUN_MODAL: Final = "nexthink_run_modal"
 DENY_REASON_MODAL: Final = "nexthink_deny_reason"
+APPROVE_COMMENT_MODAL: Final = "nexthink_approve_comment"
 
 # shortcuts (callback_id)
 GLOBAL_SHORTCUT: Final = "nexthink_run_workflow"
@@ -39,6 +40,8 @@ MODAL_PARAMS: Final = "nexthink_modal_params"
 MODAL_PARAM_PREFIX: Final = "param:"
 DENY_REASON_BLOCK: Final = "reason"
 DENY_REASON: Final = "nexthink_deny_reason_text"
+APPROVE_COMMENT_BLOCK: Final = "comment"
+APPROVE_COMMENT: Final = "nexthink_approve_comment_text"
 
 # the bot scopes manifest.yaml asks for, which an OAuth install requests (tests/test_e2e_grid.py)
 BOT_SCOPES: Final = (

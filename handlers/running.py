@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import uuid
 
-from bot import approvals, fleet
+from bot import approvals, fleet, reminders
 from bot.logging import get_logger
 from bot.metrics import COMMANDS
 from bot.nexthink.errors import NexthinkError
@@ -170,12 +170,18 @@ async def request_approval(
             replace=replace,
         )
         return
+    try:
+        waiting = await reminders.waiting_on(
+            bot, approval.approvers, requester_id=approval.requester_id
+        )
+    except Exception:  # whom it waits on is a courtesy: the approvers as configured then
+        waiting = []
     # a visible run gets its channel entry now; its thread then carries the decision
     await announce_approval(
         bot,
         prepared,
         approval,
-        views.text_message(pending_message(prepared, approval)),
+        views.text_message(pending_message(prepared, approval, waiting)),
         response_url=response_url,
         replace=replace,
     )

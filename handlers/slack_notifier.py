@@ -14,7 +14,14 @@ from slack_sdk.errors import SlackApiError
 
 from bot.followups import Progress
 from bot.logging import get_logger
-from bot.notifier import ApprovalNews, NotPosted, RequesterNews, ScheduleNews, WaitNews
+from bot.notifier import (
+    ApprovalNews,
+    NotPosted,
+    Reminder,
+    RequesterNews,
+    ScheduleNews,
+    WaitNews,
+)
 from bot.runs import RunResult
 from bot.store import ApprovalRecord, RequestRecord, ScheduleRecord, WaitRecord
 from bot.workspaces import of, working_in
@@ -25,6 +32,7 @@ from handlers.approval_views import (
     requester_news_message,
 )
 from handlers.blocks import Message, outside
+from handlers.nudge_views import reminder_message
 from handlers.schedule_views import schedule_news_message, with_schedule
 from handlers.services import Services
 from handlers.views import run_result_message
@@ -96,6 +104,29 @@ class SlackNotifier:
                 run_result_message(result),
                 response_url=result.record.response_url,
             )
+
+    async def remind(self, user_id: str, reminder: Reminder) -> bool:
+        with working_in(of(reminder)):
+            return await self._remind(user_id, reminder)
+
+    async def _remind(self, user_id: str, reminder: Reminder) -> bool:
+        permalink = None
+        if reminder.channel and reminder.ts:
+            try:
+                found = await self._s.slack.chat_getPermalink(
+                    channel=reminder.channel, message_ts=reminder.ts
+                )
+                permalink = str(found.get("permalink") or "") or None
+            except SlackApiError as exc:
+                log.info("permalink_unavailable", error=exc.response.get("error"))
+        try:
+            await self._s.slack.chat_postMessage(
+                channel=user_id, **reminder_message(reminder, permalink)
+            )
+        except SlackApiError as exc:
+            log.warning("reminder_not_sent", error=exc.response.get("error"))
+            return False
+        return True
 
     async def schedule_changed(
         self, schedule: ScheduleRecord, record: RequestRecord, news: ScheduleNews

@@ -4,7 +4,8 @@ question once settled, what each ``WaitNews`` reads like, and the clicker's refu
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.notifier import WaitNews
@@ -18,6 +19,7 @@ __all__ = [
     "click_refusal_text",
     "decided_line",
     "decision_action_id",
+    "escalation_text",
     "principal_text",
     "resumed_by_question_text",
     "wait_buttons",
@@ -68,6 +70,18 @@ def principal_text(value: str) -> str:
     return shown(outside(value), 200)
 
 
+def escalation_text(
+    escalate_to: Sequence[str], escalates_at: datetime | None, now: datetime | None = None
+) -> str | None:
+    """The line that says who may decide too once the request escalates, and since when."""
+    if escalates_at is None or not escalate_to:
+        return None
+    people = ", ".join(principal_text(a) for a in escalate_to[:10])
+    if (now or datetime.now(UTC)) >= escalates_at:
+        return f":arrow_double_up: *Escalated* {when(escalates_at)}: {people} may decide too."
+    return f"If nobody decides by {when(escalates_at)}, {people} may decide too."
+
+
 _USER_MENTION = re.compile(r"<@[UW][A-Z0-9]{2,20}>")
 
 
@@ -93,6 +107,11 @@ def wait_message(
     blocks: list[dict[str, Any]] = [section(text)]
     if note:
         blocks.append(section(note))
+    escalation = escalation_text(
+        wait.plan.escalate_to, wait.plan.escalates_at(wait.created_at) if wait.approvers else None
+    )
+    if escalation:
+        blocks.append(section(escalation))
     blocks.append(wait_buttons(wait, f"wait:{wait.id}"))
     who = ""
     if wait.approvers:
@@ -121,13 +140,19 @@ def wait_settled_message(wait: WaitRecord, *, headline: str, detail: str | None 
     return {"text": f"{question} — {headline}", "blocks": blocks}
 
 
-def decided_line(emoji: str, who: str, label: str, at: datetime) -> str:
-    return f"{emoji} *{shown(outside(label), 75)}* — decided by <@{who}> {when(at)}"
+def decided_line(
+    emoji: str, who: str, label: str, at: datetime, for_user: str | None = None
+) -> str:
+    """ "*Approve* — decided by @bob for @carol 10:02": ``for_user``, whom a stand-in decided for."""
+    on_behalf = f" for <@{for_user}>" if for_user else ""
+    return f"{emoji} *{shown(outside(label), 75)}* — decided by <@{who}>{on_behalf} {when(at)}"
 
 
 def wait_news_message(wait: WaitRecord, news: WaitNews) -> Message:
     """The question's message after ``news``."""
     who, label = f"<@{news.user_id}>", f"*{shown(outside(news.option_label), 75)}*"
+    if news.for_user_id:
+        who += f" (for <@{news.for_user_id}>)"
     at = when(news.at) if news.at else ""
     if news.event == "expired":
         headline = (
@@ -154,9 +179,13 @@ def wait_news_message(wait: WaitRecord, news: WaitNews) -> Message:
         assert news.at is not None
         return wait_settled_message(
             wait,
-            headline=decided_line(emoji, news.user_id, news.option_label, news.at),
+            headline=decided_line(
+                emoji, news.user_id, news.option_label, news.at, news.for_user_id
+            ),
             detail=f"Nexthink resumed the execution: request {_request_ids(news.detail)}",
         )
+    if news.event == "escalated":
+        return wait_message(wait, mention=news.mention)
     return wait_message(wait, mention=news.mention, note=_reopened_note(news))
 
 

@@ -267,7 +267,10 @@ async def test_webhook_answers_400_for_malformed_json(
             {"approvers": ["it-leads"]},
             "approvers[0]: must be a Slack user id (U0123456789), a UPN or a user-group handle (@it-leads)",
         ),
-        ({"expiresInMinutes": 0}, "expiresInMinutes: Input should be greater than or equal to 1"),
+        (
+            {"expiresInMinutes": 0},
+            "expiresInMinutes: Input should be greater than or equal to 0.05",
+        ),
         ({"requester": 42}, "requester: Input should be a valid string"),
     ],
     ids=[

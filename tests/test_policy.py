@@ -182,7 +182,7 @@ def test_yaml_merge_keys_work() -> None:
         ),
         pytest.param(
             "workflows: {a: {approval: {expires_in_minutes: 0}}}",
-            "workflows.a.approval.expires_in_minutes: must be greater than or equal to 1, got 0",
+            "workflows.a.approval.expires_in_minutes: must be greater than or equal to 0.05, got 0",
             id="bad-expiry",
         ),
         pytest.param(

@@ -25,8 +25,12 @@ policy (bot/console/demo-policy.yaml) with an end user, a support engineer and t
 
 The sandbox's workflow `request_software` pauses and posts its question through the real
 POST /nexthink/waits webhook: `/nexthink run request_software software=Visio` (the `software=`
-parameter is required) as alice, then approve it as carol (see below). When standard input is not a terminal, commands are
-read line by line and the console exits at the end of input (status 0; 1 if the bot failed).
+parameter is required) as alice, then approve it as carol (see below). The demo policy reminds
+approvers within seconds and escalates soon after (SWEEP_SECONDS is 1 here unless set): as alice,
+`/nexthink run reimage_device`; carol and dave get a reminder with a link by direct message every
+6 seconds, and after 12 seconds bob (@it-support) is told he may approve too. When standard input
+is not a terminal, commands are read line by line and the console exits at the end of input
+(status 0; 1 if the bot failed).
 """
 
 
@@ -73,6 +77,8 @@ async def _main(settings: Settings, args: argparse.Namespace) -> int:
         )
         policy = settings.policy_file or DEMO_POLICY
         overrides: dict[str, Any] = {}
+        if "sweep_seconds" not in settings.model_fields_set:
+            overrides["sweep_seconds"] = 1.0  # the demo policy's reminders come within seconds
         if settings.nexthink_status_query_id:
             overrides["nexthink_status_query_id"] = settings.nexthink_status_query_id
         elif settings.nexthink_base_url is None:

@@ -32,7 +32,10 @@ In the console:
   /fault SPEC          switch on a sandbox fault, e.g. /fault execute_v2:503:times=1 (/fault clear)
   /help                this text;  /quit  leave (end of input works too)
 A paused execution: /nexthink run request_software software=Visio (as alice) asks in
-#it-approvals; then /as carol and click Approve."""
+#it-approvals; then /as carol and click Approve.
+A reminder and an escalation: /nexthink run reimage_device (as alice); /wait 7, /as carol: her
+reminder links to the request; /wait 6, /as bob: he may approve it too. Away?
+/nexthink delegate @dave names a stand-in; /nexthink delegate off ends it."""
 
 TEAM_HELP = """  /team T0…            type in another workspace of the org: {teams}"""
 

@@ -43,6 +43,7 @@ class PolicyContents:
     source: str
     unknown_keys: Sequence[str]
     external_users: str = "deny"
+    delegation: bool = True
     schedule: ScheduleRule = field(default_factory=ScheduleRule)
 
 
@@ -120,6 +121,7 @@ def read_mapping(data: Mapping[str, Any], *, source: str = "<mapping>") -> Polic
         source=source,
         unknown_keys=sorted(str(k) for k in (spec.model_extra or {})),
         external_users=spec.external_users,
+        delegation=spec.delegation,
     )
 
 
@@ -152,7 +154,17 @@ def _workflow_rule(nql_id: str, spec: WorkflowSpec, schedule: ScheduleRule) -> W
     approval = None
     if spec.approval is not None:
         a = spec.approval
-        approval = ApprovalRule(a.channel, tuple(a.approvers), a.count, a.expires_in_minutes)
+        approval = ApprovalRule(
+            a.channel,
+            tuple(a.approvers),
+            a.count,
+            a.expires_in_minutes,
+            remind_after_minutes=a.remind_after_minutes,
+            escalate_after_minutes=a.escalate_after_minutes,
+            escalate_to=tuple(a.escalate_to),
+            deny_reason=a.deny_reason,
+            approve_comment=a.approve_comment,
+        )
     own_schedule = _schedule_rule(spec.schedule, schedule) if spec.schedule is not None else None
     return WorkflowRule(nql_id, spec.alias, params, approval, own_schedule)
 

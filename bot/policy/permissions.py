@@ -43,6 +43,7 @@ class Policy:
         unknown_keys: Sequence[str] = (),
         is_default: bool = False,
         external_users: str = "deny",
+        delegation: bool = True,
         schedule: ScheduleRule | None = None,
     ) -> None:
         self.roles: tuple[Role, ...] = tuple(roles)
@@ -52,6 +53,8 @@ class Policy:
         self.is_default = is_default
         #: ``allow``: people of other organisations may act, under their own UPN only
         self.allows_external_users = external_users == "allow"
+        #: ``delegation:`` (top level): whether people may name stand-ins
+        self.delegation = delegation
         self._runs_per_minute = runs_per_user_per_minute
         self._schedule = schedule or ScheduleRule()
         self._members = Members(domains)
@@ -91,6 +94,7 @@ class Policy:
             source=contents.source,
             unknown_keys=contents.unknown_keys,
             external_users=contents.external_users,
+            delegation=contents.delegation,
             schedule=contents.schedule,
         )
 
@@ -108,7 +112,12 @@ class Policy:
     def uses_groups(self) -> bool:
         """Whether any role or approval names a user group, so principals need their ``groups``."""
         members = [m for r in self.roles for m in r.members]
-        members += [a for w in self.workflows.values() if w.approval for a in w.approval.approvers]
+        members += [
+            a
+            for w in self.workflows.values()
+            if w.approval
+            for a in (*w.approval.approvers, *w.approval.escalate_to)
+        ]
         return any(m.startswith("@") for m in members)
 
     def is_self(

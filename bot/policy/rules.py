@@ -76,7 +76,12 @@ class ApprovalRule:
     channel: str | None  #: where to ask; None: where the run was requested
     approvers: tuple[str, ...]
     count: int = 1
-    expires_in_minutes: int = 1440
+    expires_in_minutes: float = 1440
+    remind_after_minutes: float | None = None  #: remind undecided approvers at this interval
+    escalate_after_minutes: float | None = None  #: then ``escalate_to`` may decide too
+    escalate_to: tuple[str, ...] = ()
+    deny_reason: Literal["required", "optional", "none"] = "optional"
+    approve_comment: Literal["optional", "none"] = "none"
 
     @property
     def expires_in(self) -> timedelta:

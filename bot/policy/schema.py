@@ -26,6 +26,8 @@ from pydantic import (
 __all__ = [
     "DEFAULT_RUNS_PER_USER_PER_MINUTE",
     "MAX_FILE_BYTES",
+    "MAX_MINUTES",
+    "MIN_MINUTES",
     "USER_ID",
     "PolicySpec",
     "ScheduleSpec",
@@ -161,11 +163,32 @@ class _ParamSpec(_Spec):
         return self
 
 
+#: the shortest interval of expiries, reminders and escalations, in minutes (3 s)
+MIN_MINUTES = 0.05
+#: the longest: 30 days
+MAX_MINUTES = 43_200
+
+
 class _ApprovalSpec(_Spec):
     channel: ChannelId | None = None
     approvers: list[Member] = Field(default_factory=list)
     count: int = Field(default=1, ge=1, le=20)
-    expires_in_minutes: int = Field(default=1440, ge=1, le=43_200)
+    expires_in_minutes: float = Field(default=1440, ge=MIN_MINUTES, le=MAX_MINUTES)
+    remind_after_minutes: float | None = Field(default=None, ge=MIN_MINUTES, le=MAX_MINUTES)
+    escalate_after_minutes: float | None = Field(default=None, ge=MIN_MINUTES, le=MAX_MINUTES)
+    escalate_to: list[Member] = Field(default_factory=list)
+    deny_reason: Literal["required", "optional", "none"] = "optional"
+    approve_comment: Literal["optional", "none"] = "none"
+
+    @model_validator(mode="after")
+    def _escalation_complete(self) -> _ApprovalSpec:
+        if self.escalate_after_minutes is not None and not self.escalate_to:
+            raise ValueError("escalate_after_minutes needs escalate_to (who may decide then)")
+        if self.escalate_to and self.escalate_after_minutes is None:
+            raise ValueError("escalate_to needs escalate_after_minutes (when they may decide)")
+        if "*" in self.escalate_to:
+            raise ValueError('escalate_to names people or groups, not "*"')
+        return self
 
     @model_validator(mode="after")
     def _enough_approvers(self) -> _ApprovalSpec:
@@ -229,6 +252,7 @@ class PolicySpec(BaseModel):
     limits: _LimitsSpec = Field(default_factory=_LimitsSpec)
     #: whether people of other organisations (Slack Connect) may act, under their own UPN only
     external_users: Literal["deny", "allow"] = "deny"
+    delegation: bool = True  #: ``/nexthink delegate`` (stand-ins); false turns it off
     schedule: ScheduleSpec | None = None
 
     @field_validator("roles", "workflows", "upn", "limits", mode="before")

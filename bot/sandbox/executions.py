@@ -53,7 +53,21 @@ DEFAULT_OPTIONS: list[dict[str, Any]] = [
 ]
 
 #: request params that steer the sandbox rather than the workflow
-_CONTROL_PARAMS = frozenset({"channel", "approvers", "simulate"})
+_CONTROL_PARAMS = frozenset(
+    {
+        "channel",
+        "approvers",
+        "simulate",
+        "remind_after_minutes",
+        "escalate_after_minutes",
+        "escalate_to",
+    }
+)
+#: request params passed on into the question: reminders and escalation (numbers as typed)
+_NUDGE_PARAMS = {
+    "remind_after_minutes": "remindAfterMinutes",
+    "escalate_after_minutes": "escalateAfterMinutes",
+}
 
 _NEEDS_USER = {WorkflowDependency.USER, WorkflowDependency.USER_AND_DEVICE}
 _NEEDS_DEVICE = {WorkflowDependency.DEVICE, WorkflowDependency.USER_AND_DEVICE}
@@ -299,6 +313,14 @@ class ExecutionEngine:
             question["requester"] = upn
         question["approverParameter"] = "approver"
         question["expiresInMinutes"] = self.config.expires_in_minutes
+        for param, key in _NUDGE_PARAMS.items():
+            try:
+                question[key] = float(params[param])
+            except (KeyError, ValueError):
+                continue
+        escalate_to = [a.strip() for a in params.get("escalate_to", "").split(",") if a.strip()]
+        if escalate_to:
+            question["escalateTo"] = escalate_to
         return question
 
     # -- trigger ------------------------------------------------------------------------

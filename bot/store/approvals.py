@@ -30,12 +30,13 @@ from .records import (
     ApprovalState,
     ApprovalVote,
     DenyResult,
+    NudgePlan,
     VoteRefusalReason,
     VoteResult,
 )
 from .schema import approval_votes, approvals, requests
 
-__all__ = ["ApprovalsMixin"]
+__all__ = ["ApprovalsMixin", "plan_from_row", "plan_values"]
 
 _COLUMNS = (*approvals.c, requests.c.user_id.label("requester_id"))
 
@@ -56,8 +57,31 @@ async def _votes(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, list[Ap
         )
     ).mappings()
     for row in rows:
-        found[row["approval_id"]].append(ApprovalVote(row["user_id"], row["upn"], row["voted_at"]))
+        found[row["approval_id"]].append(
+            ApprovalVote(
+                row["user_id"], row["upn"], row["voted_at"], row["cast_by"], row["comment"]
+            )
+        )
     return found
+
+
+def plan_from_row(row: RowMapping) -> NudgePlan:
+    """The reminder plan kept in an approval's or a wait's row."""
+    return NudgePlan(
+        remind_after_minutes=row["remind_after_minutes"],
+        escalate_after_minutes=row["escalate_after_minutes"],
+        escalate_to=tuple(row["escalate_to"] or ()),
+    )
+
+
+def plan_values(plan: NudgePlan | None, next_nudge_at: datetime | None) -> dict[str, Any]:
+    plan = plan or NudgePlan()
+    return {
+        "remind_after_minutes": plan.remind_after_minutes,
+        "escalate_after_minutes": plan.escalate_after_minutes,
+        "escalate_to": list(plan.escalate_to) if plan.escalate_to else None,
+        "next_nudge_at": utc(next_nudge_at) if next_nudge_at is not None else None,
+    }
 
 
 def _record(row: RowMapping, votes: Sequence[ApprovalVote]) -> ApprovalRecord:
@@ -78,6 +102,9 @@ def _record(row: RowMapping, votes: Sequence[ApprovalVote]) -> ApprovalRecord:
         deny_reason=row["deny_reason"],
         decided_at=row["decided_at"],
         votes=tuple(votes),
+        plan=plan_from_row(row),
+        next_nudge_at=row["next_nudge_at"],
+        denied_for=row["denied_for"],
     )
 
 
@@ -113,9 +140,12 @@ class ApprovalsMixin(StoreBase):
         expires_at: datetime,
         channel_id: str | None = None,
         approvers: Sequence[str] = (),
+        plan: NudgePlan | None = None,
+        next_nudge_at: datetime | None = None,
         now: datetime | None = None,
     ) -> ApprovalRecord:
-        """Open an approval for a recorded request; ``count`` distinct approvals are needed."""
+        """Open an approval for a recorded request; ``count`` distinct approvals are needed.
+        ``plan`` reminds and escalates it; the sweep first looks at it at ``next_nudge_at``."""
         if count < 1:
             raise ValueError(f"an approval needs a count of at least 1, not {count}")
         at = utc(now)
@@ -132,6 +162,7 @@ class ApprovalsMixin(StoreBase):
                     expires_at=utc(expires_at),
                     updated_at=at,
                     state="pending",
+                    **plan_values(plan, next_nudge_at),
                 )
             )
             created = await _get(conn, approval_id)
@@ -159,12 +190,21 @@ class ApprovalsMixin(StoreBase):
             return await _get(conn, approval_id)
 
     async def vote_approval(
-        self, approval_id: str, user_id: str, upn: str | None, now: datetime | None = None
+        self,
+        approval_id: str,
+        user_id: str,
+        upn: str | None,
+        now: datetime | None = None,
+        *,
+        cast_by: str | None = None,
+        comment: str | None = None,
     ) -> VoteResult:
-        """Count ``user_id``'s approval, atomically.
+        """Count ``user_id``'s approval, atomically; ``cast_by``: the stand-in casting it for
+        them, ``comment``: the approver's, as typed.
 
-        Refused when the approval is unknown, expired or no longer pending, when this person
-        already voted, or when they are the requester (nobody approves their own request).
+        Refused when the approval is unknown, expired or no longer pending, when this person (or
+        the stand-in casting it) already voted or cast a vote, or when either is the requester
+        (nobody approves their own request).
         Whether they are an approver at all is for the caller to check first. The one vote that
         reaches the count gets ``reached=True``; the approval is then ``approved`` and the
         request's ``approved_by`` lists the voters.
@@ -183,14 +223,23 @@ class ApprovalsMixin(StoreBase):
                 return VoteResult(False, "not_found", 0, False, None)
             if current.state != "pending" or current.expires_at <= at:
                 return VoteResult(False, _refusal(current, at), len(current.votes), False, current)
-            if current.requester_id == user_id:
+            people = {user_id, cast_by or user_id}
+            if current.requester_id in people:
                 return VoteResult(False, "own_request", len(current.votes), False, current)
-            if any(v.user_id == user_id or _same_upn(v.upn, upn) for v in current.votes):
+            if any(
+                people & {v.user_id, v.cast_by or v.user_id} or _same_upn(v.upn, upn)
+                for v in current.votes
+            ):
                 # a person counts once, whichever of their Slack accounts they vote from
                 return VoteResult(False, "already_voted", len(current.votes), False, current)
             await conn.execute(
                 approval_votes.insert().values(
-                    approval_id=approval_id, user_id=user_id, upn=upn, voted_at=at
+                    approval_id=approval_id,
+                    user_id=user_id,
+                    upn=upn,
+                    voted_at=at,
+                    cast_by=cast_by,
+                    comment=comment,
                 )
             )
             votes = len(current.votes) + 1
@@ -215,9 +264,16 @@ class ApprovalsMixin(StoreBase):
         return VoteResult(True, None, votes, reached, after)
 
     async def deny_approval(
-        self, approval_id: str, user_id: str, reason: str | None, now: datetime | None = None
+        self,
+        approval_id: str,
+        user_id: str,
+        reason: str | None,
+        now: datetime | None = None,
+        *,
+        denied_for: str | None = None,
     ) -> DenyResult:
-        """Deny a pending, unexpired approval, atomically; anyone later is told it is settled."""
+        """Deny a pending, unexpired approval, atomically; anyone later is told it is settled.
+        ``denied_for``: the approver for whom the stand-in ``user_id`` denies it."""
         at = utc(now)
         async with self._write() as conn:
             result = await conn.execute(
@@ -230,6 +286,7 @@ class ApprovalsMixin(StoreBase):
                 .values(
                     state="denied",
                     denied_by=user_id,
+                    denied_for=denied_for,
                     deny_reason=reason,
                     decided_at=at,
                     updated_at=at,

@@ -317,6 +317,61 @@ def _v7_request_executions(conn: Connection) -> None:
     )
 
 
+def _v6_reminders_and_stand_ins(conn: Connection) -> None:
+    """Approvals that don't die unseen: reminders, escalation, stand-ins, reasons and comments.
+
+    * ``approvals`` and ``waits`` keep their reminder plan (``remind_after_minutes``,
+      ``escalate_after_minutes``, ``escalate_to``) and ``next_nudge_at``, the next time the sweep
+      has something to do for them (indexed with ``state``, so the sweep reads only those due).
+    * ``approval_votes.cast_by``: the stand-in who cast a vote for the approver it counts as;
+      ``approval_votes.comment``: the approver's comment. ``approvals.denied_for`` and
+      ``waits.decided_for``: the approver a stand-in decided for.
+    * ``nudges``: one row per (request, person, round) sent; its primary key is the claim that
+      makes a reminder go out once across replicas and restarts.
+    * ``delegations``: one stand-in per person, until an optional end.
+    """
+    pg = conn.dialect.name == "postgresql"
+    stamp = "TIMESTAMP WITH TIME ZONE" if pg else "DATETIME"
+    real = "DOUBLE PRECISION" if pg else "FLOAT"
+    for table in ("approvals", "waits"):
+        for column, kind in (
+            ("remind_after_minutes", real),
+            ("escalate_after_minutes", real),
+            ("escalate_to", "TEXT"),
+            ("next_nudge_at", stamp),
+        ):
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        conn.exec_driver_sql(
+            f"CREATE INDEX ix_{table}_state_nudge ON {table} (state, next_nudge_at)"
+        )
+    conn.exec_driver_sql("ALTER TABLE approvals ADD COLUMN denied_for TEXT")
+    conn.exec_driver_sql("ALTER TABLE waits ADD COLUMN decided_for TEXT")
+    conn.exec_driver_sql("ALTER TABLE approval_votes ADD COLUMN cast_by TEXT")
+    conn.exec_driver_sql("ALTER TABLE approval_votes ADD COLUMN comment TEXT")
+    md = MetaData()
+    Table(
+        "nudges",
+        md,
+        Column("subject_id", String(36), primary_key=True),
+        Column("user_id", Text, primary_key=True),
+        Column("round", Integer, primary_key=True, autoincrement=False),
+        Column("sent_at", UTCDateTime, nullable=False),
+    )
+    Table(
+        "delegations",
+        md,
+        Column("user_id", Text, primary_key=True),
+        Column("user_upn", Text),
+        Column("stand_in_id", Text, nullable=False),
+        Column("stand_in_upn", Text),
+        Column("until", UTCDateTime),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("team_id", Text),
+        Index("ix_delegations_stand_in", "stand_in_id"),
+    )
+    md.create_all(conn)
+
+
 def _v8_schedules(conn: Connection) -> None:
     """Scheduled runs: one row per run asked for later, claimed by one replica at its time."""
     md = MetaData()
@@ -391,6 +446,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "audit_events: the audit trail", _v3_audit_events),
     Migration(4, "slack_installations, slack_bots, slack_oauth_states (OAuth)", _v4_slack_oauth),
     Migration(5, "indexes for history and follow-ups by request", _v5_indexes_for_a_big_store),
+    Migration(
+        6, "reminders, escalation, stand-ins, reasons, comments", _v6_reminders_and_stand_ins
+    ),
     Migration(
         7, "request_executions: the request that started each execution", _v7_request_executions
     ),

@@ -8,7 +8,7 @@ plain dicts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
 
 __all__ = [
@@ -26,8 +26,10 @@ __all__ = [
     "AuditRecord",
     "ClaimRefusal",
     "ClaimRefusalReason",
+    "DelegationRecord",
     "DenyResult",
     "FollowupRecord",
+    "NudgePlan",
     "RequestKind",
     "RequestRecord",
     "RequestState",
@@ -128,6 +130,63 @@ def iso_utc(value: datetime) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class NudgePlan:
+    """When an approval or a question reminds its undecided approvers, and escalates.
+
+    Minutes may be fractional. ``escalate_to`` (ids, UPNs, @handles) may decide too once
+    ``escalate_after_minutes`` have passed since the request was made."""
+
+    remind_after_minutes: float | None = None
+    escalate_after_minutes: float | None = None
+    escalate_to: tuple[str, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return self.remind_after_minutes is not None or self.escalates
+
+    @property
+    def escalates(self) -> bool:
+        return self.escalate_after_minutes is not None and bool(self.escalate_to)
+
+    def escalates_at(self, created_at: datetime) -> datetime | None:
+        if not self.escalates or self.escalate_after_minutes is None:
+            return None
+        return created_at + timedelta(minutes=self.escalate_after_minutes)
+
+    def escalated(self, created_at: datetime, now: datetime) -> bool:
+        at = self.escalates_at(created_at)
+        return at is not None and now >= at
+
+    @property
+    def interval(self) -> timedelta | None:
+        if self.remind_after_minutes is None:
+            return None
+        return timedelta(minutes=self.remind_after_minutes)
+
+    def round_at(self, created_at: datetime, now: datetime) -> int:
+        """How many reminder intervals have passed by ``now`` (0: none yet, or no reminders)."""
+        every = self.interval
+        if every is None or now < created_at:
+            return 0
+        return (now - created_at) // every
+
+    def next_at(
+        self, created_at: datetime, after: datetime, expires_at: datetime
+    ) -> datetime | None:
+        """The first moment later than ``after`` when a reminder round starts or the escalation
+        comes, if that is before ``expires_at``; None when nothing more is to be done."""
+        times = []
+        every = self.interval
+        if every is not None:
+            times.append(created_at + every * (self.round_at(created_at, after) + 1))
+        escalation = self.escalates_at(created_at)
+        if escalation is not None and escalation > after:
+            times.append(escalation)
+        first = min(times) if times else None
+        return first if first is not None and first < expires_at else None
+
+
+@dataclass(frozen=True, slots=True)
 class RequestRecord:
     """One audited request: a run, a resume, a decision on a wait, or a bot-side approval.
 
@@ -211,6 +270,9 @@ class WaitRecord:
     message_channel: str | None
     message_ts: str | None
     claim_token: str | None
+    plan: NudgePlan = NudgePlan()
+    next_nudge_at: datetime | None = None
+    decided_for: str | None = None  #: the approver a stand-in (``decided_by``) decided for
     #: the workspace (and org) whose Slack the question is posted in
     team_id: str | None = None
     enterprise_id: str | None = None
@@ -232,9 +294,13 @@ class ClaimRefusal:
 
 @dataclass(frozen=True, slots=True)
 class ApprovalVote:
+    """A vote counts as ``user_id``; ``cast_by`` is the stand-in who cast it for them, if any."""
+
     user_id: str
     upn: str | None
     voted_at: datetime
+    cast_by: str | None = None
+    comment: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +323,9 @@ class ApprovalRecord:
     deny_reason: str | None
     decided_at: datetime | None
     votes: tuple[ApprovalVote, ...]
+    plan: NudgePlan = NudgePlan()
+    next_nudge_at: datetime | None = None
+    denied_for: str | None = None  #: the approver a stand-in (``denied_by``) denied for
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +347,23 @@ class DenyResult:
     accepted: bool
     reason: VoteRefusalReason | None
     approval: ApprovalRecord | None
+
+
+@dataclass(frozen=True, slots=True)
+class DelegationRecord:
+    """``user_id`` is away: ``stand_in_id`` decides for them until ``until`` (exclusive; None:
+    until they end it)."""
+
+    user_id: str
+    user_upn: str | None
+    stand_in_id: str
+    stand_in_upn: str | None
+    until: datetime | None
+    created_at: datetime
+    team_id: str | None = None
+
+    def active(self, now: datetime) -> bool:
+        return self.until is None or now < self.until
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,9 +55,11 @@ __all__ = [
     "approval_votes",
     "approvals",
     "audit_events",
+    "delegations",
     "fleet_runs",
     "followups",
     "metadata",
+    "nudges",
     "rate_limits",
     "request_executions",
     "requests",
@@ -140,6 +142,17 @@ def _id(name: str = "id") -> Column[str]:
     return Column(name, String(36), primary_key=True)
 
 
+def _nudge_plan() -> list[Column[Any]]:
+    """An approval's or wait's reminders: every ``remind_after_minutes``; ``escalate_to`` may
+    decide too after ``escalate_after_minutes``; ``next_nudge_at``: when the sweep looks again."""
+    return [
+        Column("remind_after_minutes", Float),
+        Column("escalate_after_minutes", Float),
+        Column("escalate_to", JSONText),
+        Column("next_nudge_at", UTCDateTime),
+    ]
+
+
 metadata = MetaData()
 
 schema_version = Table(
@@ -202,10 +215,13 @@ waits = Table(
     Column("message_channel", Text),
     Column("message_ts", Text),
     Column("claim_token", String(36)),
+    *_nudge_plan(),
+    Column("decided_for", Text),  #: the approver a stand-in decided for
     Column("team_id", Text),  # migration 11
     Column("enterprise_id", Text),  # migration 11
     Index("ix_waits_state_expires", "state", "expires_at"),
     Index("ix_waits_execution", "workflow_uuid", "execution_uuid"),
+    Index("ix_waits_state_nudge", "state", "next_nudge_at"),
 )
 
 approvals = Table(
@@ -225,8 +241,11 @@ approvals = Table(
     Column("denied_by", Text),
     Column("deny_reason", Text),
     Column("decided_at", UTCDateTime),
+    *_nudge_plan(),
+    Column("denied_for", Text),  #: the approver a stand-in denied for
     Index("ix_approvals_state_expires", "state", "expires_at"),
     Index("ix_approvals_request", "request_id"),
+    Index("ix_approvals_state_nudge", "state", "next_nudge_at"),
 )
 
 approval_votes = Table(
@@ -236,6 +255,33 @@ approval_votes = Table(
     Column("user_id", Text, primary_key=True),
     Column("upn", Text),
     Column("voted_at", UTCDateTime, nullable=False),
+    Column("cast_by", Text),  #: the stand-in who cast it for ``user_id``, if not themselves
+    Column("comment", Text),  #: the approver's comment, as typed
+)
+
+#: one row per reminder (or escalation notice, round 0) sent to a person about an approval or a
+#: wait; the primary key is the claim that sends it once across replicas and restarts.
+nudges = Table(
+    "nudges",
+    metadata,
+    Column("subject_id", String(36), primary_key=True),
+    Column("user_id", Text, primary_key=True),
+    Column("round", Integer, primary_key=True, autoincrement=False),
+    Column("sent_at", UTCDateTime, nullable=False),
+)
+
+#: a person's stand-in while they are away (``/nexthink delegate``); one per person.
+delegations = Table(
+    "delegations",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("user_upn", Text),
+    Column("stand_in_id", Text, nullable=False),
+    Column("stand_in_upn", Text),
+    Column("until", UTCDateTime),  #: the end (exclusive); None: until ended
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("team_id", Text),
+    Index("ix_delegations_stand_in", "stand_in_id"),
 )
 
 followups = Table(

@@ -8,12 +8,14 @@ from sqlalchemy import func, select
 
 from .approvals import ApprovalsMixin
 from .audit import AuditMixin
+from .delegations import DelegationsMixin
 from .engine import create_engine, describe_url, driver_url, enable_wal, translate_errors
 from .errors import StoreUnavailable
 from .fleet_runs import FleetRunsMixin
 from .followups import FollowupsMixin
 from .installations import InstallationStore
 from .migrations import LATEST_VERSION, migrate
+from .nudges import NudgesMixin
 from .oauth_states import OAuthStateStore
 from .ratelimits import RateLimitsMixin
 from .requests import RequestsMixin
@@ -32,6 +34,8 @@ class Store(
     FollowupsMixin,
     RateLimitsMixin,
     AuditMixin,
+    NudgesMixin,
+    DelegationsMixin,
     SchedulesMixin,
     FleetRunsMixin,
 ):

@@ -22,8 +22,16 @@ from sqlalchemy import RowMapping, and_, exc, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ._base import StoreBase, new_id, utc
+from .approvals import plan_from_row, plan_values
 from .errors import RecordNotFound
-from .records import ClaimRefusal, ClaimRefusalReason, WaitOption, WaitRecord, WaitState
+from .records import (
+    ClaimRefusal,
+    ClaimRefusalReason,
+    NudgePlan,
+    WaitOption,
+    WaitRecord,
+    WaitState,
+)
 from .schema import ACTIVE_WAIT_STATES, waits
 
 __all__ = ["WaitsMixin", "wait_from_row"]
@@ -54,6 +62,9 @@ def wait_from_row(row: RowMapping) -> WaitRecord:
         message_channel=row["message_channel"],
         message_ts=row["message_ts"],
         claim_token=row["claim_token"],
+        plan=plan_from_row(row),
+        next_nudge_at=row["next_nudge_at"],
+        decided_for=row["decided_for"],
         team_id=row["team_id"],
         enterprise_id=row["enterprise_id"],
     )
@@ -88,11 +99,14 @@ class WaitsMixin(StoreBase):
         approvers: Sequence[str] = (),
         approver_parameter: str | None = None,
         requester_upn: str | None = None,
+        plan: NudgePlan | None = None,
+        next_nudge_at: datetime | None = None,
         team_id: str | None = None,
         enterprise_id: str | None = None,
         now: datetime | None = None,
     ) -> tuple[WaitRecord, bool]:
-        """Record a paused execution; ``(wait, True)`` if new.
+        """Record a paused execution; ``(wait, True)`` if new. ``plan`` reminds and escalates
+        it; the sweep first looks at it at ``next_nudge_at``.
 
         If the same execution already has a pending or claimed wait (Nexthink repeated its
         webhook), that wait is returned as ``(existing, False)`` and nothing is added.
@@ -121,6 +135,7 @@ class WaitsMixin(StoreBase):
             "expires_at": utc(expires_at),
             "updated_at": at,
             "state": "pending",
+            **plan_values(plan, next_nudge_at),
         }
         active = (
             select(waits)
@@ -198,6 +213,8 @@ class WaitsMixin(StoreBase):
         upn: str | None,
         option_index: int,
         now: datetime | None = None,
+        *,
+        decided_for: str | None = None,
     ) -> WaitRecord | ClaimRefusal:
         """Take the wait for this click, atomically; exactly one of concurrent callers wins.
 
@@ -205,7 +222,8 @@ class WaitsMixin(StoreBase):
         with ``finish_wait`` or ``release_wait``. Everyone else gets a ``ClaimRefusal`` whose
         ``wait`` says who has it or decided it, and when. The requester (``requester_upn``,
         compared without regard to case) is always refused. Whether ``user_id`` may decide at all
-        (approvers, user groups, policy) is for the caller to check first.
+        (approvers, user groups, policy, for whom as a stand-in: ``decided_for``) is for the
+        caller to check first.
         """
         at = utc(now)
         token = new_id()
@@ -234,6 +252,7 @@ class WaitsMixin(StoreBase):
                     claim_token=token,
                     decided_by=user_id,
                     decided_upn=upn,
+                    decided_for=decided_for,
                     decision=option_index,
                     claimed_at=at,
                     decided_at=None,
@@ -377,6 +396,7 @@ def _unclaimed(note: str | None, at: datetime) -> dict[str, Any]:
         "claim_token": None,
         "decided_by": None,
         "decided_upn": None,
+        "decided_for": None,
         "decision": None,
         "claimed_at": None,
         "outcome": _append(note),

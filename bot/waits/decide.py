@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from bot.deciders import decider
+from bot.deciders import Subject, Verdict, decider
 from bot.logging import get_logger
 from bot.metrics import CLICKS
 from bot.nexthink.errors import BadRequest, NexthinkError, may_have_run
@@ -47,6 +47,7 @@ class _Choice:
     option: WaitOption
     user_id: str
     upn: str | None
+    for_user_id: str | None = None  #: the approver a stand-in decides for
 
 
 async def decide(
@@ -62,34 +63,30 @@ async def decide(
     checked = await _check(deps, wait_id, option_index, user_id, message_ts)
     if isinstance(checked, ClickRefused):
         return checked
-    wait, upn = checked
-    claim = await deps.store.claim_wait(wait.id, user_id, upn, option_index)
+    wait, verdict = checked
+    upn = verdict.principal.upn
+    for_user = verdict.on_behalf.user_id if verdict.on_behalf else None
+    claim = await deps.store.claim_wait(wait.id, user_id, upn, option_index, decided_for=for_user)
     if isinstance(claim, ClaimRefusal):
         return await _claim_refused(deps, claim)
-    choice = _Choice(claim, claim.options[option_index], user_id, upn)
+    choice = _Choice(claim, claim.options[option_index], user_id, upn, for_user)
     await _send(deps, choice, channel_id)
     return None
 
 
 async def _check(
     deps: WaitDeps, wait_id: str, index: int, user_id: str, message_ts: str | None
-) -> ClickRefused | tuple[WaitRecord, str | None]:
+) -> ClickRefused | tuple[WaitRecord, Verdict]:
     wait = await deps.store.get_wait(wait_id)
     stray = wait is None or bool(wait.message_ts and message_ts and wait.message_ts != message_ts)
     if wait is None or stray or not 0 <= index < len(wait.options):
         CLICKS.labels("wait", "unknown").inc()
         return ClickRefused("unknown")
-    principal, refusal = await decider(
-        deps,
-        user_id,
-        approvers=wait.approvers,
-        requester_upn=wait.requester_upn,
-        execution_uuid=wait.execution_uuid,
-    )
-    if refusal or principal is None:
+    verdict = await decider(deps, user_id, Subject.of_wait(wait))
+    if verdict.refusal:
         CLICKS.labels("wait", "refused").inc()
-        return ClickRefused("policy", text=refusal or "")
-    return wait, principal.upn
+        return ClickRefused("policy", text=verdict.refusal)
+    return wait, verdict
 
 
 async def _claim_refused(deps: WaitDeps, claim: ClaimRefusal) -> ClickRefused:
@@ -108,6 +105,7 @@ def _news(choice: _Choice, event: str, **extra: object) -> WaitNews:
     return WaitNews(
         event,  # type: ignore[arg-type]
         user_id=choice.user_id,
+        for_user_id=choice.for_user_id,
         option_label=choice.option.label,
         option_style=choice.option.style,
         **extra,  # type: ignore[arg-type]
@@ -232,10 +230,13 @@ async def _audit(deps: WaitDeps, choice: _Choice, record_id: str, result: str, d
             "option": choice.option.label,
             "parameters": dict(choice.option.parameters),
             "question": choice.wait.text,
+            **({"for_user": choice.for_user_id} if choice.for_user_id else {}),
         },
         request_id=record_id,
         result=result,
-        detail=detail,
+        detail=f"{detail}; for {choice.for_user_id}, as their stand-in"
+        if choice.for_user_id
+        else detail,
     )
 
 

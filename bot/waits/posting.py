@@ -13,9 +13,10 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from bot.deciders import Deciders
 from bot.logging import get_logger
 from bot.notifier import NotPosted
-from bot.store import WaitOption, WaitRecord
+from bot.store import NudgePlan, WaitOption, WaitRecord
 from bot.waits.deps import WaitDeps
 from bot.waits.request import WaitRequest
 from bot.workspaces import current, working_in
@@ -98,6 +99,8 @@ async def _post_wait(
     deps: WaitDeps, req: WaitRequest, now: datetime
 ) -> tuple[WaitRecord, str, str]:
     channel, mention = await _destination(deps, req)
+    plan = NudgePlan(req.remind_after_minutes, req.escalate_after_minutes, tuple(req.escalate_to))
+    expires_at = now + timedelta(minutes=req.expires_in_minutes)
     wait, created = await deps.store.create_wait(
         workflow_uuid=req.workflow_uuid,
         execution_uuid=req.execution_uuid,
@@ -106,12 +109,14 @@ async def _post_wait(
             WaitOption(label=o.label, style=o.style, parameters=dict(o.parameters))
             for o in req.options
         ],
-        expires_at=now + timedelta(minutes=req.expires_in_minutes),
+        expires_at=expires_at,
         channel_id=req.channel,
         dm_user_upn=req.user,
         approvers=list(req.approvers),
         approver_parameter=req.approver_parameter,
         requester_upn=req.requester,
+        plan=plan,
+        next_nudge_at=plan.next_at(now, now, expires_at),
         team_id=current().team_id,
         enterprise_id=current().enterprise_id,
         now=now,
@@ -157,7 +162,7 @@ def _asked(wait: WaitRecord, channel: str) -> dict[str, str]:
     return {"kind": "channel", "channel": channel}
 
 
-async def slack_user_for_upn(deps: WaitDeps, upn: str) -> str | None:
+async def slack_user_for_upn(deps: Deciders, upn: str) -> str | None:
     """The Slack user whose email is ``upn`` (or one the policy rewrites to it)."""
     user_id = await deps.identity.user_for_email(upn)
     if user_id is None:  # the UPN may be the rewritten form of the Slack email
@@ -168,7 +173,7 @@ async def slack_user_for_upn(deps: WaitDeps, upn: str) -> str | None:
     return user_id
 
 
-async def mention_of(deps: WaitDeps, wait: WaitRecord) -> str | None:
+async def mention_of(deps: Deciders, wait: WaitRecord) -> str | None:
     """The mention of the question's ``user``, as ``post_wait`` showed it."""
     if not wait.dm_user_upn:
         return None

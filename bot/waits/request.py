@@ -62,8 +62,17 @@ class WaitRequest(BaseModel):
     )
     approvers: list[Approver] = Field(default_factory=list, max_length=100)
     approver_parameter: ParamKey | None = Field(default=None, alias="approverParameter")
-    expires_in_minutes: int = Field(default=1440, ge=1, le=43200, alias="expiresInMinutes")
+    expires_in_minutes: float = Field(
+        default=1440, ge=0.05, le=43200, alias="expiresInMinutes", allow_inf_nan=False
+    )
     requester: Upn | None = None
+    remind_after_minutes: float | None = Field(
+        default=None, ge=0.05, le=43200, alias="remindAfterMinutes", allow_inf_nan=False
+    )
+    escalate_after_minutes: float | None = Field(
+        default=None, ge=0.05, le=43200, alias="escalateAfterMinutes", allow_inf_nan=False
+    )
+    escalate_to: list[Approver] = Field(default_factory=list, max_length=100, alias="escalateTo")
     #: the Slack workspace (``T…``) or Enterprise Grid org (``E…``) to ask in, for a bot with
     #: several OAuth installations; without it the only installation (or SLACK_BOT_TOKEN) serves
     team: Annotated[str, StringConstraints(pattern=r"^[TE][A-Z0-9]{2,30}$")] | None = None
@@ -86,6 +95,10 @@ class WaitRequest(BaseModel):
     def _where(self) -> WaitRequest:
         if self.channel is None and self.user is None:
             raise ValueError("one of channel (a Slack channel id) or user (a UPN) is required")
+        if self.escalate_after_minutes is not None and not self.escalate_to:
+            raise ValueError("escalateAfterMinutes needs escalateTo (who may decide then)")
+        if self.escalate_to and self.escalate_after_minutes is None:
+            raise ValueError("escalateTo needs escalateAfterMinutes (when they may decide)")
         return self
 
 
@@ -99,6 +112,7 @@ _PATTERN_HINTS = {
     "requester": "must be a UPN such as alice@example.com",
     "team": "must be a Slack workspace id (T0123456789) or org id (E0123456789)",
     "approvers": "must be a Slack user id (U0123456789), a UPN or a user-group handle (@it-leads)",
+    "escalateTo": "must be a Slack user id (U0123456789), a UPN or a user-group handle (@it-leads)",
     "approverParameter": "must be a parameter name: a letter or _, then letters, digits, _ . -",
     "parameters": "must be a parameter name: a letter or _, then letters, digits, _ . -",
 }

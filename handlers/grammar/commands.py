@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeAlias
+from datetime import date
+from typing import Literal, TypeAlias
 
 from bot.schedule_times import When
 from bot.targets import DeviceTarget, UserTarget
@@ -16,6 +17,7 @@ __all__ = [
     "PARAM_NAME_PATTERN",
     "Cancel",
     "Command",
+    "Delegate",
     "Help",
     "History",
     "Info",
@@ -94,6 +96,16 @@ class History:
 
 
 @dataclass(frozen=True)
+class Delegate:
+    """``delegate``: show the caller's stand-in (``show``), end it (``off``) or name one (``set``:
+    ``stand_in``, a mention or a UPN, until the end of ``until``)."""
+
+    action: Literal["show", "off", "set"]
+    stand_in: UserTarget | None = None
+    until: date | None = None
+
+
+@dataclass(frozen=True)
 class Scheduled:
     """The caller's scheduled runs that have not run yet (an auditor may name someone)."""
 
@@ -108,5 +120,5 @@ class Cancel:
 
 
 Command: TypeAlias = (
-    OpenModal | Help | ListWorkflows | Info | Run | Resume | History | Scheduled | Cancel
+    OpenModal | Help | ListWorkflows | Info | Run | Resume | History | Scheduled | Cancel | Delegate
 )

@@ -9,8 +9,9 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable
+from datetime import date
 
-from bot.nexthink.models import is_uuid
+from bot.nexthink.models import is_upn, is_uuid
 from bot.schedule_times import When
 from bot.targets import DeviceTarget, UserTarget
 from handlers.grammar.commands import (
@@ -18,6 +19,7 @@ from handlers.grammar.commands import (
     MAX_VALUE_LENGTH,
     Cancel,
     Command,
+    Delegate,
     Help,
     History,
     Info,
@@ -195,6 +197,41 @@ def _parse_history(p: Parser, words: list[Word]) -> Command:
     return History()
 
 
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _parse_delegate(p: Parser, words: list[Word]) -> Command:
+    if not words:
+        return Delegate("show")
+    if len(words) == 1 and words[0].text.casefold() in {"off", "end", "stop", "none"}:
+        return Delegate("off")
+    head = words[0]
+    target = read_target(p, head)
+    if target is None and is_upn(head.text.strip()):
+        target = UserTarget("upn", head.text.strip())
+    if not isinstance(target, UserTarget) or target.kind == "sid":
+        raise p.error(
+            f"{quoted(head.text)} names no stand-in: give an @mention or a UPN "
+            "(`alice@example.com`), or `off` to end your delegation."
+        )
+    until = None
+    rest = words[1:]
+    if rest:
+        if rest[0].text.casefold() != "until" or len(rest) < 2:
+            raise p.error("After the stand-in, write `until YYYY-MM-DD` or nothing.")
+        day = rest[1].text
+        try:
+            until = date.fromisoformat(day) if _DATE.match(day) else None
+        except ValueError:
+            until = None
+        if until is None:
+            raise p.error(
+                f"{quoted(day)} is not a date: write it as `YYYY-MM-DD`, e.g. `2026-12-24`."
+            )
+        p.no_more(rest[2:], "`delegate` takes a stand-in and `until YYYY-MM-DD`")
+    return Delegate("set", target, until)
+
+
 def _parse_scheduled(p: Parser, words: list[Word]) -> Command:
     if not words:
         return Scheduled()
@@ -231,6 +268,7 @@ _PARSERS: dict[str, Callable[[Parser, list[Word]], Command]] = {
     "run": _parse_run,
     "resume": _parse_resume,
     "history": _parse_history,
+    "delegate": _parse_delegate,
     "scheduled": _parse_scheduled,
     "cancel": _parse_cancel,
 }

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 __all__ = ["FORMS", "HELP", "SUBCOMMANDS", "guess_subcommand", "usage"]
 
-SUBCOMMANDS = ("run", "list", "info", "resume", "history", "scheduled", "cancel", "help")
+SUBCOMMANDS = (
+    "run",
+    "list",
+    "info",
+    "resume",
+    "history",
+    "scheduled",
+    "cancel",
+    "delegate",
+    "help",
+)
 
 FORMS: dict[str, tuple[str, str, str]] = {
     # name: (form, example, what it does)
@@ -34,6 +44,12 @@ FORMS: dict[str, tuple[str, str, str]] = {
         "resume an execution that waits for an event",
     ),
     "history": ("/nexthink history", "/nexthink history", "your recent requests and their ids"),
+    "delegate": (
+        "/nexthink delegate [@someone|UPN [until YYYY-MM-DD] | off]",
+        "/nexthink delegate carol@example.com until 2026-12-24",
+        "name a stand-in who decides approvals for you while you are away (and gets your "
+        "reminders); alone it shows yours, `off` ends it",
+    ),
     "scheduled": (
         "/nexthink scheduled [@someone]",
         "/nexthink scheduled",

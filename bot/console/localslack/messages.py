@@ -1,5 +1,10 @@
 """LocalSlack's messages: ``chat.postMessage``, ``chat.postEphemeral``, ``chat.update``,
-``chat.delete``, and `deliver`, which shows a response-URL payload or an ack's body as Slack does."""
+``chat.delete``, ``chat.getPermalink``, and `deliver`, which shows a response-URL payload or an
+ack's body as Slack does.
+
+A permalink is ``{url}/archives/{channel}/p{ts without the dot}``, as Slack writes them but on
+LocalSlack's own address: ``GET`` on it answers the message (`message_at`), so a test can follow
+the link a reminder carries."""
 
 from __future__ import annotations
 
@@ -123,6 +128,31 @@ class ChatMethods(Workspace):
             "text": message.text,
             "message": self._slack_message(message),
         }
+
+    def _chat_get_permalink(self, params: JSONDict) -> JSONDict:
+        channel = self._resolve_channel(params.get("channel"))
+        ts = str(params.get("message_ts") or "")
+        if not ts:
+            raise SlackError("invalid_arguments", messages=["missing required field: message_ts"])
+        message = self.find_message(channel.id, ts)
+        if message is None or message.ephemeral:
+            raise SlackError("message_not_found")
+        return {"ok": True, "channel": channel.id, "permalink": self.permalink(channel.id, ts)}
+
+    def permalink(self, channel: str, ts: str) -> str:
+        return f"{self.url}/archives/{channel}/p{ts.replace('.', '')}"
+
+    def message_at(self, permalink: str) -> Message | None:
+        """The message a permalink of this LocalSlack points at (None: none, or not ours)."""
+        prefix = f"{self.url}/archives/"
+        if not permalink.startswith(prefix):
+            return None
+        channel, _, stamp = permalink[len(prefix) :].partition("/p")
+        digits = stamp.split("?", 1)[0]
+        if len(digits) < 7 or not digits.isdigit():
+            return None
+        found = self.find_message(channel, f"{digits[:-6]}.{digits[-6:]}")
+        return None if found is None or found.ephemeral else found
 
     def _chat_delete(self, params: JSONDict) -> JSONDict:
         message = self._own_message(params, "cant_delete_message")

@@ -10,6 +10,7 @@ Routes, under the base URL `start()` returns:
 - ``/api/{method}``: the Web API (GET query, POST form or JSON; ``Authorization: Bearer``).
 - ``/hooks/{commands|actions}/{team}/{n}/{secret}``: response URLs (`new_response_url`).
 - ``/oauth/v2/authorize``: an admin approving an install (`bot.console.localslack.installs`).
+- ``/archives/{channel}/p{ts}``: a permalink (``chat.getPermalink``): the message, as JSON.
 
 Enterprise Grid: ``LocalSlack(enterprise_id="E0…")`` is an org whose first workspace is
 ``team_id``, served by an org-wide install (``org_install=False``: a workspace install); add
@@ -116,6 +117,7 @@ class LocalSlack(DirectoryMethods, ResponseUrls, ViewMethods, Installs):
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/hooks/{path:.+}", self._handle_response_url)
         app.router.add_get("/oauth/v2/authorize", self._handle_authorize)
+        app.router.add_get("/archives/{channel}/{stamp}", self._handle_permalink)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
@@ -174,6 +176,14 @@ class LocalSlack(DirectoryMethods, ResponseUrls, ViewMethods, Installs):
         return failure
 
     # -- HTTP ---------------------------------------------------------------------------------
+
+    async def _handle_permalink(self, request: web.Request) -> web.Response:
+        message = self.message_at(f"{self.url}{request.path}")
+        if message is None:
+            return web.json_response({"ok": False, "error": "message_not_found"}, status=404)
+        return web.json_response(
+            {"ok": True, "channel": message.channel, "message": self._slack_message(message)}
+        )
 
     async def _handle_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
@@ -260,6 +270,7 @@ _METHODS: dict[str, Callable[[LocalSlack, JSONDict], JSONDict]] = {
     "chat.postEphemeral": LocalSlack._chat_post_ephemeral,
     "chat.update": LocalSlack._chat_update,
     "chat.delete": LocalSlack._chat_delete,
+    "chat.getPermalink": LocalSlack._chat_get_permalink,
     "views.open": LocalSlack._views_open,
     "views.push": LocalSlack._views_push,
     "views.update": LocalSlack._views_update,
