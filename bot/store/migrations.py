@@ -295,9 +295,7 @@ def _v5_indexes_for_a_big_store(conn: Connection) -> None:
 
 
 def _v7_request_executions(conn: Connection) -> None:
-    """Which request started each execution, so that the bot knows the requester of a question
-    (``POST /nexthink/waits``) from its own record, whatever the webhook says (lower-case ids);
-    and an index to find an execution's question in any state."""
+    """Which request started each execution (the requester of its question, by record)."""
     md = MetaData()
     Table("requests", md, Column("id", String(36), primary_key=True))  # exists: referenced only
     links = Table(
@@ -309,12 +307,8 @@ def _v7_request_executions(conn: Connection) -> None:
         Index("ix_request_executions_request", "request_id"),
     )
     md.create_all(conn, tables=[links])
-    # `/nexthink resume` finds an execution's question in whatever state it is
-    conn.execute(
-        text(
-            "CREATE INDEX IF NOT EXISTS ix_waits_execution ON waits (workflow_uuid, execution_uuid)"
-        )
-    )
+    index = "ix_waits_execution ON waits (workflow_uuid, execution_uuid)"  # resume finds questions
+    conn.execute(text(f"CREATE INDEX IF NOT EXISTS {index}"))
 
 
 def _v6_reminders_and_stand_ins(conn: Connection) -> None:
