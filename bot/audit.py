@@ -151,7 +151,7 @@ class AuditTrail:
         **fields: Any,
     ) -> AuditRecord:
         """``record`` with the fields a bot request already holds: its workflow, targets,
-        parameters, team, id, Nexthink request uuids (comma-separated when a run was split) and
+        parameters, workspace and org, id, Nexthink request uuids (comma-separated when a run was split) and
         execution uuids; the actor is the requester unless given (a voter, a denier) or ``None``
         (the bot itself: an expiry, an outcome found by polling). ``fields`` are the other
         keywords of ``record`` and win over the request's."""
@@ -163,6 +163,7 @@ class AuditTrail:
             "execution_uuids": request.executions_uuids,
             "request_id": request.id,
             "team_id": request.team_id,
+            "enterprise_id": request.enterprise_id,
         }
         values.update(fields)
         if actor is REQUESTER:

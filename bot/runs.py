@@ -236,6 +236,7 @@ class Runner:
                 result="refused",
                 detail=exc.message,
                 team_id=requester.team_id,
+                enterprise_id=requester.enterprise_id,
             )
             raise
 

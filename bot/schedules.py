@@ -121,6 +121,7 @@ async def ask(
             result="refused",
             detail=exc.message,
             team_id=requester.team_id,
+            enterprise_id=requester.enterprise_id,
         )
         raise
     gated = prepared.approval is not None

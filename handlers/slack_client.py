@@ -73,7 +73,7 @@ class InstallationTokens:
         self.store = store
         self._ttl = ttl
         self._clock = clock
-        self._cache: dict[tuple[str | None, str | None], tuple[float, str | None]] = {}
+        self._cache: dict[tuple[str | None, str | None], tuple[float, str]] = {}
 
     async def token_for(self, workspace: Workspace) -> str | None:
         key = (workspace.enterprise_id, workspace.team_id)
@@ -81,7 +81,10 @@ class InstallationTokens:
         if hit is not None and hit[0] > self._clock():
             return hit[1]
         token = await self._find(workspace)
-        self._cache[key] = (self._clock() + self._ttl, token)
+        # not cached: no installation yet (one may come any moment), or "the only one" (another
+        # may be added)
+        if token is not None and workspace.known:
+            self._cache[key] = (self._clock() + self._ttl, token)
         return token
 
     async def _find(self, workspace: Workspace) -> str | None:

@@ -116,6 +116,13 @@ async def test_commands_from_two_workspaces_run_with_the_org_token_and_their_tea
             ("T0LOCAL", "E0ORG"),
             ("T0SALES", "E0ORG"),
         }
+        # the audit trail too, the refusal included
+        trail = {
+            (e.event, e.actor, e.team_id, e.enterprise_id)
+            async for e in world.bot.store.iter_audit()
+        }
+        assert ("run_requested", "U0SAM", "T0SALES", "E0ORG") in trail
+        assert ("run_refused", "U0ALICE", "T0LOCAL", "E0ORG") in trail
         assert world.bot.tasks.failures == 0
 
 

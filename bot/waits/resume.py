@@ -139,6 +139,7 @@ async def _trigger(
             result="refused",
             detail=decision.reason,
             team_id=requester.team_id,
+            enterprise_id=requester.enterprise_id,
         )
         raise Refusal(decision.reason)
     record = await deps.store.create_request(
