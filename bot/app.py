@@ -19,9 +19,10 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
 
-from bot import approvals, reminders, waits
+from bot import approvals, consent, fleet, reminders, waits
 from bot.audit import AuditTrail
 from bot.catalogue import Catalogue
+from bot.devices import Devices
 from bot.followups import follow_forever
 from bot.forms import FormSeal
 from bot.identity import Identity
@@ -128,6 +129,9 @@ class Bot(Services):
             store=store,
             limiter=limiter,
             audit=audit,
+            devices=Devices(
+                nexthink, settings.nexthink_devices_query_id, ttl=settings.devices_cache_seconds
+            ),
         )
         app = AsyncApp(
             client=slack,
@@ -185,7 +189,7 @@ class Bot(Services):
 
     def start_background(self, interval: float | None = None) -> None:
         """Sweep expired waits and approvals, send due reminders and escalations, and prune audit
-        records past their retention, every ``interval`` seconds (default ``SWEEP_SECONDS``; any
+        records past their retention and old fleet run previews, every ``interval`` seconds (default ``SWEEP_SECONDS``; any
         replica may); follow runs' outcomes (``bot.followups``), keep open Home tabs current
         (``handlers.home``) and run scheduled runs as they fall due (``bot.schedule_loop``)."""
         if interval is None:
@@ -214,8 +218,11 @@ class Bot(Services):
                 await waits.sweep_stale(self)
                 await approvals.sweep_expired(self)
                 await approvals.sweep_stale(self)
+                await consent.sweep_expired(self)
+                await consent.sweep_stale(self)
                 await reminders.sweep(self)
                 await self.audit.prune()  # AUDIT_RETENTION_DAYS, in bounded batches
+                await fleet.prune(self.store)  # fleet runs' previews, a day after
             except Exception:
                 log.exception("sweep_failed")
             await asyncio.sleep(interval)

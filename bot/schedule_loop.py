@@ -8,8 +8,9 @@ database, never all held in memory. When Nexthink answers 429 beyond the client'
 the run is given back untouched and every slot waits for Nexthink's ``Retry-After`` before the
 next execute: the pace is Nexthink's.
 
-A run left ``running`` by a process that died is found by ``sweep_stale``: given back if its
-execute was never sent, else closed (outcome unknown) and its requester told; never sent twice.
+A run cut off by a stop before its execute was sent is given back at once; one left ``running``
+by a process that died is found by ``sweep_stale``: given back if its execute was never sent,
+else closed (outcome unknown) and its requester told; never sent twice.
 """
 
 from __future__ import annotations
@@ -112,6 +113,16 @@ class ScheduleLoop:
         try:
             outcome: str
             outcome, retry_after = await run_due(self.deps, schedule)
+        except asyncio.CancelledError:  # stopping: give it back at once if nothing was sent
+            assert schedule.claim_token is not None
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    asyncio.shield(
+                        self.deps.store.release_schedule(schedule.id, schedule.claim_token)
+                    ),
+                    timeout=1.0,
+                )
+            raise
         except Exception:  # stays running: sweep_stale gives it back or closes it
             log.exception("schedule_run_failed", schedule=schedule.id)
             outcome = "crashed"

@@ -40,8 +40,8 @@ from handlers.grammar import (
 )
 from handlers.modals import open_run_modal
 from handlers.nudge_views import delegation_text
-from handlers.running import run_and_reply
-from handlers.schedules import answer_cancel, answer_scheduled, schedule_and_reply
+from handlers.running import run_and_reply, schedule_and_reply
+from handlers.schedules import answer_cancel, answer_scheduled
 from handlers.services import Services
 from handlers.wait_views import click_refusal_text, resumed_by_question_text
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import date, time
 from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -23,12 +24,13 @@ from bot.metrics import COMMANDS
 from bot.nexthink.errors import NexthinkError
 from bot.nexthink.models import is_uuid
 from bot.runs import PreparedRun, Refusal, Requester, RunRequest
+from bot.schedule_times import At, When
 from handlers import ids, views
 from handlers.delivery import reply
 from handlers.grammar import DeviceTarget, UserTarget
 from handlers.modal_views import ModalState, loading_view, message_view, run_view
 from handlers.payloads import enterprise_id, first_action, obj, team_id, text, user_id
-from handlers.running import execute_and_reply
+from handlers.running import execute_and_reply, schedule_and_reply
 from handlers.services import Services
 
 __all__ = ["open_run_modal", "parse_submission", "register"]
@@ -104,6 +106,10 @@ async def _fill(
             bot.policy.may_target_others(principal, requester.channel_id, e.id)
             for e in ([selected] if selected else entries)
         )
+        devices = bot.runner.devices
+        mine = None
+        if not may_target and devices.enabled and principal.upn:
+            mine = await devices.of(principal.upn)  # a person with several: a device menu
         content = run_view(
             state,
             entries,
@@ -111,6 +117,8 @@ async def _fill(
             may_target_others=may_target,
             param_choices=_param_choices(bot, selected),
             other_params=_takes_other_params(bot, selected),
+            my_devices=mine.devices if mine is not None else (),
+            schedulable=_schedulable(bot, selected, entries),
         )
     try:
         kwargs: dict[str, Any] = {"view_id": view_id, "view": content}
@@ -119,6 +127,36 @@ async def _fill(
         await bot.slack.views_update(**kwargs)
     except SlackApiError as exc:  # closed meanwhile, or a newer update won
         log.info("modal_update_skipped", error=exc.response.get("error"))
+
+
+def _schedulable(bot: Services, selected: Entry | None, entries: list[Entry]) -> bool:
+    """Whether the form offers a When: the selected workflow (or, none chosen, any) may be
+    scheduled."""
+    return any(bot.policy.may_schedule(e.id).allowed for e in ([selected] if selected else entries))
+
+
+def parse_when(values: dict[str, Any]) -> tuple[When | None, dict[str, str]]:
+    """The form's When (date and time pickers), or None to run now; or the inline error."""
+
+    def picked(block: str, key: str) -> str:
+        found = values.get(block) or {}
+        item = obj(next(iter(found.values()), {})) if isinstance(found, dict) else {}
+        return text(item.get(key))
+
+    day_text = picked(ids.MODAL_WHEN_DATE_BLOCK, "selected_date")
+    clock_text = picked(ids.MODAL_WHEN_TIME_BLOCK, "selected_time")
+    if not day_text and not clock_text:
+        return None, {}
+    if not clock_text:
+        return None, {ids.MODAL_WHEN_TIME_BLOCK: "Pick a time too (or clear the date)."}
+    try:
+        clock = time.fromisoformat(clock_text)
+        day = date.fromisoformat(day_text) if day_text else None
+    except ValueError:
+        block = ids.MODAL_WHEN_TIME_BLOCK if day_text else ids.MODAL_WHEN_DATE_BLOCK
+        return None, {block: "Pick the date and time with the pickers."}
+    typed = f"at {day_text} {clock_text}" if day else f"at {clock_text}"
+    return At(clock, day, typed), {}
 
 
 def _takes_other_params(bot: Services, entry: Entry | None) -> bool:
@@ -158,6 +196,12 @@ def parse_submission(values: dict[str, Any]) -> tuple[RunRequest | None, dict[st
         if isinstance(u, str) and u
     )
     devices: list[DeviceTarget] = []
+    mine = text(obj(element(ids.MODAL_MY_DEVICE_BLOCK).get("selected_option")).get("value"))
+    if mine:  # one of the person's own devices; the core checks that it is theirs
+        if is_uuid(mine):
+            devices.append(DeviceTarget(kind="collector_uid", value=mine.lower()))
+        else:
+            devices.append(DeviceTarget(kind="name", value=mine))
     for number, line in enumerate(
         text(element(ids.MODAL_DEVICES_BLOCK).get("value")).splitlines(), 1
     ):
@@ -262,6 +306,7 @@ def register(bot: Services) -> None:
 
     @app.action(ids.MODAL_USERS)
     @app.action(ids.MODAL_PARAMS)
+    @app.action(ids.MODAL_MY_DEVICE)
     async def on_field_changed(ack: AsyncAck) -> None:
         await ack()
 
@@ -285,9 +330,17 @@ def register(bot: Services) -> None:
             enterprise_id=enterprise_id(body),
         )
         request, errors = parse_submission(values)
-        if request is None:
+        when, when_errors = parse_when(values)
+        if request is None or when_errors:
             COMMANDS.labels("modal", "invalid").inc()
-            await ack(response_action="errors", errors=errors)
+            await ack(response_action="errors", errors={**errors, **when_errors})
+            return
+        if when is not None:  # for later: checked and kept, the answer as a reply
+            await ack()
+            bot.tasks.spawn(
+                schedule_and_reply(bot, requester, request, when, response_url=state.response_url),
+                name="modal_schedule",
+            )
             return
         preparing = bot.tasks.spawn(_prepare(bot, requester, request), name="modal_prepare")
         done, _ = await asyncio.wait({preparing}, timeout=_INLINE_WAIT)

@@ -1,8 +1,11 @@
 """The one run path: every run (command, form, Home tab, shortcuts) goes through here.
 
 ``run_and_reply`` prepares the run in the core (policy, limits, targets), then
-``execute_and_reply`` either asks for approval (``request_approval``) or executes it and hands
-the result to ``handlers.delivery``, which posts it where the outcome can follow.
+``execute_and_reply`` either asks for approval (``request_approval``), asks the people it targets
+for their consent (``bot.consent.ask``, for a workflow with ``consent:``), or executes it and
+hands the result to ``handlers.delivery``, which posts it where the outcome can follow. A run
+asked for later (``at …``/``in …``, the form's When) goes through ``schedule_and_reply`` instead
+(``bot.schedules.ask``: the same checks, then kept for its time).
 """
 
 from __future__ import annotations
@@ -12,20 +15,28 @@ import contextlib
 import dataclasses
 import uuid
 
-from bot import approvals, fleet, reminders
+from bot import approvals, consent, fleet, reminders, schedules
 from bot.logging import get_logger
 from bot.metrics import COMMANDS
 from bot.nexthink.errors import NexthinkError
 from bot.runs import PreparedRun, Refusal, Requester, RunRequest, RunResult
+from bot.schedule_times import When
 from bot.store import StoreError
 from handlers import views
 from handlers.approval_views import not_posted_message, pending_message
 from handlers.blocks import code, outside
 from handlers.delivery import announce_approval, deliver_run_result, reply
 from handlers.fleet_views import preview_message
+from handlers.schedule_views import scheduled_message
 from handlers.services import Services
 
-__all__ = ["execute_and_reply", "offer_fleet_run", "request_approval", "run_and_reply"]
+__all__ = [
+    "execute_and_reply",
+    "offer_fleet_run",
+    "request_approval",
+    "run_and_reply",
+    "schedule_and_reply",
+]
 
 log = get_logger(__name__)
 
@@ -104,10 +115,16 @@ async def execute_and_reply(
     requester = prepared.requester
     kind = _metric_name(prepared.source)
     try:
-        if prepared.approval is not None:
+        if prepared.approval is not None:  # approval first; consent is asked once approved
             await request_approval(bot, prepared, response_url=response_url, replace=replace)
             COMMANDS.labels(kind, "approval_requested").inc()
             return None
+        if prepared.asking:  # each person allows it first; the rest runs now
+            asked = await consent.ask(bot, prepared, response_url=response_url)
+            COMMANDS.labels(kind, "consent_asked").inc()
+            if asked.rest is None:
+                return None
+            prepared = asked.rest
         result = await bot.runner.run(prepared)
     except asyncio.CancelledError:
         # the bot is stopping and gave up on this run: say so rather than go silent
@@ -185,3 +202,42 @@ async def request_approval(
         response_url=response_url,
         replace=replace,
     )
+
+
+async def schedule_and_reply(
+    bot: Services,
+    requester: Requester,
+    request: RunRequest,
+    when: When,
+    *,
+    response_url: str | None,
+    visible: bool = False,
+) -> schedules.Scheduled | None:
+    """A run asked for later, from any path: check and keep it, then tell the requester."""
+    kind = "schedule"
+    scheduled: schedules.Scheduled | None = None
+    try:
+        scheduled = await schedules.ask(bot, requester, request, when, visible=visible)
+    except Refusal as exc:
+        COMMANDS.labels(kind, "refused").inc()
+        message = views.refusal_message(exc.message, exc.hint)
+    except approvals.ApprovalNotPosted as exc:
+        COMMANDS.labels(kind, "approval_not_posted").inc()
+        message = not_posted_message(exc)
+    except StoreError as exc:
+        COMMANDS.labels(kind, "store_unavailable").inc()
+        log.error("schedule_store_unavailable", error=str(exc))
+        message = views.store_unavailable_message()
+    else:
+        COMMANDS.labels(kind, "ok").inc()
+        message = scheduled_message(scheduled)
+        if bot.schedule_loop is not None:
+            bot.schedule_loop.wake()
+    await reply(
+        bot,
+        message,
+        user_id=requester.user_id,
+        channel_id=requester.channel_id,
+        response_url=response_url,
+    )
+    return scheduled

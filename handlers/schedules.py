@@ -1,5 +1,5 @@
-"""Scheduled runs in Slack: ``run … at/in`` replies, ``/nexthink scheduled``, ``/nexthink cancel``
-and the Cancel buttons (in replies, lists and the Home tab).
+"""Scheduled runs in Slack: ``/nexthink scheduled``, ``/nexthink cancel`` and the Cancel buttons
+(in replies, lists and the Home tab); asking for one is ``handlers.running.schedule_and_reply``.
 
 The decisions are the core's (``bot.schedules``): this module turns a command or a click into a
 call and the answer into a message (``handlers.schedule_views``).
@@ -12,65 +12,18 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot import schedules
-from bot.approvals import ApprovalNotPosted
 from bot.logging import get_logger
-from bot.metrics import COMMANDS
-from bot.runs import Refusal, Requester, RunRequest
-from bot.schedule_times import When
+from bot.runs import Requester
 from bot.store import ScheduleRecord, StoreError
 from handlers import ids, payloads, views
-from handlers.approval_views import not_posted_message
 from handlers.delivery import reply
 from handlers.home import publish_home
-from handlers.schedule_views import (
-    cancel_answer_message,
-    scheduled_list_message,
-    scheduled_message,
-)
+from handlers.schedule_views import cancel_answer_message, scheduled_list_message
 from handlers.services import Services
 
-__all__ = ["answer_cancel", "answer_scheduled", "register", "schedule_and_reply"]
+__all__ = ["answer_cancel", "answer_scheduled", "register"]
 
 log = get_logger(__name__)
-
-
-async def schedule_and_reply(
-    bot: Services,
-    requester: Requester,
-    request: RunRequest,
-    when: When,
-    *,
-    response_url: str | None,
-    visible: bool = False,
-) -> schedules.Scheduled | None:
-    """A run asked for later, from any path: check and keep it, then tell the requester."""
-    kind = "schedule"
-    scheduled: schedules.Scheduled | None = None
-    try:
-        scheduled = await schedules.ask(bot, requester, request, when, visible=visible)
-    except Refusal as exc:
-        COMMANDS.labels(kind, "refused").inc()
-        message = views.refusal_message(exc.message, exc.hint)
-    except ApprovalNotPosted as exc:
-        COMMANDS.labels(kind, "approval_not_posted").inc()
-        message = not_posted_message(exc)
-    except StoreError as exc:
-        COMMANDS.labels(kind, "store_unavailable").inc()
-        log.error("schedule_store_unavailable", error=str(exc))
-        message = views.store_unavailable_message()
-    else:
-        COMMANDS.labels(kind, "ok").inc()
-        message = scheduled_message(scheduled)
-        if bot.schedule_loop is not None:
-            bot.schedule_loop.wake()
-    await reply(
-        bot,
-        message,
-        user_id=requester.user_id,
-        channel_id=requester.channel_id,
-        response_url=response_url,
-    )
-    return scheduled
 
 
 async def _names(bot: Services, found: list[ScheduleRecord]) -> dict[str, str]:

@@ -13,7 +13,7 @@ import asyncio
 import re
 import textwrap
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -218,10 +218,10 @@ async def test_a_cancelled_run_never_runs(tmp_path: Path) -> None:
     ) as world:
         assert world.driver is not None
         assert world.sandbox is not None
-        first = await schedule(world, "U0BOB", "run restart_teams in 2s")
-        second = await schedule(world, "U0BOB", "run restart_teams mode=soft in 2s")
+        first = await schedule(world, "U0BOB", "run restart_teams in 15s")
+        second = await schedule(world, "U0BOB", "run restart_teams mode=soft in 15s")
         button_reply = last_answer(world, "U0BOB")
-        later = await schedule(world, "U0BOB", "run restart_teams mode=hard in 4s")
+        later = await schedule(world, "U0BOB", "run restart_teams mode=hard in 17s")
 
         await world.driver.command("U0DAVE", f"cancel {first}", channel_id="C0SUPPORT")
         await world.settle()
@@ -236,7 +236,8 @@ async def test_a_cancelled_run_never_runs(tmp_path: Path) -> None:
         await world.settle()
         assert "already cancelled" in text_of(last_answer(world, "U0BOB"))
 
-        await in_state(world, later, "ran")
+        assert (await stored(world, first)).run_at < (await stored(world, later)).run_at
+        await in_state(world, later, "ran")  # claimed in time order: the others' time is past
         assert [e["params"] for e in executes(world)] == [{"mode": "hard"}]
         assert world.bot is not None
         assert (
@@ -376,3 +377,41 @@ async def test_a_scheduled_run_that_needs_approval_asks_now_and_runs_at_its_time
         await in_state(world, denied, "closed")
         (execute,) = executes(world)
         assert execute["devices"] == [{"name": "LAPTOP-BOB"}]
+
+
+async def test_the_run_form_schedules_with_its_date_and_time_pickers(tmp_path: Path) -> None:
+    """The form offers When (date, time) for a workflow that may be scheduled; a date without a
+    time is refused inline; date and time schedule it in the person's Slack time zone
+    (LocalSlack's people are in Europe/Zurich)."""
+    from zoneinfo import ZoneInfo
+
+    from tests.test_e2e_modal import block_ids, choose, open_modal, submit
+
+    async with PatientWorld(
+        database_url=f"sqlite:///{tmp_path}/bot.db",
+        policy_file=policy_file(tmp_path),
+        execution_delay=0.05,
+    ) as world:
+        assert world.bot is not None
+        view = await open_modal(world, "U0BOB")
+        view = await choose(world, "U0BOB", view, "clear_disk_space")
+        assert ids.MODAL_WHEN_DATE_BLOCK not in block_ids(view)  # schedule: {allowed: false}
+        view = await choose(world, "U0BOB", view, "restart_teams")
+        assert ids.MODAL_WHEN_DATE_BLOCK in block_ids(view)
+        assert ids.MODAL_WHEN_TIME_BLOCK in block_ids(view)
+        zurich = ZoneInfo("Europe/Zurich")
+        tomorrow = (datetime.now(zurich) + timedelta(days=1)).date()
+        chosen = {ids.MODAL_WORKFLOW_BLOCK: {ids.MODAL_WORKFLOW: "restart_teams"}}
+        only_date = {
+            **chosen,
+            ids.MODAL_WHEN_DATE_BLOCK: {ids.MODAL_WHEN_DATE: tomorrow.isoformat()},
+        }
+        answer = await submit(world, "U0BOB", view, only_date)
+        assert answer["response_action"] == "errors"
+        assert ids.MODAL_WHEN_TIME_BLOCK in answer["errors"]
+        assert await world.bot.store.open_schedules() == []
+        both = {**only_date, ids.MODAL_WHEN_TIME_BLOCK: {ids.MODAL_WHEN_TIME: "10:30"}}
+        assert await submit(world, "U0BOB", view, both) == {}
+        (kept,) = await world.bot.store.open_schedules()
+        assert kept.run_at == datetime.combine(tomorrow, time(10, 30), tzinfo=zurich)
+        assert kept.code in text_of(last_answer(world, "U0BOB"))

@@ -142,3 +142,33 @@ async def test_two_stores_on_one_sqlite_file_claim_each_run_once(tmp_path: Path)
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_claim_is_given_back_only_while_nothing_was_sent(tmp_path: Path) -> None:
+    """A stopping process gives back a run it had not sent; a dead one's runs are given back
+    (not sent) or closed (maybe sent) by the stale sweep, never run twice."""
+    store = await Store.open(f"sqlite:///{tmp_path}/bot.db")
+    try:
+        at = datetime.now(UTC)
+        for _ in range(2):
+            record = await store.create_request(kind="run", user_id="U1", state="scheduled")
+            await store.create_schedule(
+                request_id=record.id, user_id="U1", workflow="w", ask={}, run_at=at
+            )
+        first, second = await store.claim_due_schedules(at)
+        assert first.claim_token is not None
+        assert second.claim_token is not None
+        assert await store.release_schedule(first.id, first.claim_token)
+        assert not await store.release_schedule(first.id, first.claim_token)  # not held now
+        assert await store.mark_schedule_sending(second.id, second.claim_token)
+        assert not await store.release_schedule(second.id, second.claim_token)
+        (again,) = await store.claim_due_schedules(at)
+        assert again.id == first.id
+        later = at + timedelta(minutes=11)
+        released, closed = await store.release_stale_schedules(timedelta(minutes=10), later)
+        assert [s.id for s in released] == [first.id]
+        assert [s.id for s in closed] == [second.id]
+        assert closed[0].state == "closed"
+        assert (await store.get_schedule(first.code)).state == "scheduled"  # type: ignore[union-attr]
+    finally:
+        await store.close()

@@ -177,19 +177,57 @@ class SchedulesMixin(StoreBase):
         return sorted((schedule_from_row(r) for r in rows), key=lambda s: (s.run_at, s.id))
 
     async def mark_schedule_sending(
+        self,
+        schedule_id: str,
+        token: str,
+        now: datetime | None = None,
+        *,
+        request: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Record that the execute is about to be sent (and, in the same transaction, the
+        ``request`` columns of its request record: state, targets, parameters as checked now);
+        False, and nothing changed, if this caller no longer holds it."""
+        at = utc(now)
+        async with self._write() as conn:
+            held = await conn.execute(
+                schedules.update()
+                .where(
+                    schedules.c.id == schedule_id,
+                    schedules.c.state == "running",
+                    schedules.c.claim_token == token,
+                )
+                .values(sending_at=at, updated_at=at)
+                .returning(schedules.c.request_id)
+            )
+            request_id = held.scalar()
+            if request_id is None:
+                return False
+            if request:
+                await conn.execute(
+                    requests.update()
+                    .where(requests.c.id == request_id)
+                    .values({**request, "updated_at": at})
+                )
+        return True
+
+    async def release_schedule(
         self, schedule_id: str, token: str, now: datetime | None = None
     ) -> bool:
-        """Record that the execute is about to be sent; False if this caller no longer holds it."""
+        """Give a claimed run back (``scheduled``) if its execute was not sent: the process
+        holding it is stopping. Whether it was given back."""
         at = utc(now)
-        return (
-            await self._transition(
-                schedule_id,
-                {"sending_at": at, "updated_at": at},
-                states=("running",),
-                token=token,
+        async with self._write() as conn:
+            result = await conn.execute(
+                schedules.update()
+                .where(
+                    schedules.c.id == schedule_id,
+                    schedules.c.state == "running",
+                    schedules.c.claim_token == token,
+                    schedules.c.sending_at.is_(None),
+                )
+                .values(state="scheduled", claim_token=None, updated_at=at)
             )
-            is not None
-        )
+        return bool(result.rowcount)
 
     async def finish_schedule(
         self,
