@@ -305,7 +305,6 @@ def _v7_request_executions(conn: Connection) -> None:
         Column("execution_uuid", Text, primary_key=True),
         Column("request_id", String(36), ForeignKey("requests.id"), nullable=False),
         Column("created_at", UTCDateTime, nullable=False),
-        Index("ix_request_executions_request", "request_id"),
     )
     md.create_all(conn, tables=[links])
     index = "ix_waits_execution ON waits (workflow_uuid, execution_uuid)"  # resume finds questions

@@ -393,15 +393,12 @@ rate_limits = Table(
     Index("ix_rate_limits_last_hit", "last_hit"),
 )
 
-# Which request started each Nexthink execution (lower-case ids): the requester of a question
-# is known from the bot's own record (``requests.request_for_execution``).
-request_executions = Table(
+request_executions = Table(  # the request that started each execution (``request_for_execution``)
     "request_executions",
     metadata,
     Column("execution_uuid", Text, primary_key=True),
     Column("request_id", String(36), ForeignKey("requests.id"), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
-    Index("ix_request_executions_request", "request_id"),
 )
 
 # Runs asked for later (``schedules.py``): claimed by one replica when due.
