@@ -27,7 +27,6 @@ __all__ = [
     "HistoryFilter",
     "PreparedRun",
     "Requester",
-    "ResumeResult",
     "RunRequest",
     "RunResult",
     "Source",
@@ -115,16 +114,6 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return self.execution is not None and self.error is None
-
-
-@dataclass(frozen=True)
-class ResumeResult:
-    workflow_uuid: str
-    execution_uuid: str
-    params: Mapping[str, str]
-    record: RequestRecord
-    request_uuids: tuple[str, ...] = ()
-    error: NexthinkError | None = None
 
 
 @dataclass(frozen=True)
