@@ -4,11 +4,11 @@ from ``schema.py``, so that an old step never changes."""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Connection, ForeignKey, Index, MetaData, String, Table, Text
+from sqlalchemy import Column, Connection, ForeignKey, Index, MetaData, String, Table, Text, text
 
 from .schema import UTCDateTime
 
-__all__ = ["v9_consents"]
+__all__ = ["v9_consents", "v10_request_tickets"]
 
 
 def v9_consents(conn: Connection) -> None:
@@ -34,3 +34,16 @@ def v9_consents(conn: Connection) -> None:
         Index("ix_consents_request", "request_id"),
     )
     md.tables["consents"].create(conn)
+
+
+def v10_request_tickets(conn: Connection) -> None:
+    """``requests.ticket``: the change ticket a run was tied to (policy ``ticket:``), and the
+    indexes behind an auditor's ``history ticket:<ref>``, ``history workflow:<id>`` and
+    ``history user:<upn>``."""
+    conn.execute(text("ALTER TABLE requests ADD COLUMN ticket TEXT"))
+    for name, columns in (
+        ("ix_requests_ticket_created_id", "ticket, created_at, id"),
+        ("ix_requests_workflow_created_id", "workflow_id, created_at, id"),
+        ("ix_requests_upn_created", "lower(user_upn), created_at"),
+    ):
+        conn.execute(text(f"CREATE INDEX IF NOT EXISTS {name} ON requests ({columns})"))

@@ -41,7 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .migration_steps import v9_consents
+from .migration_steps import v9_consents, v10_request_tickets
 from .schema import JSONText, UTCDateTime, schema_version
 
 __all__ = ["LATEST_VERSION", "MIGRATIONS", "Migration", "current_version", "migrate"]
@@ -399,19 +399,6 @@ def _v8_schedules(conn: Connection) -> None:
     md.tables["schedules"].create(conn)
 
 
-def _v10_request_tickets(conn: Connection) -> None:
-    """``requests.ticket``: the change ticket a run was tied to (policy ``ticket:``), and the
-    indexes behind an auditor's ``history ticket:<ref>``, ``history workflow:<id>`` and
-    ``history user:<upn>``."""
-    conn.execute(text("ALTER TABLE requests ADD COLUMN ticket TEXT"))
-    for name, columns in (
-        ("ix_requests_ticket_created_id", "ticket, created_at, id"),
-        ("ix_requests_workflow_created_id", "workflow_id, created_at, id"),
-        ("ix_requests_upn_created", "lower(user_upn), created_at"),
-    ):
-        conn.execute(text(f"CREATE INDEX IF NOT EXISTS {name} ON requests ({columns})"))
-
-
 def _v11_workspaces(conn: Connection) -> None:
     """Enterprise Grid: where a request (``enterprise_id``, beside its ``team_id``) and a wait
     (``team_id``, ``enterprise_id``) happened, so later work uses that workspace's Slack."""
@@ -461,9 +448,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(8, "schedules: runs asked for later", _v8_schedules),
     Migration(9, "consents: the person on the other end allows a run", v9_consents),
-    Migration(
-        10, "requests.ticket, indexes for history by ticket and workflow", _v10_request_tickets
-    ),
+    Migration(10, "requests.ticket; history by ticket, workflow, UPN", v10_request_tickets),
     Migration(11, "requests.enterprise_id, waits.team_id and enterprise_id", _v11_workspaces),
     Migration(12, "fleet_runs: fleet runs shown with Run and Cancel", _v12_fleet_runs),
 )

@@ -1,9 +1,7 @@
 """The current shape of the tables, as SQLAlchemy Core objects the queries are written against.
 
 The tables are *created* by the numbered steps in ``migrations.py``, never from this module, so
-that a database made years ago and one made today end in the same place. A test compares the
-migrated database with these definitions.
-
+that a database made years ago and one made today end in the same place (a test compares them).
 Two column types keep both backends alike:
 
 * ``UTCDateTime``: aware UTC datetimes in, aware UTC datetimes out. PostgreSQL stores
@@ -11,15 +9,13 @@ Two column types keep both backends alike:
   ``expires_at > :now`` means the same thing on both.
 * ``JSONText``: JSON kept as TEXT, identical on both backends; the store never queries inside it.
 
-One column differs by backend on purpose: ``rate_limits.hits`` (``HitTimes``) is a
-``double precision[]`` on PostgreSQL and a JSON array in TEXT on SQLite, because the rate-limit
-check reads inside it in its one atomic statement (``ratelimits.py``).
+``rate_limits.hits`` (``HitTimes``) differs on purpose: ``double precision[]`` on PostgreSQL, JSON
+in TEXT on SQLite, as the rate-limit check reads inside it in one statement (``ratelimits.py``).
 
 The ``slack_*`` tables are slack_sdk's (``AsyncSQLAlchemyInstallationStore`` and
-``AsyncSQLAlchemyOAuthStateStore``, which write the queries): same names, columns, types and
-index, naive UTC ``DateTime`` as the library writes it, except that the four token columns are
-TEXT, not VARCHAR(200): they hold Fernet ciphertext, about 1.4 times the token plus 100 characters
-(``installations.py``).
+``AsyncSQLAlchemyOAuthStateStore``, which write the queries): same names, columns, types and index,
+naive UTC ``DateTime`` as the library writes it, except that the four token columns are TEXT, not
+VARCHAR(200): they hold Fernet ciphertext, ~1.4 times the token + 100 chars (``installations.py``).
 """
 
 from __future__ import annotations
