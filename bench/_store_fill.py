@@ -233,7 +233,9 @@ def _audit_rows(table: Table, fill: Fill, n: int) -> Iterator[dict[str, Any]]:
         for column in table.columns:
             python = _python_type(column)
             if isinstance(column.type, JSONText):
-                row[column.name] = "{}"
+                row[column.name] = "[]" if column.name in ("targets", "execution_uuids") else "{}"
+            elif isinstance(column.type, UTCDateTime):  # its python_type is not known to SQLAlchemy
+                row[column.name] = fill.at(i, n)
             elif column.primary_key and python is str:
                 row[column.name] = fill.uid()
             elif column.primary_key:

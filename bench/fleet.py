@@ -19,8 +19,10 @@ bot's RSS before the run and its peak during it (``VmHWM`` of ``serve``, reset w
 ``/proc/<pid>/clear_refs`` before each run; when the kernel refuses the reset, the peak is the
 process's since it started, and is said so), the CPU time ``serve`` used, and the times from the
 command to the preview, from the click to the execute received by the sandbox and to the final
-summary (the last is mostly ``--first-poll``). Then a query of 1,500 devices, which NQL answers
-with 1,000 rows: the bot refuses it (no preview, no execute). Exits 1 if a run does not end
+summary (the last is mostly ``--first-poll``). Then (unless ``--no-v1``) the sandbox loses its V2
+execute (``POST /_sandbox/api without-v2``) and the largest fleet runs again: one V2 404, then
+V1 (its rows carry Collector UUIDs). Last, a query of 1,500 devices, which NQL answers with 1,000
+rows: the bot refuses it (no preview, no execute). Exits 1 if a run does not end
 with one execute, or the refusal is not a refusal.
 """
 
@@ -76,6 +78,7 @@ class Figures:
     to_preview_s: float
     to_execute_s: float
     to_summary_s: float
+    api: str = "v2"
 
 
 class Bench:
@@ -167,8 +170,12 @@ async def one_run(bench: Bench, size: int, within: float) -> Figures:
     to_preview = await bench.click_run(within)
     clicked = time.perf_counter()
 
+    async def sent() -> list[dict[str, Any]]:
+        v2 = [e for e in await bench.journal("execute_v2") if e["status"] == 200]
+        return v2 + await bench.journal("execute_v1")
+
     async def executed() -> bool:
-        return bool(await bench.journal("execute_v2"))
+        return bool(await sent())
 
     async def summarized() -> bool:
         done, total = bench.followups_done()
@@ -181,7 +188,8 @@ async def one_run(bench: Bench, size: int, within: float) -> Figures:
     cpu = stack.bot.cpu_seconds() - cpu_before
     peak = stack.bot.status_kib("VmHWM") or 0
     nql = await bench.journal("nql")
-    executes = await bench.journal("execute_v2")
+    executes = await sent()
+    missing_v2 = sum(1 for e in await bench.journal("execute_v2") if e["status"] == 404)
     after_slack = await bench.slack_stats()
     calls = {
         m: after_slack["calls"].get(m, 0) - before_slack["calls"].get(m, 0)
@@ -204,6 +212,7 @@ async def one_run(bench: Bench, size: int, within: float) -> Figures:
         to_preview_s=to_preview,
         to_execute_s=to_execute,
         to_summary_s=to_summary,
+        api=f"v1 (after {missing_v2} V2 404)" if missing_v2 else "v2" if executes else "-",
     )
 
 
@@ -238,6 +247,20 @@ async def refused_run(bench: Bench, within: float) -> tuple[int, int, bool]:
     )
 
 
+def show(f: Figures) -> None:
+    slack = ", ".join(f"{m} {n}" for m, n in sorted(f.slack_calls.items()))
+    slack = f"{slack}, response_url {f.response_urls}".lstrip(", ")
+    print(
+        f"{f.size:>7} {f'{f.target_queries} + {f.status_queries}':>19} "
+        f"{f'{f.executes} ({f.devices_sent})':>18} {slack:>28} "
+        f"{f.rss_before_kib / 1024:>7.1f} {f.peak_kib / 1024:>7.1f}{'' if f.peak_reset else '*'} "
+        f"{f.cpu_s:>6.2f} {f.to_preview_s * 1000:>6.0f}ms {f.to_execute_s * 1000:>6.0f}ms "
+        f"{f.to_summary_s:>7.1f}s"
+    )
+    if not f.peak_reset:
+        print("  * the kernel refused to reset VmHWM: the peak is serve's since it started")
+
+
 async def run(args: argparse.Namespace, procs: Procs) -> int:
     env = {
         "NEXTHINK_STATUS_QUERY_ID": STATUS_QUERY,
@@ -264,17 +287,15 @@ async def run(args: argparse.Namespace, procs: Procs) -> int:
         for size in args.sizes:
             f = await one_run(bench, size, args.timeout)
             ok = ok and f.executes == 1 and f.devices_sent == size
-            slack = ", ".join(f"{m} {n}" for m, n in sorted(f.slack_calls.items()))
-            slack = f"{slack}, response_url {f.response_urls}".lstrip(", ")
-            print(
-                f"{f.size:>7} {f'{f.target_queries} + {f.status_queries}':>19} "
-                f"{f'{f.executes} ({f.devices_sent})':>18} {slack:>28} "
-                f"{f.rss_before_kib / 1024:>7.1f} {f.peak_kib / 1024:>7.1f}{'' if f.peak_reset else '*'} "
-                f"{f.cpu_s:>6.2f} {f.to_preview_s * 1000:>6.0f}ms {f.to_execute_s * 1000:>6.0f}ms "
-                f"{f.to_summary_s:>7.1f}s"
-            )
-            if not f.peak_reset:
-                print("  * the kernel refused to reset VmHWM: the peak is serve's since it started")
+            show(f)
+        if args.v1:  # the instance loses its V2 execute: the same fleet through V1
+            async with control.post(f"{stack.sandbox_url}/_sandbox/api", data="without-v2") as r:
+                r.raise_for_status()
+            size = max(args.sizes)
+            f = await one_run(bench, size, args.timeout)
+            ok = ok and f.executes == 1 and f.devices_sent == size and f.api.startswith("v1")
+            print(f"without V2 (NEXTHINK_EXECUTE_API=auto): {f.api}")
+            show(f)
         nql, executes, preview = await refused_run(bench, args.timeout)
         refused = executes == 0 and not preview
         ok = ok and refused
@@ -304,6 +325,9 @@ def main() -> int:
     parser.add_argument("--first-poll", type=float, default=3.0, help="first follow-up look, s")
     parser.add_argument("--execution-delay", type=float, default=1.0, help="sandbox executions, s")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for a step")
+    parser.add_argument(
+        "--no-v1", dest="v1", action="store_false", help="skip the run on an instance without V2"
+    )
     parser.add_argument("--log-level", default="WARNING", help="the bot's LOG_LEVEL")
     parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs")
     args = parser.parse_args()

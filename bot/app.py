@@ -19,7 +19,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
 
-from bot import approvals, reminders, waits
+from bot import approvals, fleet, reminders, waits
 from bot.audit import AuditTrail
 from bot.catalogue import Catalogue
 from bot.followups import follow_forever
@@ -175,7 +175,7 @@ class Bot(Services):
 
     def start_background(self, interval: float | None = None) -> None:
         """Sweep expired waits and approvals, send due reminders and escalations, and prune audit
-        records past their retention, every ``interval`` seconds (default ``SWEEP_SECONDS``; any
+        records past their retention and old fleet run previews, every ``interval`` seconds (default ``SWEEP_SECONDS``; any
         replica may); follow runs' outcomes (``bot.followups``), keep open Home tabs current
         (``handlers.home``) and run scheduled runs as they fall due (``bot.schedule_loop``)."""
         if interval is None:
@@ -206,6 +206,7 @@ class Bot(Services):
                 await approvals.sweep_stale(self)
                 await reminders.sweep(self)
                 await self.audit.prune()  # AUDIT_RETENTION_DAYS, in bounded batches
+                await fleet.prune(self.store)  # fleet runs' previews, a day after
             except Exception:
                 log.exception("sweep_failed")
             await asyncio.sleep(interval)

@@ -22,10 +22,12 @@ from bot.query_targets import FleetTargets
 from bot.runs import PreparedRun, Refusal, Requester, Runner, Target
 from bot.store import FleetRunRecord, Store
 
-__all__ = ["PREVIEW_MINUTES", "FleetAnswer", "cancel", "propose", "start"]
+__all__ = ["KEPT", "PREVIEW_MINUTES", "FleetAnswer", "cancel", "propose", "prune", "start"]
 
 #: how long Run stays usable after the preview (the query's answer gets stale)
 PREVIEW_MINUTES = 15
+#: how long a decided or expired preview is kept (the run itself is in ``requests`` and the audit)
+KEPT = timedelta(days=1)
 
 Outcome = Literal[
     "started", "cancelled", "not_found", "not_requester", "expired", "decided", "refused"
@@ -147,6 +149,12 @@ async def cancel(
     if claimed is None:
         return await _why_not(store, run_id, now)
     return FleetAnswer("cancelled", claimed)
+
+
+async def prune(store: Store, *, now: datetime | None = None) -> int:
+    """Forget previews older than ``KEPT`` (each holds up to 999 targets); how many. The
+    periodic sweep calls it, so the table stays small whatever the number of fleet runs."""
+    return await store.prune_fleet_runs((now or datetime.now(UTC)) - KEPT)
 
 
 async def _pending(

@@ -269,8 +269,13 @@ async def test_a_big_run_ends_in_one_summary_within_slacks_limits(tmp_path: Path
         assert world.bot is not None
         [record] = await world.bot.store.history("U0BOB")
         assert record.state == "failed"
-        [followup] = await world.bot.store.followups_for([record.id])
-        assert followup.done
+        store = world.bot.store
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        # the reply is updated just before the follow-up is marked done: wait for that too
+        while not (followup := (await store.followups_for([record.id]))[0]).done:
+            assert loop.time() < deadline, "the follow-up was not finished"
+            await asyncio.sleep(0.05)
         polls = [e for e in world.sandbox.requests("nql") if e.body["queryId"] == QUERY_ID]
         assert {e.body["parameters"]["request_id"] for e in polls} == set(
             record.nexthink_request_uuids

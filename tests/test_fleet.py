@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bot import fleet
 from bot.nexthink.models import DeviceData, UserData
 from bot.policy import Policy, PolicyError, Principal
 from bot.query_targets import QueryUnusable, read_targets
@@ -240,3 +241,15 @@ async def test_saved_queries_answer_their_rows_cut_at_1000() -> None:
         device = sandbox.catalogue.find_device(name="FLEET-01200")
         assert device is not None
         assert sandbox.catalogue.find_device(collector_uid=device.collector_uid) is device
+
+
+async def test_the_sweep_forgets_previews_a_day_old(tmp_path: Path) -> None:
+    store = await Store.open(f"sqlite:///{tmp_path / 'bot.db'}")
+    try:
+        run_id = await _fleet_run(store)
+        assert await fleet.prune(store, now=T0 + timedelta(hours=23)) == 0
+        assert await store.get_fleet_run(run_id) is not None
+        assert await fleet.prune(store, now=T0 + fleet.KEPT + timedelta(seconds=1)) == 1
+        assert await store.get_fleet_run(run_id) is None
+    finally:
+        await store.close()
