@@ -19,9 +19,10 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
 
-from bot import approvals, fleet, reminders, waits
+from bot import approvals, consent, fleet, reminders, waits
 from bot.audit import AuditTrail
 from bot.catalogue import Catalogue
+from bot.devices import Devices
 from bot.followups import follow_forever
 from bot.identity import Identity
 from bot.logging import get_logger
@@ -127,6 +128,9 @@ class Bot(Services):
             store=store,
             limiter=limiter,
             audit=audit,
+            devices=Devices(
+                nexthink, settings.nexthink_devices_query_id, ttl=settings.devices_cache_seconds
+            ),
         )
         app = AsyncApp(
             client=slack,
@@ -204,6 +208,8 @@ class Bot(Services):
                 await waits.sweep_stale(self)
                 await approvals.sweep_expired(self)
                 await approvals.sweep_stale(self)
+                await consent.sweep_expired(self)
+                await consent.sweep_stale(self)
                 await reminders.sweep(self)
                 await self.audit.prune()  # AUDIT_RETENTION_DAYS, in bounded batches
                 await fleet.prune(self.store)  # fleet runs' previews, a day after

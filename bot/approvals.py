@@ -12,17 +12,17 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
+from bot import consent
 from bot.audit import AuditTrail
-from bot.catalogue import Catalogue, Entry
+from bot.catalogue import Catalogue
 from bot.deciders import StandIns, Subject, Verdict, decider
 from bot.logging import get_logger
 from bot.metrics import CLICKS
-from bot.nexthink.models import DeviceData, UserData, Workflow
 from bot.notifier import ApprovalNews, Notifier, NotPosted, RequesterNews, ScheduleNews
 from bot.policy import ApprovalRule, Principal
-from bot.runs import PreparedRun, Requester, Runner, RunResult, Target
+from bot.runs import PreparedRun, Runner
 from bot.store import (
     ApprovalRecord,
     NudgePlan,
@@ -262,9 +262,22 @@ async def _run_approved(
     deps: ApprovalDeps, claimed: ApprovalRecord, record: RequestRecord, name: str
 ) -> None:
     voters = _voters(claimed)
+    prepared = await deps.runner.from_record(record)
+    asking = deps.runner.asking(prepared)
+    if asking:  # approval first, then the consent of the people it runs on
+        asked = await consent.ask(deps, prepared, response_url=record.response_url, record=record)
+        labels = ", ".join(t.label for t in asking)
+        rest = asked.rest
+        if rest is None:
+            done = await deps.store.mark_approval(claimed.id, "executed")
+            news = ApprovalNews("consent", voters, detail=labels)
+            await deps.notifier.approval_changed(done or claimed, record, name, news)
+            return
+        prepared = rest
+        record = await deps.store.get_request(record.id) or record
     await deps.notifier.approval_changed(claimed, record, name, ApprovalNews("sending", voters))
     try:
-        result = await _execute(deps, record)
+        result = await deps.runner.execute(prepared, record)
     except asyncio.CancelledError:
         await _interrupted(deps, claimed, record, name)
         raise
@@ -394,32 +407,6 @@ async def sweep_stale(
     return len(closed)
 
 
-async def _execute(deps: ApprovalDeps, record: RequestRecord) -> RunResult:
-    try:
-        workflows = {w.id: w for w in await deps.catalogue.workflows()}
-    except Exception:
-        workflows = {}
-    workflow = workflows.get(record.workflow_id or "") or Workflow(
-        id=record.workflow_id or "unknown"
-    )
-    prepared = PreparedRun(
-        requester=Requester(
-            user_id=record.user_id,
-            team_id=record.team_id,
-            channel_id=record.channel_id,
-            enterprise_id=record.enterprise_id,
-        ),
-        principal=Principal(user_id=record.user_id, upn=record.user_upn, groups=frozenset()),
-        entry=Entry(workflow, deps.policy.alias_for(workflow.id)),
-        targets=tuple(_target(t) for t in record.targets),
-        params={str(k): str(v) for k, v in record.params.items()},
-        approval=None,
-        visible=False,
-        source="approval",
-    )
-    return await deps.runner.execute(prepared, record)
-
-
 def _asked_of(approval: ApprovalRecord) -> str:
     where = f" in {approval.channel_id}" if approval.channel_id else ""
     who = ", ".join(approval.approvers) or "any approver"
@@ -428,10 +415,3 @@ def _asked_of(approval: ApprovalRecord) -> str:
 
 def _iso(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _target(data: dict[str, Any]) -> Target:
-    fields = {k: v for k, v in data.items() if k not in {"kind", "label"}}
-    if data.get("kind") == "device":
-        return Target(label=str(data.get("label")), device=DeviceData.model_validate(fields))
-    return Target(label=str(data.get("label")), user=UserData.model_validate(fields))

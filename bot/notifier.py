@@ -7,16 +7,19 @@ Slack. It tells a ``Notifier`` what happened, as plain values (``WaitNews``, ``A
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
 from bot.followups import OutcomeNotifier
-from bot.runs import RunResult
-from bot.store import ApprovalRecord, RequestRecord, ScheduleRecord, WaitRecord
+from bot.runs import PreparedRun, RunResult
+from bot.store import ApprovalRecord, ConsentRecord, RequestRecord, ScheduleRecord, WaitRecord
 
 __all__ = [
     "ApprovalNews",
+    "Asked",
+    "ConsentNews",
     "NotPosted",
     "Notifier",
     "Reminder",
@@ -71,6 +74,7 @@ ApprovalEvent = Literal[
     "denied",
     "withdrawn",
     "expired",
+    "consent",  # approved; now the people it runs on are asked for their consent
     "scheduled",  # approved, and it runs at its time (``at``); ``detail`` "cancelled" if not
 ]
 
@@ -120,6 +124,14 @@ class Reminder:
     enterprise_id: str | None = None
 
 
+ConsentEvent = Literal[
+    "sending",  # the person allowed: the run is being sent for them
+    "sent",  # Nexthink took it (``detail``: request ids)
+    "failed",  # Nexthink refused or failed (``detail``: what it answered)
+    "refused",  # the person said Not now
+    "expired",  # no answer in time
+    "interrupted",  # the bot stopped while sending: the outcome is unknown
+]
 ScheduleEvent = Literal[
     "ran",  # it ran at its time: ``result`` is the run's, told and followed as any run
     "missed",  # found more than max_late_minutes after its time (the bot was down): not run
@@ -129,6 +141,25 @@ ScheduleEvent = Literal[
     "approved",  # its approval came: it runs at its time
     "closed",  # its approval was denied or expired: it will not run
 ]
+
+
+@dataclass(frozen=True)
+class Asked:
+    """One person asked (``consent``), or whom the bot could not ask (``error``: Slack's code)."""
+
+    label: str
+    person: str
+    consent: ConsentRecord | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ConsentNews:
+    """What happened to one person's consent: their message is updated, and the requester is
+    told of Not now, expiry and interruptions (an allowed run reaches them as a run result)."""
+
+    event: ConsentEvent
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -166,7 +197,21 @@ class Notifier(OutcomeNotifier, Protocol):
     async def tell_requester(self, record: RequestRecord, news: RequesterNews) -> None: ...
 
     async def run_finished(self, result: RunResult) -> None:
-        """An approved run was executed: tell the requester as the run path does."""
+        """An approved (or allowed) run was executed: tell the requester as the run path does."""
+
+    async def ask_consent(
+        self, consent: ConsentRecord, record: RequestRecord, name: str
+    ) -> tuple[str, str]:
+        """Ask the person by direct message; returns (channel, ts) or raises ``NotPosted``."""
+
+    async def consents_asked(
+        self, prepared: PreparedRun, asked: Sequence[Asked], *, response_url: str | None
+    ) -> None:
+        """Tell the requester whom the run now waits on (and whom the bot could not ask)."""
+
+    async def consent_changed(
+        self, consent: ConsentRecord, record: RequestRecord, name: str, news: ConsentNews
+    ) -> None: ...
 
     async def remind(self, user_id: str, reminder: Reminder) -> bool:
         """Send ``reminder`` to ``user_id`` by direct message, with a link to the request;

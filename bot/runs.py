@@ -8,26 +8,30 @@ command, the run modal, the Home tab and shortcuts, so the policy is enforced in
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from bot.audit import AuditTrail
 from bot.catalogue import Catalogue, Entry
 from bot.deciders import clicker
+from bot.devices import DeviceList, Devices
 from bot.identity import Identity, IdentityError
 from bot.logging import get_logger
-from bot.mrkdwn import code, shown
+from bot.mrkdwn import code
 from bot.nexthink.client import BulkExecution, NexthinkClient
 from bot.nexthink.errors import NexthinkError
-from bot.nexthink.models import DeviceData, UserData, Workflow, is_uuid
-from bot.policy import ApprovalRule, ParamError, Policy, Principal
+from bot.nexthink.models import DeviceData, UserData, Workflow
+from bot.policy import ApprovalRule, ConsentRule, ParamError, Policy, Principal
 from bot.query_targets import FleetTargets, QueryUnusable, query_targets
 from bot.ratelimit import RateLimiter
+from bot.run_targets import Refusal, TargetResolver, others, stored_target
 from bot.store import RequestRecord, RequestState, Store, StoreError
 from bot.targets import DeviceTarget, Target, UserTarget
 from bot.text import outside
 
 __all__ = [
+    "ConsentRequired",
+    "PreparedRun",
     "Refusal",
     "Requester",
     "ResumeResult",
@@ -39,18 +43,11 @@ __all__ = [
 
 log = get_logger(__name__)
 
-Source = Literal["command", "modal", "home", "shortcut", "approval", "schedule"]
+Source = Literal["command", "modal", "home", "shortcut", "approval", "consent", "schedule"]
 
 
-class Refusal(Exception):
-    """The request is refused before anything is sent; ``str()`` tells the person why."""
-
-    def __init__(self, message: str, *, hint: str | None = None, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-        #: what the refusal is about, for inline modal errors: workflow, targets, params, param:NAME
-        self.field = field
+class ConsentRequired(Exception):
+    """A run on people who have not allowed it reached the execute: refused, nothing sent."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +79,13 @@ class PreparedRun:
     approval: ApprovalRule | None
     visible: bool
     source: Source
+    #: ``consent:`` of the workflow, and the targets that wait for their person's Allow
+    consent: ConsentRule | None = None
+    asking: tuple[Target, ...] = ()
+    #: the one person this run is for allowed it (``bot.consent``): it may be executed
+    consented: bool = False
+    #: the requester's devices (devices query), when the run is on them without a device named
+    own_devices: DeviceList | None = None
     #: a fleet run: the query its targets came from (it runs only after a Run click, ``bot.fleet``)
     fleet: FleetTargets | None = None
 
@@ -101,7 +105,10 @@ class PreparedRun:
         out: list[dict[str, str]] = []
         for t in self.targets:
             data = t.user.to_json() if t.user else t.device.to_json() if t.device else {}
-            out.append({"kind": "user" if t.user else "device", "label": t.label, **data})
+            entry = {"kind": "user" if t.user else "device", "label": t.label, **data}
+            if t.person:
+                entry["person"] = t.person
+            out.append(entry)
         return out
 
 
@@ -139,8 +146,11 @@ class Runner:
         store: Store,
         limiter: RateLimiter,
         audit: AuditTrail,
+        devices: Devices | None = None,
     ) -> None:
         self.nexthink = nexthink
+        self.devices = devices or Devices(nexthink, None)
+        self.targets = TargetResolver(policy=policy, identity=identity, devices=self.devices)
         self.catalogue = catalogue
         self.identity = identity
         self.policy = policy
@@ -240,7 +250,14 @@ class Runner:
         if not decision.allowed:
             raise Refusal(decision.reason, field="workflow")
         fleet = None
+        own_devices: DeviceList | None = None
         if request.query is not None:  # the policy first: no query for a role that may not
+            if self.policy.consent_for(entry.id) is not None:
+                raise Refusal(
+                    f"{code(outside(entry.id))} needs the consent of each person it runs on, "
+                    "so it cannot run on what a query returns: target them with `user:`.",
+                    field="targets",
+                )
             try:
                 fleet = await query_targets(
                     self.nexthink,
@@ -254,7 +271,9 @@ class Runner:
                 raise Refusal(exc.message, field="targets") from None
             targets = fleet.targets
         else:
-            targets = await self._targets(principal, requester, entry, request)
+            targets, own_devices = await self.targets.resolve(
+                principal, requester.channel_id, entry, request.users, request.devices
+            )
         try:
             params = self.policy.check_params(entry.id, dict(request.params))
         except ParamError as exc:
@@ -267,7 +286,7 @@ class Runner:
                 f"You have started {limit} runs in the last minute, the most allowed. "
                 f"Try again in {max(1, round(wait))} s."
             )
-        return PreparedRun(
+        prepared = PreparedRun(
             requester=requester,
             principal=principal,
             entry=entry,
@@ -277,62 +296,47 @@ class Runner:
             visible=self.policy.run_visible(principal, requester.channel_id, entry.id),
             source=request.source,
             fleet=fleet,
+            consent=self.policy.consent_for(entry.id),
+            own_devices=own_devices,
         )
+        return replace(prepared, asking=self.asking(prepared))
 
-    async def _targets(
-        self, principal: Principal, requester: Requester, entry: Entry, request: RunRequest
-    ) -> tuple[Target, ...]:
-        own_upn = principal.upn or ""
-        if not request.users and not request.devices:
-            return (Target(label=own_upn, user=UserData(upn=own_upn)),)
-        may_target_others = self.policy.may_target_others(principal, requester.channel_id, entry.id)
-        targets: list[Target] = []
-        for user in request.users:
-            target = await self._user_target(user)
-            is_self = (
-                target.user is not None
-                and target.user.upn is not None
-                and target.user.upn.casefold() == own_upn.casefold()
-            ) or (user.kind == "mention" and user.value == requester.user_id)
-            if not is_self and not may_target_others:
-                raise Refusal(
-                    f"You may only run {code(outside(entry.id))} on yourself, "
-                    f"not on {shown(outside(target.label))}. "
-                    "Leave out `user:` and `device:`: Nexthink then picks your most recent device.",
-                    field="targets",
-                )
-            targets.append(target)
-        for device in request.devices:
-            if not may_target_others:
-                raise Refusal(
-                    f"You may only run {code(outside(entry.id))} on yourself, so "
-                    f"{code(outside('device:' + device.value))} is not "
-                    "allowed. Leave out `device:`: Nexthink picks your most recent device.",
-                    field="targets",
-                )
-            if device.kind == "collector_uid" or is_uuid(device.value):
-                targets.append(
-                    Target(
-                        label=f"device {device.value}",
-                        device=DeviceData(collector_uid=device.value),
-                    )
-                )
-            else:
-                targets.append(
-                    Target(label=f"device {device.value}", device=DeviceData(name=device.value))
-                )
-        return tuple(_dedupe(targets))
+    # -- consent --------------------------------------------------------------------------
 
-    async def _user_target(self, user: UserTarget) -> Target:
-        if user.kind == "mention":
-            try:
-                upn = await self.identity.upn(user.value, own=False)
-            except IdentityError as exc:
-                raise Refusal(str(exc), field="targets") from None
-            return Target(label=upn, user=UserData(upn=upn))
-        if user.kind == "sid":
-            return Target(label=f"SID {user.value}", user=UserData(sid=user.value))
-        return Target(label=user.value, user=UserData(upn=user.value))
+    def asking(self, prepared: PreparedRun) -> tuple[Target, ...]:
+        """The targets whose person must allow the run first (``consent:``): every user target
+        but the requester, unless this run is the one a person allowed. The execute refuses a
+        run while this is not empty, whatever path it came by."""
+        if prepared.consented or self.policy.consent_for(prepared.entry.id) is None:
+            return ()
+        return others(prepared.principal, prepared.targets)
+
+    async def from_record(
+        self, record: RequestRecord, *, consented: bool = False, source: Source = "approval"
+    ) -> PreparedRun:
+        """The run a stored request describes, to execute it later (after an approval, after a
+        person's Allow); ``consented``: the one person it is for allowed it."""
+        try:
+            workflows = {w.id: w for w in await self.catalogue.workflows()}
+        except Exception:
+            workflows = {}
+        workflow = workflows.get(record.workflow_id or "") or Workflow(
+            id=record.workflow_id or "unknown"
+        )
+        return PreparedRun(
+            requester=Requester(
+                record.user_id, record.team_id, record.channel_id, record.enterprise_id
+            ),
+            principal=Principal(user_id=record.user_id, upn=record.user_upn, groups=frozenset()),
+            entry=Entry(workflow, self.policy.alias_for(workflow.id)),
+            targets=tuple(stored_target(t) for t in record.targets),
+            params={str(k): str(v) for k, v in record.params.items()},
+            approval=None,
+            visible=False,
+            source=source,
+            consent=self.policy.consent_for(workflow.id),
+            consented=consented,
+        )
 
     async def run(self, prepared: PreparedRun) -> RunResult:
         """Send the V2 execute (split by 10,000 targets) and record what happened."""
@@ -364,6 +368,8 @@ class Runner:
         return record
 
     async def execute(self, prepared: PreparedRun, record: RequestRecord) -> RunResult:
+        if self.asking(prepared):  # whatever path it came by: never before the person's Allow
+            raise ConsentRequired(f"{prepared.entry.id}: consent not given")
         try:
             execution = await self.nexthink.execute_many(
                 prepared.entry.id, prepared.users, prepared.devices, prepared.params
@@ -469,17 +475,6 @@ def _asked(request: RunRequest) -> list[dict[str, str]]:
         + [{"kind": "device", t.kind: t.value} for t in request.devices]
         + query
     )
-
-
-def _dedupe(targets: list[Target]) -> list[Target]:
-    seen: set[str] = set()
-    out: list[Target] = []
-    for t in targets:
-        key = repr(t.user.to_json() if t.user else t.device.to_json() if t.device else t.label)
-        if key not in seen:
-            seen.add(key)
-            out.append(t)
-    return out
 
 
 def _maybe_ran(exc: NexthinkError, completed: BulkExecution | None) -> bool:

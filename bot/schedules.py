@@ -27,6 +27,7 @@ from bot.audit import AuditTrail
 from bot.catalogue import Catalogue
 from bot.identity import Identity, IdentityError
 from bot.logging import get_logger
+from bot.mrkdwn import code
 from bot.nexthink.errors import NexthinkError, Throttled
 from bot.notifier import Notifier, ScheduleNews
 from bot.policy import Policy, Principal
@@ -34,6 +35,7 @@ from bot.runs import PreparedRun, Refusal, Requester, Runner, RunRequest, RunRes
 from bot.schedule_times import ScheduleTimeError, When, due_at
 from bot.store import RequestRecord, ScheduleRecord, Store, StoreError
 from bot.targets import DeviceTarget, UserTarget
+from bot.text import outside
 from bot.workspaces import of, working_in
 
 __all__ = [
@@ -49,6 +51,12 @@ __all__ = [
 ]
 
 log = get_logger(__name__)
+
+#: a run that needs the consent of the people it targets is not kept for later
+_NEEDS_CONSENT = (
+    "{workflow} needs the consent of the people it runs on, who are asked when it runs: it "
+    "cannot be scheduled for later. Leave out `at …`/`in …` to ask them now."
+)
 
 
 class ScheduleDeps(approvals.ApprovalDeps, Protocol):
@@ -110,6 +118,8 @@ async def ask(
     """Check and keep a run for later; raises ``Refusal`` (nothing kept) when it may not be."""
     prepared = await deps.runner.prepare(requester, request)  # its refusals are audited there
     try:
+        if prepared.asking:  # a person's Allow is for now, not for a time they cannot see
+            raise Refusal(_NEEDS_CONSENT.format(workflow=code(outside(prepared.entry.id))))
         run_at = await _due(deps, prepared, when, now)
     except Refusal as exc:
         await deps.audit.record(
@@ -289,6 +299,9 @@ async def _run_claimed(
     allowed = deps.policy.may_schedule(prepared.entry.id)
     if not allowed.allowed:
         return await _refused(deps, schedule, record, token, allowed.reason), None
+    if prepared.asking:  # the policy asks for consent now: never run it without
+        reason = _NEEDS_CONSENT.format(workflow=code(outside(prepared.entry.id)))
+        return await _refused(deps, schedule, record, token, reason), None
     targets, params = prepared.targets_json(), dict(prepared.params)
     checked: dict[str, Any] = {
         "state": "pending",

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     nexthink_client_secret: SecretStr | None = None
     nexthink_source: str = "slack-chatops"
     nexthink_status_query_id: str | None = None
+    #: NQL query taking $upn and listing that person's devices (which computer)
+    nexthink_devices_query_id: str | None = None
+    devices_cache_seconds: float = Field(default=120.0, ge=0, le=86400)
     nexthink_webhook_token: SecretStr | None = None
     nexthink_connect_timeout: float = Field(default=5.0, gt=0, le=120)
     nexthink_read_timeout: float = Field(default=30.0, gt=0, le=600)
@@ -118,7 +121,7 @@ class Settings(BaseSettings):
         checked = _check_http_url(value, "")
         return checked.rstrip("/") if checked else None
 
-    @field_validator("nexthink_status_query_id")
+    @field_validator("nexthink_status_query_id", "nexthink_devices_query_id")
     @classmethod
     def _query_id(cls, value: str | None) -> str | None:
         if not value:

@@ -23,6 +23,8 @@ class Target:
     label: str
     user: UserData | None = None
     device: DeviceData | None = None
+    #: the Slack user this target is, when known (a mention, or the person asked for consent)
+    person: str | None = None
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ def register_all(bot: Services) -> None:
     from handlers import (
         approval_buttons,
         commands,
+        consent_buttons,
         fleet_buttons,
         home,
         installs,
@@ -33,6 +34,7 @@ def register_all(bot: Services) -> None:
     modals.register(bot)
     wait_buttons.register(bot)
     approval_buttons.register(bot)
+    consent_buttons.register(bot)
     fleet_buttons.register(bot)
     home.register(bot)
     shortcuts.register(bot)

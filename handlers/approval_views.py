@@ -163,6 +163,11 @@ def _headline(news: ApprovalNews, approval: ApprovalRecord) -> str:
         return f":white_check_mark: Approved by {voters}; Nexthink request {_request_ids(news.detail)}."
     if news.event == "failed":
         return f":x: Approved by {voters}, but the run failed: {shown(outside(news.detail), 1000)}."
+    if news.event == "consent":
+        return (
+            f":white_check_mark: Approved by {voters}; now waiting for the consent of "
+            f"{shown(outside(news.detail), 1000)}, who are asked by direct message."
+        )
     if news.event == "interrupted":
         return (
             f":warning: Approved by {voters}, but the bot stopped while sending it to "

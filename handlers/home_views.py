@@ -124,6 +124,7 @@ def _runnable_blocks(
 _STATE_LOOK = {
     "pending": (":hourglass_flowing_sand:", "being sent"),
     "approval_pending": (":raised_hand:", "waiting for approval"),
+    "consent_pending": (":raising_hand:", "waiting for the person's consent"),
     "sent": (":outbox_tray:", "sent to Nexthink"),
     "succeeded": (":white_check_mark:", "succeeded"),
     "failed": (":x:", "failed"),

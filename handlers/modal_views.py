@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot.catalogue import Entry
+from bot.devices import Device
 from handlers import ids
 from handlers.blocks import plain
 
@@ -100,6 +101,7 @@ def run_view(
     may_target_others: bool,
     param_choices: Mapping[str, tuple[Sequence[str], str | None]],
     other_params: bool = True,
+    my_devices: Sequence[Device] = (),
     schedulable: bool = False,
 ) -> dict[str, Any]:
     """The form. ``param_choices``: for the selected workflow, parameter → (allowed values, default);
@@ -176,6 +178,8 @@ def run_view(
                 },
             }
         )
+    if len(my_devices) > 1:
+        blocks.append(_device_menu(my_devices))
     for name, (allowed, default) in param_choices.items():
         block_id = ids.MODAL_PARAM_PREFIX + name
         if allowed:
@@ -229,6 +233,32 @@ def run_view(
     if not options:
         return message_view("There are no workflows that you may run here.")
     return view
+
+
+def _device_option(device: Device) -> dict[str, Any]:
+    seen = device.last_seen.strftime(" · seen %d %b %H:%M UTC") if device.last_seen else ""
+    return {
+        "text": plain(device.label[:50] + seen),
+        "value": (device.collector_uid or device.name or "")[:150],
+    }
+
+
+def _device_menu(devices: Sequence[Device]) -> dict[str, Any]:
+    """Which of the person's computers, most recently seen first; empty: Nexthink's choice."""
+    latest = devices[0].label
+    return {
+        "type": "input",
+        "block_id": ids.MODAL_MY_DEVICE_BLOCK,
+        "optional": True,
+        "label": plain("Which of your computers"),
+        "hint": plain(f"Leave empty for the one you used last ({latest[:60]}).", 150),
+        "element": {
+            "type": "static_select",
+            "action_id": ids.MODAL_MY_DEVICE,
+            "placeholder": plain("Your most recently used one"),
+            "options": [_device_option(d) for d in devices[:_MAX_OPTIONS]],
+        },
+    }
 
 
 def _when_blocks() -> list[dict[str, Any]]:

@@ -99,6 +99,10 @@ async def _fill(
             bot.policy.may_target_others(principal, requester.channel_id, e.id)
             for e in ([selected] if selected else entries)
         )
+        devices = bot.runner.devices
+        mine = None
+        if not may_target and devices.enabled and principal.upn:
+            mine = await devices.of(principal.upn)  # a person with several: a device menu
         content = run_view(
             state,
             entries,
@@ -106,6 +110,7 @@ async def _fill(
             may_target_others=may_target,
             param_choices=_param_choices(bot, selected),
             other_params=_takes_other_params(bot, selected),
+            my_devices=mine.devices if mine is not None else (),
             schedulable=_schedulable(bot, selected, entries),
         )
     try:
@@ -184,6 +189,12 @@ def parse_submission(values: dict[str, Any]) -> tuple[RunRequest | None, dict[st
         if isinstance(u, str) and u
     )
     devices: list[DeviceTarget] = []
+    mine = text(obj(element(ids.MODAL_MY_DEVICE_BLOCK).get("selected_option")).get("value"))
+    if mine:  # one of the person's own devices; the core checks that it is theirs
+        if is_uuid(mine):
+            devices.append(DeviceTarget(kind="collector_uid", value=mine.lower()))
+        else:
+            devices.append(DeviceTarget(kind="name", value=mine))
     for number, line in enumerate(
         text(element(ids.MODAL_DEVICES_BLOCK).get("value")).splitlines(), 1
     ):
@@ -276,6 +287,7 @@ def register(bot: Services) -> None:
 
     @app.action(ids.MODAL_USERS)
     @app.action(ids.MODAL_PARAMS)
+    @app.action(ids.MODAL_MY_DEVICE)
     async def on_field_changed(ack: AsyncAck) -> None:
         await ack()
 

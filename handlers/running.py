@@ -1,9 +1,10 @@
 """The one run path: every run (command, form, Home tab, shortcuts) goes through here.
 
 ``run_and_reply`` prepares the run in the core (policy, limits, targets), then
-``execute_and_reply`` either asks for approval (``request_approval``) or executes it and hands
-the result to ``handlers.delivery``, which posts it where the outcome can follow. A run asked
-for later (``at …``/``in …``, the form's When) goes through ``schedule_and_reply`` instead
+``execute_and_reply`` either asks for approval (``request_approval``), asks the people it targets
+for their consent (``bot.consent.ask``, for a workflow with ``consent:``), or executes it and
+hands the result to ``handlers.delivery``, which posts it where the outcome can follow. A run
+asked for later (``at …``/``in …``, the form's When) goes through ``schedule_and_reply`` instead
 (``bot.schedules.ask``: the same checks, then kept for its time).
 """
 
@@ -14,7 +15,7 @@ import contextlib
 import dataclasses
 import uuid
 
-from bot import approvals, fleet, reminders, schedules
+from bot import approvals, consent, fleet, reminders, schedules
 from bot.logging import get_logger
 from bot.metrics import COMMANDS
 from bot.nexthink.errors import NexthinkError
@@ -114,10 +115,16 @@ async def execute_and_reply(
     requester = prepared.requester
     kind = _metric_name(prepared.source)
     try:
-        if prepared.approval is not None:
+        if prepared.approval is not None:  # approval first; consent is asked once approved
             await request_approval(bot, prepared, response_url=response_url, replace=replace)
             COMMANDS.labels(kind, "approval_requested").inc()
             return None
+        if prepared.asking:  # each person allows it first; the rest runs now
+            asked = await consent.ask(bot, prepared, response_url=response_url)
+            COMMANDS.labels(kind, "consent_asked").inc()
+            if asked.rest is None:
+                return None
+            prepared = asked.rest
         result = await bot.runner.run(prepared)
     except asyncio.CancelledError:
         # the bot is stopping and gave up on this run: say so rather than go silent

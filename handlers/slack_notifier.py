@@ -9,6 +9,7 @@ another workspace reaches the requester with the requester's installation.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 from slack_sdk.errors import SlackApiError
 
@@ -16,14 +17,16 @@ from bot.followups import Progress
 from bot.logging import get_logger
 from bot.notifier import (
     ApprovalNews,
+    Asked,
+    ConsentNews,
     NotPosted,
     Reminder,
     RequesterNews,
     ScheduleNews,
     WaitNews,
 )
-from bot.runs import RunResult
-from bot.store import ApprovalRecord, RequestRecord, ScheduleRecord, WaitRecord
+from bot.runs import PreparedRun, RunResult
+from bot.store import ApprovalRecord, ConsentRecord, RequestRecord, ScheduleRecord, WaitRecord
 from bot.workspaces import of, working_in
 from handlers import delivery
 from handlers.approval_views import (
@@ -32,6 +35,12 @@ from handlers.approval_views import (
     requester_news_message,
 )
 from handlers.blocks import Message, outside
+from handlers.consent_views import (
+    consent_message,
+    consent_news_message,
+    consents_asked_message,
+    requester_consent_message,
+)
 from handlers.nudge_views import reminder_message
 from handlers.schedule_views import schedule_news_message, with_schedule
 from handlers.services import Services
@@ -158,3 +167,42 @@ class SlackNotifier:
     ) -> Progress:
         with working_in(of(record)):
             return await delivery.show_outcome(self._s, record, progress, changed=changed)
+
+    # -- consent ----------------------------------------------------------------------------
+
+    async def ask_consent(
+        self, consent: ConsentRecord, record: RequestRecord, name: str
+    ) -> tuple[str, str]:
+        with working_in(of(record)):
+            message = consent_message(consent, record, outside(name))
+            return await self._ask(consent.user_id, message)
+
+    async def consents_asked(
+        self, prepared: PreparedRun, asked: Sequence[Asked], *, response_url: str | None
+    ) -> None:
+        asking = {a.label for a in asked}
+        rest = [t.label for t in prepared.targets if t.label not in asking]
+        message = consents_asked_message(
+            prepared.entry.id, outside(prepared.workflow.display_name), asked, rest
+        )
+        requester = prepared.requester
+        with working_in(of(requester)):
+            await delivery.reply(
+                self._s,
+                message,
+                user_id=requester.user_id,
+                channel_id=requester.channel_id,
+                response_url=response_url,
+            )
+
+    async def consent_changed(
+        self, consent: ConsentRecord, record: RequestRecord, name: str, news: ConsentNews
+    ) -> None:
+        with working_in(of(record)):  # a sweep's expiry comes from a loop of its own
+            if consent.message_channel and consent.message_ts:
+                where = (consent.message_channel, consent.message_ts)
+                message = consent_news_message(consent, record, outside(name), news)
+                await delivery.update_message(self._s, where, message)
+            told = requester_consent_message(consent, record, outside(name), news)
+            if told is not None:
+                await delivery.tell_requester(self._s, record, told)

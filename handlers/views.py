@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot.catalogue import Entry
+from bot.devices import DeviceList
 from bot.nexthink.errors import (
     AuthenticationError,
     BadRequest,
@@ -39,6 +40,7 @@ from handlers.blocks import (
 
 __all__ = [
     "Message",
+    "device_note",
     "error_message",
     "history_message",
     "info_message",
@@ -179,6 +181,7 @@ def run_message(
     request_uuids: Sequence[str],
     executions: int,
     record_id: str,
+    note: str | None = None,
 ) -> Message:
     name = shown(workflow_name, 200)
     head = f":white_check_mark: *{name}* ({code(outside(workflow_id))}) was sent to Nexthink."
@@ -195,9 +198,31 @@ def run_message(
         "blocks": [
             section(head),
             fields(pairs),
+            *([context(note)] if note else []),
             context(f"Requested by <@{requester_id}> · bot record `{record_id}`"),
         ],
     }
+
+
+def device_note(own: DeviceList | None) -> str | None:
+    """For a run on the requester's own user: which of their devices Nexthink uses (the most
+    recently seen) and how to pick another; or why the bot could not tell."""
+    if own is None:
+        return None
+    if own.problem is not None:
+        return (
+            "Nexthink runs it on your most recently seen device; the bot could not list your "
+            f"devices ({shown(outside(own.problem), 300)})."
+        )
+    if len(own.devices) < 2 or own.latest is None:
+        return None
+    latest = own.latest
+    seen = f" (seen {when(latest.last_seen)})" if latest.last_seen else ""
+    others = ", ".join(code(outside("device:" + d.label), 100) for d in own.devices[1:4])
+    return (
+        f":computer: It runs on your most recently seen device, {shown(outside(latest.label), 100)}"
+        f"{seen}. To pick another, add {others} to the command, or choose one in the form."
+    )
 
 
 def error_message(
@@ -283,6 +308,7 @@ _STATE_EMOJI = {
     "denied": ":no_entry:",
     "expired": ":hourglass:",
     "approval_pending": ":raised_hand:",
+    "consent_pending": ":raising_hand:",
     "pending": ":hourglass_flowing_sand:",
     "scheduled": ":alarm_clock:",
     "cancelled": ":wastebasket:",
@@ -349,6 +375,7 @@ def run_result_message(result: RunResult) -> Message:
             request_uuids=result.execution.request_uuids,
             executions=len(result.execution.executions_uuids),
             record_id=result.record.id,
+            note=device_note(prepared.own_devices),
         )
     assert result.error is not None
     details = [

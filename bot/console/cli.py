@@ -31,6 +31,12 @@ approvers within seconds and escalates soon after (SWEEP_SECONDS is 1 here unles
 6 seconds, and after 12 seconds bob (@it-support) is told he may approve too. When standard input
 is not a terminal, commands are read line by line and the console exits at the end of input
 (status 0; 1 if the bot failed).
+
+Consent: in the demo policy `restart_teams` needs the consent of the person it runs on. As bob,
+`/nexthink run restart_teams user:alice@example.com`; then `/as alice` and answer Allow or Not now
+(bob is told either way). Which computer: the sandbox answers the devices query (alice has
+LAPTOP-ALICE and DESKTOP-ALICE): as alice, `/nexthink run clear_disk_space` says which device is
+used, `device:DESKTOP-ALICE` picks the other, and the run form (`/nexthink`) offers a device menu.
 """
 
 
@@ -77,6 +83,10 @@ async def _main(settings: Settings, args: argparse.Namespace) -> int:
         )
         policy = settings.policy_file or DEMO_POLICY
         overrides: dict[str, Any] = {}
+        if settings.nexthink_devices_query_id:
+            overrides["nexthink_devices_query_id"] = settings.nexthink_devices_query_id
+        elif settings.nexthink_base_url is None:  # the sandbox answers the devices query
+            overrides["nexthink_devices_query_id"] = "#chatops_user_devices"
         if "sweep_seconds" not in settings.model_fields_set:
             overrides["sweep_seconds"] = 1.0  # the demo policy's reminders come within seconds
         if settings.nexthink_status_query_id:

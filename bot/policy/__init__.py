@@ -3,7 +3,7 @@
 The file's shape is the product's contract (PRODUCT.md, "The policy file")::
 
     roles:       {name: {members, channels?, workflows, targets: self|any, resume, visible}}
-    workflows:   {nql_id: {alias?, params: {name: {allowed, default, required, pattern}}, approval?}}
+    workflows:   {nql_id: {alias?, params: {name: {allowed, default, required, pattern}}, approval?, consent?}}
     upn:         {domains: {slack.example.com: corp.example.com}}
     limits:      {runs_per_user_per_minute: 10}
     schedule:    {allowed: false, max_days: 14, max_late_minutes: 60}   (also per workflow)
@@ -32,6 +32,7 @@ from bot.policy.loading import PolicyError
 from bot.policy.permissions import Policy
 from bot.policy.rules import (
     ApprovalRule,
+    ConsentRule,
     Decision,
     ParamError,
     ParamRule,
@@ -43,6 +44,7 @@ from bot.policy.rules import (
 
 __all__ = [
     "ApprovalRule",
+    "ConsentRule",
     "Decision",
     "ParamError",
     "ParamRule",

@@ -16,7 +16,14 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from bot.policy.rules import ApprovalRule, ParamRule, Role, ScheduleRule, WorkflowRule
+from bot.policy.rules import (
+    ApprovalRule,
+    ConsentRule,
+    ParamRule,
+    Role,
+    ScheduleRule,
+    WorkflowRule,
+)
 from bot.policy.schema import (
     MAX_FILE_BYTES,
     PolicySpec,
@@ -163,8 +170,11 @@ def _workflow_rule(nql_id: str, spec: WorkflowSpec, schedule: ScheduleRule) -> W
             deny_reason=a.deny_reason,
             approve_comment=a.approve_comment,
         )
+    consent = None
+    if spec.consent is not None and spec.consent.required:
+        consent = ConsentRule(spec.consent.expires_in_minutes)
     own_schedule = _schedule_rule(spec.schedule, schedule) if spec.schedule is not None else None
-    return WorkflowRule(nql_id, spec.alias, params, approval, own_schedule)
+    return WorkflowRule(nql_id, spec.alias, params, approval, consent, own_schedule)
 
 
 # -- YAML -----------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from bot.policy.mrkdwn import channels, code, count, member
 from bot.policy.params import check_params
 from bot.policy.rules import (
     ApprovalRule,
+    ConsentRule,
     Decision,
     ParamRule,
     Principal,
@@ -249,6 +250,11 @@ class Policy:
     def approval_for(self, nql_id: str) -> ApprovalRule | None:
         rule = self.rule_for(nql_id)
         return rule.approval if rule is not None else None
+
+    def consent_for(self, nql_id: str) -> ConsentRule | None:
+        """``consent:``: whether a run on another person waits for their Allow."""
+        rule = self.rule_for(nql_id)
+        return rule.consent if rule is not None else None
 
     def schedule_for(self, nql_id: str) -> ScheduleRule:
         """``schedule:`` for this workflow: its own keys over the top level's."""

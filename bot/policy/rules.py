@@ -11,6 +11,7 @@ from typing import Literal
 
 __all__ = [
     "ApprovalRule",
+    "ConsentRule",
     "Decision",
     "ParamError",
     "ParamRule",
@@ -89,6 +90,17 @@ class ApprovalRule:
 
 
 @dataclass(frozen=True)
+class ConsentRule:
+    """A run that targets another person (``user:``) waits for that person's Allow."""
+
+    expires_in_minutes: float = 30.0
+
+    @property
+    def expires_in(self) -> timedelta:
+        return timedelta(minutes=self.expires_in_minutes)
+
+
+@dataclass(frozen=True)
 class ScheduleRule:
     """``schedule:`` (top level, or per workflow over it): whether runs may be scheduled, how far
     ahead, and how late a run may still start after its time (else it is reported as missed)."""
@@ -108,4 +120,5 @@ class WorkflowRule:
     alias: str | None = None
     params: Mapping[str, ParamRule] | None = None  #: None: any parameters pass unchecked
     approval: ApprovalRule | None = None
+    consent: ConsentRule | None = None
     schedule: ScheduleRule | None = None  #: None: the top-level ``schedule:``

@@ -199,6 +199,26 @@ class _ApprovalSpec(_Spec):
         return self
 
 
+class _ConsentSpec(_Spec):
+    """``consent: {required: true, expires_in_minutes: 30}``: a run on someone else waits for
+    their Allow. Written at all, ``required`` defaults to true."""
+
+    required: bool = True
+    expires_in_minutes: float = Field(default=30, ge=0.05, le=10_080)
+
+    @field_validator("expires_in_minutes", mode="before")
+    @classmethod
+    def _number(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError("must be a number of minutes")
+        return float(value) if isinstance(value, int) else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: object) -> object:
+        return _empty_if_none(value)
+
+
 class ScheduleSpec(_Spec):
     """``schedule:``; per workflow, the keys given override the top level's."""
 
@@ -218,6 +238,7 @@ class WorkflowSpec(_Spec):
     alias: Annotated[str, AfterValidator(_alias)] | None = None
     params: dict[Annotated[str, AfterValidator(_param_name)], _ParamSpec] | None = None
     approval: _ApprovalSpec | None = None
+    consent: _ConsentSpec | None = None
     schedule: ScheduleSpec | None = None
 
     @model_validator(mode="before")
@@ -267,6 +288,7 @@ _KNOWN_KEYS = sorted(
             _RoleSpec,
             _ParamSpec,
             _ApprovalSpec,
+            _ConsentSpec,
             WorkflowSpec,
             _UpnSpec,
             ScheduleSpec,

@@ -250,7 +250,8 @@ class NexthinkApi:
 
     async def nql(self, request: web.Request) -> web.Response:
         """A saved query (``bot.sandbox.queries``) answers its rows; any other well-formed id runs
-        as the execution status query (by ``request_id``). At most 1,000 rows either way."""
+        as the devices query when given ``upn`` (the person's devices, most recently seen first),
+        else as the execution status query (by ``request_id``). At most 1,000 rows either way."""
         if not self._authorized(request):
             return web.Response(status=401)
         body = await _json_object(request)
@@ -267,6 +268,8 @@ class NexthinkApi:
         saved = self.queries.get(query_id)
         if saved is not None:
             return _json(200, saved.answer())
+        if "upn" in parameters and "request_id" not in parameters:
+            return self._devices_of(query_id, parameters["upn"])
         request_id = parameters.get("request_id")
         if not request_id:
             raise Refused("MISSING_PARAMETER", "The query needs the parameter request_id.")
@@ -284,6 +287,33 @@ class NexthinkApi:
                 "executionDateTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
                 "headers": list(_NQL_COLUMNS),
                 "data": [e.nql_row() for e in executions],
+            },
+        )
+
+    def _devices_of(self, query_id: str, upn: str) -> web.Response:
+        """The devices query: the devices whose last user is ``upn``, most recent first."""
+        owned = [d for d in self.catalogue.devices if (d.owner or "").lower() == upn.lower()]
+        owned.sort(key=lambda d: d.last_seen, reverse=True)
+        rows = [
+            {
+                "device.name": d.name,
+                "device.collector.uid": d.collector_uid,
+                "device.last_seen": d.last_seen.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+            for d in owned[:NQL_MAX_ROWS]
+        ]
+        return _json(
+            200,
+            {
+                "queryId": query_id,
+                "executedQuery": (
+                    f'devices during past 30d | where user.upn == "{upn}" '
+                    "| list device.name, device.collector.uid, device.last_seen"
+                ),
+                "rows": len(rows),
+                "executionDateTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+                "headers": ["device.name", "device.collector.uid", "device.last_seen"],
+                "data": rows,
             },
         )
 

@@ -24,6 +24,7 @@ Modules: ``engine`` (URLs, connections, error translation), ``migrations``, ``sc
 from __future__ import annotations
 
 from .audit import AuditQuery
+from .consents import ConsentAnswer, ConsentRecord, ConsentState
 from .errors import (
     RecordNotFound,
     StoreConfigError,
@@ -75,6 +76,9 @@ __all__ = [
     "AuditRecord",
     "ClaimRefusal",
     "ClaimRefusalReason",
+    "ConsentAnswer",
+    "ConsentRecord",
+    "ConsentState",
     "DelegationRecord",
     "DenyResult",
     "FleetRunRecord",

@@ -41,6 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from .migration_steps import v9_consents
 from .schema import JSONText, UTCDateTime, schema_version
 
 __all__ = ["LATEST_VERSION", "MIGRATIONS", "Migration", "current_version", "migrate"]
@@ -427,6 +428,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         6, "reminders, escalation, stand-ins, reasons, comments", _v6_reminders_and_stand_ins
     ),
     Migration(8, "schedules: runs asked for later", _v8_schedules),
+    Migration(9, "consents: the person on the other end allows a run", v9_consents),
     Migration(11, "requests.enterprise_id, waits.team_id and enterprise_id", _v11_workspaces),
     Migration(12, "fleet_runs: fleet runs shown with Run and Cancel", _v12_fleet_runs),
 )

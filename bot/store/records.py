@@ -47,6 +47,7 @@ RequestKind = Literal["run", "resume", "decision", "approval"]
 RequestState = Literal[
     "pending",
     "approval_pending",
+    "consent_pending",
     "sent",
     "succeeded",
     "failed",

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from .approvals import ApprovalsMixin
 from .audit import AuditMixin
+from .consents import ConsentsMixin
 from .delegations import DelegationsMixin
 from .engine import create_engine, describe_url, driver_url, enable_wal, translate_errors
 from .errors import StoreUnavailable
@@ -31,6 +32,7 @@ class Store(
     RequestsMixin,
     WaitsMixin,
     ApprovalsMixin,
+    ConsentsMixin,
     FollowupsMixin,
     RateLimitsMixin,
     AuditMixin,
