@@ -150,6 +150,7 @@ class Fill:
                 "message_channel": "C0APPROVERS",
                 "message_ts": f"{1_700_000_000 + i}.000100",
                 "claim_token": None,
+                **self.nudge_plan(created, recent),
             }
             if state == "decided":
                 row.update(decided_by="U0APPR001", decision=0, decided_at=created)
@@ -162,6 +163,13 @@ class Fill:
                     claimed_at=NOW - timedelta(minutes=self.rng.uniform(0, 30)),
                 )
             yield row
+
+    def nudge_plan(self, created: datetime, recent: bool) -> dict[str, Any]:
+        """Hourly reminders: the open ones fall due within the day; half of the settled ones
+        keep the reminder time they had when they were settled (the sweep leaves those alone)."""
+        if not recent and self.rng.random() < 0.5:
+            return {"remind_after_minutes": None, "next_nudge_at": None}
+        return {"remind_after_minutes": 60.0, "next_nudge_at": created + timedelta(minutes=60)}
 
     def approvals(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         n = self.sizes.approvals
@@ -193,6 +201,7 @@ class Fill:
                     "denied_by": "U0APPR002" if state == "denied" else None,
                     "deny_reason": None,
                     "decided_at": None if state == "pending" else created,
+                    **self.nudge_plan(created, recent),
                 }
             )
             if state in ("executed", "approved", "executing"):

@@ -16,8 +16,9 @@ calls of:
   approver (``pending_approvals(200)``, ``pending_waits(200)``) and the request behind an approval
   (``get_request``); the metrics gauges (``count_pending_*``);
 * each sweep (``expire_waits``, ``release_stale_claims``, ``expire_approvals``,
-  ``close_stale_approvals``, ``due_followups``), at a clock moved 30 s on each call, so that calls
-  find a few rows to change as the bot's sweeps do;
+  ``close_stale_approvals``, ``due_followups``, and the reminders' ``due_approvals`` and
+  ``due_waits``: open requests remind hourly, half the settled ones keep a reminder time), at a
+  clock moved 30 s on each call, so that calls find a few rows to change as the bot's sweeps do;
 * a retention pass, if the store has one (``prune_audit``); otherwise it says so and skips it.
 
 Goal: each <= 50 ms p99. Every query of an operation is recorded (SQLAlchemy's
@@ -234,6 +235,8 @@ async def measure(store: Store, fill: Fill, reps: int, recorder: Recorder) -> li
             lambda i: store.close_stale_approvals(STALE, at(i)),
         ),
         ("sweep: due_followups(limit=50)", lambda i: store.due_followups(at(i), limit=50)),
+        ("sweep: due_approvals (reminders)", lambda i: store.due_approvals(at(i))),
+        ("sweep: due_waits (reminders)", lambda i: store.due_waits(at(i))),
     ]
     results = []
     for name, call in reads:

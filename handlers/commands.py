@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_sdk.errors import SlackApiError
 
 from bot import delegation
 from bot.catalogue import Entry
@@ -39,7 +40,7 @@ from handlers.grammar import (
     usage,
 )
 from handlers.modals import open_run_modal
-from handlers.nudge_views import delegation_text
+from handlers.nudge_views import delegation_text, stand_in_message
 from handlers.running import run_and_reply, schedule_and_reply
 from handlers.schedules import answer_cancel, answer_scheduled
 from handlers.services import Services
@@ -160,7 +161,9 @@ async def _answer(
         elif isinstance(command, History):
             message = views.history_message(await bot.runner.history(requester))
         elif isinstance(command, Delegate):
-            message = views.text_message(delegation_text(await _delegate(bot, command, requester)))
+            answered = await _delegate(bot, command, requester)
+            message = views.text_message(delegation_text(answered))
+            await _tell_stand_in(bot, answered)
         elif isinstance(command, Scheduled):
             message = await answer_scheduled(bot, requester, command.user_id)
         elif isinstance(command, Cancel):
@@ -190,6 +193,17 @@ async def _answer(
         channel_id=requester.channel_id,
         response_url=response_url,
     )
+
+
+async def _tell_stand_in(bot: Services, answer: DelegationAnswer) -> None:
+    """A direct message to the person just named as a stand-in (a failure is only logged)."""
+    told = stand_in_message(answer)
+    if told is None or answer.delegation is None:
+        return
+    try:
+        await bot.slack.chat_postMessage(channel=answer.delegation.stand_in_id, **told)
+    except SlackApiError as exc:
+        log.info("stand_in_not_told", error=exc.response.get("error"))
 
 
 async def _delegate(bot: Services, command: Delegate, requester: Requester) -> DelegationAnswer:

@@ -10,7 +10,7 @@ from bot.delegation import DelegationAnswer
 from bot.notifier import Reminder
 from handlers.blocks import Message, code, context, outside, section, shown, when
 
-__all__ = ["delegation_text", "reminder_message"]
+__all__ = ["delegation_text", "reminder_message", "stand_in_message"]
 
 #: a permalink Slack gave: used as a link target only if it cannot break out of ``<url|label>``
 _SAFE_URL = re.compile(r"^https?://[^\s<>|]+$")
@@ -79,3 +79,16 @@ def delegation_text(answer: DelegationAnswer) -> str:
         "decide what waits on you, and they get your reminders. End it with "
         "`/nexthink delegate off`."
     )
+
+
+def stand_in_message(answer: DelegationAnswer) -> Message | None:
+    """What the person just named as a stand-in is told (None: nothing to tell)."""
+    delegation = answer.delegation
+    if answer.kind != "set" or delegation is None:
+        return None
+    until = f" until {when(delegation.until)}" if delegation.until else " until they end it"
+    text = (
+        f":busy_in_meeting: <@{delegation.user_id}> named you their stand-in{until}: you may "
+        "decide the approvals and questions that wait on them, and you get their reminders."
+    )
+    return {"text": text, "blocks": [section(text)]}

@@ -257,12 +257,15 @@ async def test_a_used_up_response_url_sends_the_final_outcome_by_direct_message(
     """When Slack refuses the response URL (used up), the final outcome arrives as a direct message."""
     async with world_at(tmp_path, ENGINEERS, overrides=FOLLOW, execution_delay=0.5) as world:
         assert world.driver is not None
+        assert world.sandbox is not None
         world.slack.response_url_uses = 2  # the reply and one update
+        world.sandbox.hold_executions()  # LAPTOP-BOB stays in progress until the update is seen
         await world.driver.command("U0BOB", "run restart_teams device:LAPTOP-BOB device:NOPE-1")
         await world.settle()
         reply = last_answer(world, "U0BOB")
         await eventually(lambda: reads(reply, ":x: device NOPE-1 — failed: not found"))
         assert reads(reply, "device LAPTOP-BOB — in progress")
+        world.sandbox.release_executions()
         dm = world.slack.dm_channel("U0BOB")
         await eventually(lambda: world.slack.messages_in(dm))
         [outcome] = world.slack.messages_in(dm)

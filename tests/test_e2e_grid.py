@@ -158,6 +158,46 @@ async def test_the_run_form_from_the_second_workspace_runs_there(tmp_path: Path)
         assert (record.team_id, record.enterprise_id, record.state) == ("T0SALES", "E0ORG", "sent")
 
 
+async def test_an_approval_asked_in_sales_is_approved_from_local_by_a_w_user(
+    tmp_path: Path,
+) -> None:
+    """Buttons work across the org's workspaces: Sam (Sales) asks, the approval request goes to
+    Local's approval channel, W0DAVE (an approver by ``W…`` id) approves there, and the run goes
+    to Nexthink once, all with the org token."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        textwrap.dedent(POLICY)
+        + "workflows:\n"
+        + "  restart_teams:\n"
+        + '    approval: {channel: C0APPROVALS, approvers: ["W0DAVE"], count: 1}\n'
+    )
+    slack = _org()
+    async with PatientWorld(
+        database_url=f"sqlite:///{tmp_path}/bot.db",
+        policy_file=policy,
+        execution_delay=0.05,
+        slack=slack,
+    ) as world:
+        assert world.driver is not None
+        shown = await _command(world, "T0SALES", "U0SAM", "run restart_teams", "C0SALES")
+        assert executes(world) == []
+        assert "approv" in shown.lower()
+        [asked] = [m for m in slack.messages_in("C0APPROVALS") if not m.ephemeral]
+        clicked = await world.driver.for_team("T0LOCAL").click(
+            "W0DAVE", asked, ids.APPROVAL_APPROVE
+        )
+        assert clicked.status == 200
+        await world.settle()
+        assert len(executes(world)) == 1
+        assert world.bot is not None
+        [record] = await world.bot.store.history("U0SAM")
+        assert (record.team_id, record.enterprise_id) == ("T0SALES", "E0ORG")
+        assert record.approved_by == ("W0DAVE",)
+        web_api = [c for c in slack.calls if c.method != "response_url"]
+        assert {c.token for c in web_api} == {ORG_TOKEN}
+        assert all(c.ok for c in web_api), [c.method for c in web_api if not c.ok]
+
+
 # -- OAuth installs ------------------------------------------------------------------------------
 
 

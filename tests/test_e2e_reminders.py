@@ -23,7 +23,7 @@ from bot.console.localslack import LocalSlack, Message
 from bot.console.world import World
 from handlers import ids
 from tests.support.e2e import PATIENCE, executes, text_of, world_at
-from tests.test_e2e_waits import ask, paused, question
+from tests.test_e2e_waits import ask, paused, post, question
 
 ROLES = """\
 roles:
@@ -277,6 +277,7 @@ async def test_a_stand_in_decides_for_the_approver_and_not_for_themselves(tmp_pa
         until = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()
         await command(world, "U0CAROL", f"delegate <@U0ALICE> until {until}")
         assert "<@U0ALICE> stands in for you until" in told(world.slack, "U0CAROL")[-1]
+        assert "<@U0CAROL> named you their stand-in until" in told(world.slack, "U0ALICE")[-1]
         await command(world, "U0CAROL", "delegate")
         assert "<@U0ALICE> stands in for you until" in told(world.slack, "U0CAROL")[-1]
 
@@ -304,6 +305,20 @@ async def test_a_stand_in_decides_for_the_approver_and_not_for_themselves(tmp_pa
         await click(world, "U0ALICE", again, ids.APPROVAL_APPROVE)
         assert "Only <@U0CAROL> may decide this." in told(world.slack, "U0ALICE")[-1]
         assert len(executes(world)) == 1
+
+
+async def test_delegation_false_turns_stand_ins_off(tmp_path: Path) -> None:
+    """Policy ``delegation: false``: naming a stand-in is refused and nothing is stored."""
+    rule = '{channel: C0APPROVALS, approvers: ["U0CAROL"]}'
+    async with world_at(tmp_path, policy(rule, more="delegation: false\n")) as world:
+        assert world.bot is not None
+        await command(world, "U0CAROL", "delegate <@U0ALICE>")
+        assert "Stand-ins are turned off" in told(world.slack, "U0CAROL")[-1]
+        assert await world.bot.store.delegation_of("U0CAROL") is None
+        message = await request(world)
+        await click(world, "U0ALICE", message, ids.APPROVAL_APPROVE)
+        assert "Only <@U0CAROL> may decide this." in told(world.slack, "U0ALICE")[-1]
+        assert executes(world) == []
 
 
 async def test_a_stand_in_decides_a_question_for_the_approver(tmp_path: Path) -> None:
@@ -419,3 +434,50 @@ async def test_a_comment_reaches_the_requester(tmp_path: Path) -> None:
         assert [(v.user_id, v.comment) for v in approval.votes] == [
             ("U0DAVE", "backed up, go ahead")
         ]
+
+
+# -- who it waits on --------------------------------------------------------------------------
+
+
+async def test_a_stand_ins_home_lists_what_waits_on_them_oldest_first(tmp_path: Path) -> None:
+    """Alice stands in for Carol: Alice's Home tab lists the two requests waiting on Carol,
+    oldest first, with their buttons; Approve there counts for Carol."""
+    rule = '{channel: C0APPROVALS, approvers: ["U0CAROL"]}'
+    async with world_at(tmp_path, policy(rule)) as world:
+        assert world.driver is not None
+        await command(world, "U0CAROL", "delegate <@U0ALICE>")
+        first = await request(world, text="run reimage_device device:LAPTOP-ONE")
+        await request(world, text="run reimage_device device:LAPTOP-TWO")
+        response = await world.driver.app_home_opened("U0ALICE")
+        assert response.status == 200
+        await world.settle()
+        home = world.slack.home("U0ALICE")
+        assert home is not None
+        text = "\n".join(
+            str((b.get("text") or {}).get("text", "")) + str(b.get("fields", ""))
+            for b in home.view["blocks"]
+        )
+        assert "Waiting for your decision" in text
+        assert 0 <= text.index("LAPTOP-ONE") < text.index("LAPTOP-TWO")
+        await world.driver.click("U0ALICE", home, ids.APPROVAL_APPROVE)
+        await world.settle()
+        (body,) = executes(world)
+        assert body["devices"] == [{"name": "LAPTOP-ONE"}]
+        assert "Approved by <@U0ALICE> for <@U0CAROL>" in text_of(first)
+
+
+async def test_the_webhook_refuses_an_escalation_without_its_other_half(tmp_path: Path) -> None:
+    """``escalateAfterMinutes`` without ``escalateTo`` (and the reverse), or minutes under 0.05,
+    are a 400 naming the field; nothing is posted."""
+    async with world_at(tmp_path, ROLES) as world:
+        execution = await paused(world)
+        for changes, expected in (
+            ({"escalateAfterMinutes": 5}, "escalateAfterMinutes needs escalateTo"),
+            ({"escalateTo": ["@it-leads"]}, "escalateTo needs escalateAfterMinutes"),
+            ({"remindAfterMinutes": 0.01}, "remindAfterMinutes"),
+            ({"escalateTo": ["nobody"], "escalateAfterMinutes": 5}, "escalateTo[0]"),
+        ):
+            response = await post(world, question(execution, **changes))
+            assert response.status_code == 400, response.text
+            assert expected in response.json()["error"]
+        assert world.slack.messages_in("C0SUPPORT") == []

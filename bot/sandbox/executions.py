@@ -202,6 +202,16 @@ class ExecutionEngine:
         self._webhook_tasks: set[asyncio.Task[None]] = set()
         self._timers: set[asyncio.Task[None]] = set()
         self._http: httpx.AsyncClient | None = None
+        #: cleared by ``hold()``: executions then stay in progress past their delay until
+        #: ``release()``, for a test that must see a run while it is still going
+        self._released = asyncio.Event()
+        self._released.set()
+
+    def hold(self) -> None:
+        self._released.clear()
+
+    def release(self) -> None:
+        self._released.set()
 
     # -- execute ------------------------------------------------------------------------
 
@@ -356,6 +366,7 @@ class ExecutionEngine:
 
     async def _finish_later(self, executions: list[Execution]) -> None:
         await asyncio.sleep(self.config.execution_delay)
+        await self._released.wait()
         for execution in executions:
             if execution.status is ExecutionStatus.IN_PROGRESS:
                 _finish(execution)

@@ -164,6 +164,13 @@ class Sandbox:
         ``within`` seconds (then ``TimeoutError``); returns every delivery so far."""
         return await self.engine.wait_for_webhooks(within)
 
+    def hold_executions(self) -> None:
+        """Executions stay in progress past their delay until ``release_executions()``."""
+        self.engine.hold()
+
+    def release_executions(self) -> None:
+        self.engine.release()
+
     async def settle(self, within: float = 5.0) -> None:
         """Until no execution is in progress and no webhook post is pending, at most ``within``
         seconds (then ``TimeoutError``). Waiting executions stay waiting."""
