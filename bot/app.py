@@ -24,6 +24,7 @@ from bot.audit import AuditTrail
 from bot.catalogue import Catalogue
 from bot.devices import Devices
 from bot.followups import follow_forever
+from bot.forms import FormSeal
 from bot.identity import Identity
 from bot.logging import get_logger
 from bot.metrics import PENDING
@@ -157,6 +158,15 @@ class Bot(Services):
             catalogue=catalogue,
             runner=runner,
             audit=audit,
+            forms=FormSeal.from_secrets(
+                s.get_secret_value() if s else None
+                for s in (
+                    settings.slack_signing_secret,
+                    settings.slack_client_secret,
+                    settings.slack_app_token,
+                    settings.slack_bot_token,
+                )
+            ),
         )
         bot.notifier = SlackNotifier(bot)
         register_all(bot)

@@ -37,6 +37,11 @@ class Profile:
     upn: str | None
     deleted: bool = False
     is_bot: bool = False
+    #: the workspace and Enterprise Grid org the person belongs to, as ``users.info`` says
+    team_id: str | None = None
+    enterprise_id: str | None = None
+    #: Slack marks people of another organisation whom the app sees through no shared channel
+    is_stranger: bool = False
     tz: str | None = None  #: the IANA time zone Slack shows the person's times in
 
     @property
@@ -91,6 +96,32 @@ class Identity:
         self._profiles: _TTLCache[str, Profile] = _TTLCache(ttl, clock)
         self._by_email: _TTLCache[str, str | None] = _TTLCache(ttl, clock)
         self._groups: _TTLCache[str, dict[str, frozenset[str]]] = _TTLCache(ttl, clock)
+        self._home: _TTLCache[str, tuple[str | None, str | None]] = _TTLCache(ttl, clock)
+
+    async def home(self) -> tuple[str | None, str | None]:
+        """The bot's own workspace and Enterprise Grid org: ``auth.test`` of the installation the
+        current work uses (``bot.workspaces``), cached per workspace."""
+        here = workspaces.current()
+        return await self._home.get(here.enterprise_id or here.team_id or "", self._load_home)
+
+    async def is_external(self, profile: Profile) -> bool:
+        """Whether the person belongs to another organisation (Slack Connect): marked a stranger,
+        or neither of the bot's workspace nor of its Enterprise Grid org. Raises what
+        ``auth.test`` raises when the bot's own organisation cannot be known."""
+        if profile.is_stranger:
+            return True
+        team, enterprise = await self.home()
+        if enterprise and profile.enterprise_id:
+            return profile.enterprise_id != enterprise
+        if profile.team_id is None:
+            return False  # Slack names no workspace: nothing says it is another one
+        return profile.team_id not in {team, enterprise}
+
+    async def _load_home(self) -> tuple[str | None, str | None]:
+        response = await self._client.auth_test()
+        team = response.get("team_id")
+        enterprise = response.get("enterprise_id")
+        return (str(team) if team else None, str(enterprise) if enterprise else None)
 
     async def profile(self, user_id: str) -> Profile:
         """The user's profile; raises ``IdentityError`` for an unknown user."""
@@ -145,6 +176,10 @@ class Identity:
         profile: dict[str, Any] = user.get("profile") or {}
         email = profile.get("email") or None
         name = profile.get("display_name") or profile.get("real_name") or user.get("name") or ""
+        enterprise_user = user.get("enterprise_user")
+        enterprise = user.get("enterprise_id") or (
+            enterprise_user.get("enterprise_id") if isinstance(enterprise_user, dict) else None
+        )
         return Profile(
             user_id=user_id,
             name=str(name),
@@ -152,6 +187,9 @@ class Identity:
             upn=self._rewrite(email) if email else None,
             deleted=bool(user.get("deleted")),
             is_bot=bool(user.get("is_bot")),
+            team_id=str(user["team_id"]) if user.get("team_id") else None,
+            enterprise_id=str(enterprise) if enterprise else None,
+            is_stranger=bool(user.get("is_stranger")),
             tz=str(user.get("tz")) if user.get("tz") else None,
         )
 

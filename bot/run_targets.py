@@ -10,6 +10,7 @@ calls this.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -63,6 +64,14 @@ class TargetResolver:
         consent = self.policy.consent_for(entry.id)
         targets: list[Target] = []
         for user in users:
+            if not may_target_others and user.kind == "mention" and user.value != principal.user_id:
+                # someone else, and not allowed: refused without looking them up in Slack
+                raise Refusal(
+                    f"You may only run {code(entry.id)} on yourself, not on "
+                    f"{_mention(user.value)}. Leave out `user:` and `device:`: Nexthink then "
+                    "picks your most recent device.",
+                    field="targets",
+                )
             target = await self._user_target(user)
             is_self = (
                 target.user is not None
@@ -176,6 +185,11 @@ class TargetResolver:
         if user.kind == "sid":
             return Target(label=f"SID {user.value}", user=UserData(sid=user.value))
         return Target(label=user.value, user=UserData(upn=user.value))
+
+
+def _mention(user_id: str) -> str:
+    """A mention of a Slack user id, or the text as typed if it is not one."""
+    return f"<@{user_id}>" if re.fullmatch(r"[UW][A-Z0-9]{2,30}", user_id) else code(user_id)
 
 
 def esc(text: str) -> str:

@@ -11,9 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from bot import limits
 from bot.audit import AuditTrail
 from bot.catalogue import Catalogue, Entry
-from bot.deciders import clicker
+from bot.deciders import person
 from bot.devices import DeviceList, Devices
 from bot.identity import Identity, IdentityError
 from bot.logging import get_logger
@@ -34,11 +35,11 @@ __all__ = [
     "PreparedRun",
     "Refusal",
     "Requester",
-    "ResumeResult",
     "RunRequest",
     "RunResult",
     "Runner",
     "Target",
+    "error_text",
 ]
 
 log = get_logger(__name__)
@@ -125,16 +126,6 @@ class RunResult:
         return self.execution is not None and self.error is None
 
 
-@dataclass(frozen=True)
-class ResumeResult:
-    workflow_uuid: str
-    execution_uuid: str
-    params: Mapping[str, str]
-    record: RequestRecord
-    request_uuids: tuple[str, ...] = ()
-    error: NexthinkError | None = None
-
-
 class Runner:
     def __init__(
         self,
@@ -163,7 +154,7 @@ class Runner:
     async def principal(self, requester: Requester) -> Principal:
         """The requester as the policy sees them; raises ``Refusal`` without a usable email."""
         try:
-            return await clicker(self, requester.user_id, strict=True)
+            return await person(self, requester.user_id)
         except IdentityError as exc:
             raise Refusal(str(exc)) from None
 
@@ -209,6 +200,21 @@ class Runner:
 
     # -- run ------------------------------------------------------------------------------
 
+    async def admit(self, requester: Requester) -> Principal:
+        """The requester of a ``list``, ``info`` or ``resume``: counted toward the per-user rate
+        limit as runs are (before anything is looked up), then established as a principal."""
+        await self._count(requester)
+        return await self.principal(requester)
+
+    async def _count(self, requester: Requester) -> None:
+        wait = await self.limiter.hit(requester.user_id)
+        if wait is not None:
+            limit = self.policy.runs_per_user_per_minute
+            raise Refusal(
+                f"You have made {limit} requests in the last minute, the most allowed. "
+                f"Try again in {max(1, round(wait))} s."
+            )
+
     async def prepare(
         self, requester: Requester, request: RunRequest, *, rate_limited: bool = True
     ) -> PreparedRun:
@@ -219,6 +225,12 @@ class Runner:
         policy is checked again here at its time), so it does not count again."""
         upn: str | None = None
         try:
+            try:  # first: a request beyond the limits costs no lookup at all
+                limits.check(
+                    targets=len(request.users) + len(request.devices), params=request.params
+                )
+            except limits.LimitExceeded as exc:
+                raise Refusal(exc.message, field=exc.field) from None
             principal = await self.principal(requester)
             upn = principal.upn
             return await self._prepare(principal, requester, request, rate_limited=rate_limited)
@@ -380,12 +392,12 @@ class Runner:
             record = await self._recorded(
                 record,
                 state=state,
-                error=_error_text(exc),
+                error=error_text(exc),
                 nexthink_request_uuids=list(completed.request_uuids) if completed else [],
                 executions_uuids=list(completed.executions_uuids) if completed else [],
             )
             await self.audit.record_request(
-                "execute_failed", record, result=state, detail=_error_text(exc)
+                "execute_failed", record, result=state, detail=error_text(exc)
             )
             return RunResult(prepared, record, error=exc, completed=completed)
         record = await self._recorded(
@@ -405,63 +417,6 @@ class Runner:
         except StoreError as exc:
             log.error("request_not_recorded", record=record.id, error=str(exc), **changes)
             return record
-
-    # -- resume ---------------------------------------------------------------------------
-
-    async def resume(
-        self,
-        requester: Requester,
-        workflow_uuid: str,
-        execution_uuid: str,
-        params: Mapping[str, str],
-    ) -> ResumeResult:
-        principal = await self.principal(requester)
-        decision = self.policy.may_resume(principal, requester.channel_id)
-        if not decision.allowed:
-            await self.audit.record(
-                "run_refused",
-                actor=requester.user_id,
-                actor_upn=principal.upn,
-                workflow=workflow_uuid,
-                targets=[{"kind": "execution", "label": execution_uuid}],
-                params=params,
-                result="refused",
-                detail=decision.reason,
-                team_id=requester.team_id,
-                enterprise_id=requester.enterprise_id,
-            )
-            raise Refusal(decision.reason)
-        record = await self.store.create_request(
-            kind="resume",
-            team_id=requester.team_id,
-            enterprise_id=requester.enterprise_id,
-            channel_id=requester.channel_id,
-            user_id=requester.user_id,
-            user_upn=principal.upn,
-            workflow_id=workflow_uuid,
-            targets=[{"kind": "execution", "label": execution_uuid}],
-            params=dict(params),
-            state="pending",
-        )
-        try:
-            answers = await self.nexthink.trigger(workflow_uuid, execution_uuid, params)
-        except NexthinkError as exc:
-            state = "unknown" if _maybe_ran(exc, None) else "failed"
-            record = await self._recorded(record, state=state, error=_error_text(exc))
-            await self.audit.record_request(
-                "resumed",
-                record,
-                execution_uuids=[execution_uuid],
-                result=state,
-                detail=_error_text(exc),
-            )
-            return ResumeResult(workflow_uuid, execution_uuid, params, record, error=exc)
-        uuids = tuple(a.request_uuid for a in answers)
-        record = await self._recorded(record, state="sent", nexthink_request_uuids=list(uuids))
-        await self.audit.record_request(
-            "resumed", record, execution_uuids=[execution_uuid], result="sent"
-        )
-        return ResumeResult(workflow_uuid, execution_uuid, params, record, request_uuids=uuids)
 
     async def history(self, requester: Requester, limit: int = 10) -> Sequence[RequestRecord]:
         return await self.store.history(requester.user_id, limit=limit)
@@ -483,7 +438,7 @@ def _maybe_ran(exc: NexthinkError, completed: BulkExecution | None) -> bool:
     return may_have_run(exc) or bool(completed and completed.request_uuids)
 
 
-def _error_text(exc: NexthinkError) -> str:
+def error_text(exc: NexthinkError) -> str:
     code = getattr(exc, "code", None)
     details = getattr(exc, "details", None)
     parts = [type(exc).__name__, exc.message]

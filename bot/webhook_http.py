@@ -46,7 +46,8 @@ class _Reject(Exception):
 
 
 def authorized(header: str | None, secret: str) -> bool:
-    """``Bearer <token>``, or ``Basic`` whose password is the token; compared in constant time."""
+    """``Bearer <token>``, or ``Basic`` whose password is the token; compared in constant time.
+    Anything else, malformed or not UTF-8 included, is not authorized (401, never a 5xx)."""
     if not header:
         return False
     scheme, _, value = header.strip().partition(" ")
@@ -58,7 +59,11 @@ def authorized(header: str | None, secret: str) -> bool:
             return False
     elif scheme.lower() != "bearer":
         return False
-    return hmac.compare_digest(value.encode(), secret.encode())
+    try:  # raw bytes in the header arrive as lone surrogates, which no UTF-8 token has
+        given = value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return hmac.compare_digest(given, secret.encode())
 
 
 async def _read_json(request: web.Request) -> Any:

@@ -5,7 +5,6 @@ taking an approver's comment (``approve_comment: optional``); the decisions them
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable
 from typing import Any
 
@@ -14,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import approvals
 from bot.approvals import VoteAnswer
+from bot.forms import TAMPERED, TamperedForm
 from bot.logging import get_logger
 from bot.store import StoreError
 from handlers import ids
@@ -68,8 +68,9 @@ def register(bot: Services) -> None:
                     )
                     return
                 try:
+                    sealed = bot.forms.seal({"a": approval_id}, user_id=user_id)
                     await bot.slack.views_open(
-                        trigger_id=trigger_id, view=approve_comment_view(approval_id)
+                        trigger_id=trigger_id, view=approve_comment_view(sealed)
                     )
                     return
                 except SlackApiError:  # the trigger expired: approve without a comment
@@ -82,13 +83,16 @@ def register(bot: Services) -> None:
     async def on_approve_comment(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         view = obj(body.get("view"))
-        approval_id = _approval_of(view)
+        user_id = payload_user_id(body)
+        approval_id = _approval_of(bot, view, user_id)
         values = obj(obj(view.get("state")).get("values"))
         block = obj(values.get(ids.APPROVE_COMMENT_BLOCK))
         comment = text(obj(block.get(ids.APPROVE_COMMENT)).get("value"))
-        user_id = payload_user_id(body)
 
         async def work() -> None:
+            if not approval_id:
+                await reply(bot, refusal_message(TAMPERED), user_id=user_id, channel_id=None)
+                return
             said = (comment or "").strip()[:500] or None
             await answer(await approvals.approve(bot, approval_id, user_id, said), user_id, None)
 
@@ -112,9 +116,10 @@ def register(bot: Services) -> None:
                 await answer(denied, user_id, channel_id)
                 return
             required = rule.deny_reason == "required" and not withdrawal
+            sealed = bot.forms.seal({"a": approval_id}, user_id=user_id)
             try:
                 await bot.slack.views_open(
-                    trigger_id=trigger_id, view=deny_reason_view(approval_id, required=required)
+                    trigger_id=trigger_id, view=deny_reason_view(sealed, required=required)
                 )
             except SlackApiError:  # the trigger expired: deny without a reason, if none is needed
                 denied = await approvals.deny(bot, approval_id, user_id, None)
@@ -125,10 +130,13 @@ def register(bot: Services) -> None:
     @app.view(ids.DENY_REASON_MODAL)
     async def on_deny_reason(ack: AsyncAck, body: dict[str, Any]) -> None:
         view = obj(body.get("view"))
-        approval_id = _approval_of(view)
+        user_id = payload_user_id(body)
+        approval_id = _approval_of(bot, view, user_id)
         values = obj(obj(view.get("state")).get("values"))
         reason = text(obj(obj(values.get(ids.DENY_REASON_BLOCK)).get(ids.DENY_REASON)).get("value"))
-        user_id = payload_user_id(body)
+        if not approval_id:
+            await ack(response_action="errors", errors={ids.DENY_REASON_BLOCK: TAMPERED})
+            return
         if not (reason or "").strip() and await _reason_required(bot, approval_id, user_id):
             await ack(response_action="errors", errors={ids.DENY_REASON_BLOCK: REASON_NEEDED})
             return
@@ -144,11 +152,15 @@ def register(bot: Services) -> None:
 REASON_NEEDED = "Write why you deny it: the requester is told."
 
 
-def _approval_of(view: dict[str, Any]) -> str:
+def _approval_of(bot: Services, view: dict[str, Any], user_id: str) -> str:
+    """The approval the form was opened for, as the bot sealed it for ``user_id``; "" when the
+    form's metadata was altered (``bot.forms``)."""
     try:
-        return text(obj(json.loads(view.get("private_metadata") or "{}")).get("a")) or ""
-    except (ValueError, TypeError):
+        sealed = bot.forms.open(view.get("private_metadata"), user_id=user_id)
+    except TamperedForm:
+        log.warning("form_tampered", form=str(view.get("callback_id") or ""), user=user_id)
         return ""
+    return text(sealed.get("a"))
 
 
 async def _approval_requester(bot: Services, approval_id: str) -> str | None:

@@ -4,7 +4,6 @@ form, and the clicker's answers."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -264,15 +263,16 @@ def not_posted_message(exc: ApprovalNotPosted) -> Message:
     )
 
 
-def approve_comment_view(approval_id: str) -> dict[str, Any]:
-    """The form that lets an approver add a comment (``approve_comment: optional``)."""
+def approve_comment_view(private_metadata: str) -> dict[str, Any]:
+    """The form that lets an approver add a comment (``approve_comment: optional``);
+    ``private_metadata`` is the sealed approval id (``bot.forms``)."""
     return {
         "type": "modal",
         "callback_id": ids.APPROVE_COMMENT_MODAL,
         "title": plain("Approve the request"),
         "submit": plain("Approve"),
         "close": plain("Cancel"),
-        "private_metadata": json.dumps({"a": approval_id}),
+        "private_metadata": private_metadata,
         "blocks": [
             {
                 "type": "input",
@@ -290,8 +290,9 @@ def approve_comment_view(approval_id: str) -> dict[str, Any]:
     }
 
 
-def deny_reason_view(approval_id: str, *, required: bool = False) -> dict[str, Any]:
-    """The form that asks an approver why they deny (``required``: it cannot be left empty)."""
+def deny_reason_view(private_metadata: str, *, required: bool = False) -> dict[str, Any]:
+    """The form that asks an approver why they deny (``required``: it cannot be left empty);
+    ``private_metadata`` is the sealed approval id (``bot.forms``)."""
     label = (
         "Reason (required; shown to the requester)"
         if required
@@ -303,7 +304,7 @@ def deny_reason_view(approval_id: str, *, required: bool = False) -> dict[str, A
         "title": plain("Deny the request"),
         "submit": plain("Deny"),
         "close": plain("Cancel"),
-        "private_metadata": json.dumps({"a": approval_id}),
+        "private_metadata": private_metadata,
         "blocks": [
             {
                 "type": "input",

@@ -13,7 +13,7 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.errors import SlackApiError
 
-from bot import delegation
+from bot import delegation, waits
 from bot.catalogue import Entry
 from bot.delegation import DelegationAnswer
 from bot.logging import get_logger
@@ -44,6 +44,7 @@ from handlers.nudge_views import delegation_text, stand_in_message
 from handlers.running import run_and_reply, schedule_and_reply
 from handlers.schedules import answer_cancel, answer_scheduled
 from handlers.services import Services
+from handlers.wait_views import click_refusal_text, resumed_by_question_text
 
 __all__ = ["register"]
 
@@ -99,13 +100,13 @@ async def _answer(
     name = type(command).__name__.lower()
     try:
         if isinstance(command, ListWorkflows):
-            principal = await bot.runner.principal(requester)
+            principal = await bot.runner.admit(requester)
             entries = await bot.runner.entries(principal, requester.channel_id)
             if command.filter:
                 entries = [e for e in entries if e.matches(command.filter)]
             message = views.list_message(entries, command.filter)
         elif isinstance(command, Info):
-            principal = await bot.runner.principal(requester)
+            principal = await bot.runner.admit(requester)
             entry = await bot.runner.find(principal, requester.channel_id, command.workflow)
             details = await bot.nexthink.get_workflow(entry.id)
             if details is not None:
@@ -138,26 +139,7 @@ async def _answer(
             )
             return
         elif isinstance(command, Resume):
-            result = await bot.runner.resume(
-                requester, command.workflow_uuid, command.execution_uuid, dict(command.params)
-            )
-            if result.error is not None:
-                message = views.error_message(
-                    result.error,
-                    action="Resuming the execution",
-                    details=[
-                        ("Workflow", f"`{result.workflow_uuid}`"),
-                        ("Execution", f"`{result.execution_uuid}`"),
-                    ],
-                    record_id=result.record.id,
-                )
-            else:
-                message = views.resume_message(
-                    workflow_uuid=result.workflow_uuid,
-                    execution_uuid=result.execution_uuid,
-                    params=result.params,
-                    request_uuids=result.request_uuids,
-                )
+            message = await _resume(bot, command, requester)
         elif isinstance(command, History):
             message = views.history_message(await bot.runner.history(requester))
         elif isinstance(command, Delegate):
@@ -192,6 +174,35 @@ async def _answer(
         user_id=requester.user_id,
         channel_id=requester.channel_id,
         response_url=response_url,
+    )
+
+
+async def _resume(bot: Services, command: Resume, requester: Requester) -> dict[str, Any]:
+    """``/nexthink resume``: through the execution's question when it has one (``bot.waits``)."""
+    done = await waits.resume(
+        bot, requester, command.workflow_uuid, command.execution_uuid, dict(command.params)
+    )
+    if done.wait is not None:
+        if done.refused is not None:
+            return views.text_message(click_refusal_text(done.refused))
+        return views.text_message(resumed_by_question_text(done.wait))
+    result = done.result
+    assert result is not None
+    if result.error is not None:
+        return views.error_message(
+            result.error,
+            action="Resuming the execution",
+            details=[
+                ("Workflow", f"`{result.workflow_uuid}`"),
+                ("Execution", f"`{result.execution_uuid}`"),
+            ],
+            record_id=result.record.id,
+        )
+    return views.resume_message(
+        workflow_uuid=result.workflow_uuid,
+        execution_uuid=result.execution_uuid,
+        params=result.params,
+        request_uuids=result.request_uuids,
     )
 
 

@@ -29,6 +29,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot import followups
 from bot.followups import Progress
+from bot.forms import slack_response_url
 from bot.logging import get_logger
 from bot.runs import PreparedRun, RunResult
 from bot.store import ApprovalRecord, RequestRecord
@@ -97,7 +98,11 @@ async def send_to_response_url(
     visible: bool = False,
     replace: bool = False,
 ) -> bool:
-    """Post through a response URL (``in_channel`` when ``visible``); whether Slack took it."""
+    """Post through a response URL (``in_channel`` when ``visible``); whether Slack took it. A URL
+    that is not Slack's (``bot.forms.slack_response_url``) is never called."""
+    if slack_response_url(url, bot.settings.slack_api_url) is None:
+        log.warning("response_url_refused_not_slack")
+        return False
     try:
         webhook = AsyncWebhookClient(url, session=getattr(bot.slack, "session", None))
         response = await webhook.send(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot.catalogue import Entry
 from bot.devices import Device
+from bot.forms import FormSeal
 from handlers import ids
 from handlers.blocks import plain
 
@@ -18,7 +18,9 @@ _MAX_OPTIONS = 100
 
 
 class ModalState:
-    """What the modal carries between Slack round trips, in ``private_metadata``."""
+    """What the modal carries between Slack round trips, sealed in ``private_metadata``
+    (``bot.forms``): the channel it was opened in, the response URL, the chosen workflow and the
+    people picked (a message shortcut), for the person who opened it."""
 
     def __init__(
         self,
@@ -26,11 +28,16 @@ class ModalState:
         response_url: str | None,
         workflow: str | None = None,
         users: Sequence[str] = (),
+        *,
+        seal: FormSeal,
+        user_id: str,
     ) -> None:
         self.channel_id = channel_id
         self.response_url = response_url
         self.workflow = workflow
         self.users = tuple(users)
+        self.seal = seal
+        self.user_id = user_id
 
     def dump(self) -> str:
         data = {
@@ -39,16 +46,12 @@ class ModalState:
             "w": self.workflow,
             "u": list(self.users),
         }
-        return json.dumps({k: v for k, v in data.items() if v})
+        return self.seal.seal({k: v for k, v in data.items() if v}, user_id=self.user_id)
 
     @classmethod
-    def load(cls, text: str | None) -> ModalState:
-        try:
-            data = json.loads(text or "{}")
-        except (ValueError, TypeError):  # not JSON, or not even a string
-            data = {}
-        if not isinstance(data, dict):
-            data = {}
+    def load(cls, text: object, *, seal: FormSeal, user_id: str) -> ModalState:
+        """The state the bot sealed for ``user_id``; raises ``TamperedForm`` otherwise."""
+        data = seal.open(text, user_id=user_id)
         raw_users = data.get("u")
         users: list[Any] = raw_users if isinstance(raw_users, list) else []
         return cls(
@@ -56,6 +59,8 @@ class ModalState:
             response_url=data.get("r") if isinstance(data.get("r"), str) else None,
             workflow=data.get("w") if isinstance(data.get("w"), str) else None,
             users=[u for u in users if isinstance(u, str)],
+            seal=seal,
+            user_id=user_id,
         )
 
 

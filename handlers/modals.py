@@ -18,6 +18,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.errors import SlackApiError
 
 from bot.catalogue import Entry
+from bot.forms import TAMPERED, TamperedForm
 from bot.logging import get_logger
 from bot.metrics import COMMANDS
 from bot.nexthink.errors import NexthinkError
@@ -48,7 +49,13 @@ async def open_run_modal(
     *,
     users: tuple[str, ...] = (),
 ) -> None:
-    state = ModalState(requester.channel_id, response_url, users=users)
+    state = ModalState(
+        requester.channel_id,
+        response_url,
+        users=users,
+        seal=bot.forms,
+        user_id=requester.user_id,
+    )
     try:
         opened = await bot.slack.views_open(trigger_id=trigger_id, view=loading_view(state))
     except SlackApiError as exc:
@@ -216,8 +223,12 @@ def parse_submission(values: dict[str, Any]) -> tuple[RunRequest | None, dict[st
             continue
         item = obj(next(iter(content.values()), {})) if isinstance(content, dict) else {}
         value = text(obj(item.get("selected_option")).get("value")) or text(item.get("value"))
+        name = block.removeprefix(ids.MODAL_PARAM_PREFIX)
+        if not _KEY.match(name):  # a block id the bot did not write (the form was altered)
+            errors[ids.MODAL_WORKFLOW_BLOCK] = TAMPERED
+            break
         if value:
-            params[block.removeprefix(ids.MODAL_PARAM_PREFIX)] = value
+            params[name] = value
     for number, line in enumerate(
         text(element(ids.MODAL_PARAMS_BLOCK).get("value")).splitlines(), 1
     ):
@@ -265,7 +276,15 @@ def register(bot: Services) -> None:
         view = obj(body.get("view"))
         if not text(view.get("id")):  # no form to refresh
             return
-        state = ModalState.load(view.get("private_metadata"))
+        try:
+            state = ModalState.load(
+                view.get("private_metadata"), seal=bot.forms, user_id=user_id(body)
+            )
+        except TamperedForm:
+            COMMANDS.labels("modal", "tampered").inc()
+            log.warning("form_tampered", form="run", user=user_id(body))
+            bot.tasks.spawn(_say_tampered(bot, text(view.get("id"))), name="modal_refresh")
+            return
         selected = text(obj(first_action(body).get("selected_option")).get("value")) or None
         requester = Requester(
             user_id=user_id(body),
@@ -295,7 +314,15 @@ def register(bot: Services) -> None:
     async def on_submit(ack: AsyncAck, body: dict[str, Any]) -> None:
         view = obj(body.get("view"))
         values = obj(obj(view.get("state")).get("values"))
-        state = ModalState.load(view.get("private_metadata"))
+        try:
+            state = ModalState.load(
+                view.get("private_metadata"), seal=bot.forms, user_id=user_id(body)
+            )
+        except TamperedForm:
+            COMMANDS.labels("modal", "tampered").inc()
+            log.warning("form_tampered", form="run", user=user_id(body))
+            await ack(response_action="update", view=message_view(f":no_entry: {TAMPERED}"))
+            return
         requester = Requester(
             user_id=user_id(body),
             team_id=team_id(body),
@@ -347,6 +374,13 @@ def register(bot: Services) -> None:
 
 
 _Prepared = PreparedRun | Refusal | NexthinkError
+
+
+async def _say_tampered(bot: Services, view_id: str) -> None:
+    try:
+        await bot.slack.views_update(view_id=view_id, view=message_view(f":no_entry: {TAMPERED}"))
+    except SlackApiError as exc:
+        log.info("modal_update_skipped", error=exc.response.get("error"))
 
 
 async def _prepare(bot: Services, requester: Requester, request: RunRequest) -> _Prepared:

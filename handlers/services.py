@@ -14,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.audit import AuditTrail
 from bot.catalogue import Catalogue
+from bot.forms import FormSeal
 from bot.identity import Identity
 from bot.nexthink.client import NexthinkClient
 from bot.notifier import Notifier
@@ -41,6 +42,8 @@ class Services:
     runner: Runner
     #: the audit trail (``bot.audit``): every event of the contract is written through it
     audit: AuditTrail
+    #: seals what forms carry (``bot.forms``); set when built, from the Slack secrets
+    forms: FormSeal = field(default_factory=lambda: FormSeal.from_secrets(()))
     tasks: Tasks = field(default_factory=Tasks)
     bot_user_id: str | None = None
     slack_ok_at: float | None = None

@@ -21,6 +21,7 @@ __all__ = [
     "decision_action_id",
     "escalation_text",
     "principal_text",
+    "resumed_by_question_text",
     "wait_buttons",
     "wait_message",
     "wait_news_message",
@@ -211,3 +212,16 @@ def click_refusal_text(refused: ClickRefused) -> str:
     who = f"<@{refused.by}>" if refused.by else "someone"
     moment = when(refused.at) if refused.at else ""
     return _REFUSALS.get(refused.reason, UNKNOWN_BUTTON).format(who=who, when=moment)
+
+
+def resumed_by_question_text(wait: WaitRecord) -> str:
+    """What the resumer reads once ``/nexthink resume`` decided the execution's question."""
+    where = (
+        f" in <#{wait.message_channel}>"
+        if wait.message_channel and wait.message_channel[0] in "CG"
+        else ""
+    )
+    return (
+        ":arrow_forward: The execution had a question waiting, so your resume was taken as your "
+        f"answer to it: its message{where} shows who decided, when, and Nexthink's answer."
+    )

@@ -296,7 +296,8 @@ async def _question(world: World, params: str) -> Message:
 async def test_questions_posted_decided_resumed_and_expired(world: World) -> None:
     """The webhook's question is `question_posted`; Carol's click is `question_decided` and the
     trigger Nexthink accepted `resumed`; an unanswered question is `question_expired` once swept;
-    `/nexthink resume` is `resumed` too."""
+    `/nexthink resume` of an execution with a question is Bob's click on it (issue 13): again
+    `question_decided` and `resumed`, with Bob's UPN as the approver."""
     assert world.bot is not None
     assert world.sandbox is not None
     message = await _question(world, "channel=C0SUPPORT approvers=U0CAROL")
@@ -317,7 +318,7 @@ async def test_questions_posted_decided_resumed_and_expired(world: World) -> Non
     assert events(questions) == [
         "question_posted", "question_decided", "resumed",
         "question_posted", "question_expired",
-        "question_posted", "resumed",
+        "question_posted", "question_decided", "resumed",
     ]  # fmt: skip
     posted = questions[0]
     assert posted["actor"] is None
@@ -343,11 +344,11 @@ async def test_questions_posted_decided_resumed_and_expired(world: World) -> Non
     assert expired["actor"] is None
     assert expired["result"] == "expired"
     assert expired["params"]["question_id"] == questions[3]["params"]["question_id"]
-    by_command = questions[6]
+    by_command = questions[7]
     assert (by_command["actor"], by_command["result"]) == ("U0BOB", "sent")
     assert by_command["workflow"] == execution.workflow.uuid
     assert by_command["execution_uuids"] == [execution.uuid]
-    assert by_command["params"] == {"decision": "approved"}
+    assert by_command["params"] == {"decision": "approved", "approver": "bob@example.com"}
 
 
 # -- delegation -------------------------------------------------------------------------------

@@ -244,10 +244,17 @@ async def test_history_lists_the_callers_requests_and_ids(world: World) -> None:
 
 
 async def _waiting_execution(world: World) -> tuple[str, str]:
+    """An execution waiting for a trigger with no question in Slack (the sandbox's webhook is off
+    meanwhile): resuming it is the tool of roles with ``resume: true``. An execution with a
+    question is resumed as a click on it (``tests/test_hostile_seams.py``)."""
     assert world.driver is not None
     assert world.sandbox is not None
-    await world.driver.command("U0BOB", f"run {PAUSING_WORKFLOW_ID} software=Slack")
-    await world.settle()
+    webhook_url, world.sandbox.webhook_url = world.sandbox.webhook_url, None
+    try:
+        await world.driver.command("U0BOB", f"run {PAUSING_WORKFLOW_ID} software=Slack")
+        await world.settle()
+    finally:
+        world.sandbox.webhook_url = webhook_url
     (execution,) = [e for e in world.sandbox.executions.values() if e.waiting]
     return execution.workflow.uuid, execution.uuid
 

@@ -49,6 +49,7 @@ class PolicyContents:
     runs_per_user_per_minute: int
     source: str
     unknown_keys: Sequence[str]
+    external_users: str = "deny"
     delegation: bool = True
     schedule: ScheduleRule = field(default_factory=ScheduleRule)
 
@@ -126,6 +127,7 @@ def read_mapping(data: Mapping[str, Any], *, source: str = "<mapping>") -> Polic
         runs_per_user_per_minute=spec.limits.runs_per_user_per_minute,
         source=source,
         unknown_keys=sorted(str(k) for k in (spec.model_extra or {})),
+        external_users=spec.external_users,
         delegation=spec.delegation,
     )
 

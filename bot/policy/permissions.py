@@ -43,6 +43,7 @@ class Policy:
         source: str | None = None,
         unknown_keys: Sequence[str] = (),
         is_default: bool = False,
+        external_users: str = "deny",
         delegation: bool = True,
         schedule: ScheduleRule | None = None,
     ) -> None:
@@ -51,6 +52,8 @@ class Policy:
         self.source = source
         self.unknown_keys = tuple(unknown_keys)
         self.is_default = is_default
+        #: ``allow``: people of other organisations may act, under their own UPN only
+        self.allows_external_users = external_users == "allow"
         #: ``delegation:`` (top level): whether people may name stand-ins
         self.delegation = delegation
         self._runs_per_minute = runs_per_user_per_minute
@@ -91,6 +94,7 @@ class Policy:
             runs_per_user_per_minute=contents.runs_per_user_per_minute,
             source=contents.source,
             unknown_keys=contents.unknown_keys,
+            external_users=contents.external_users,
             delegation=contents.delegation,
             schedule=contents.schedule,
         )

@@ -271,6 +271,8 @@ class PolicySpec(BaseModel):
     )
     upn: _UpnSpec = Field(default_factory=_UpnSpec)
     limits: _LimitsSpec = Field(default_factory=_LimitsSpec)
+    #: whether people of other organisations (Slack Connect) may act, under their own UPN only
+    external_users: Literal["deny", "allow"] = "deny"
     delegation: bool = True  #: ``/nexthink delegate`` (stand-ins); false turns it off
     schedule: ScheduleSpec | None = None
 

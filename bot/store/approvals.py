@@ -9,7 +9,8 @@ Life of an approval::
 ``vote_approval`` locks the approval row first (``SELECT ... FOR UPDATE`` on PostgreSQL; the
 ``BEGIN IMMEDIATE`` write lock on SQLite), so votes on one approval are counted one after the
 other and exactly one vote sees the count reached and flips the state to ``approved``.
-``(approval_id, user_id)`` is the votes' primary key: a person counts once.
+``(approval_id, user_id)`` is the votes' primary key, and a vote whose UPN already voted is
+refused: a person counts once, whichever of their Slack accounts they vote from.
 """
 
 from __future__ import annotations
@@ -118,6 +119,10 @@ async def _get(conn: AsyncConnection, approval_id: str) -> ApprovalRecord | None
     return found[0] if found else None
 
 
+def _same_upn(one: str | None, other: str | None) -> bool:
+    return bool(one and other and one.casefold() == other.casefold())
+
+
 def _refusal(approval: ApprovalRecord | None, now: datetime) -> VoteRefusalReason:
     if approval is None:
         return "not_found"
@@ -221,7 +226,11 @@ class ApprovalsMixin(StoreBase):
             people = {user_id, cast_by or user_id}
             if current.requester_id in people:
                 return VoteResult(False, "own_request", len(current.votes), False, current)
-            if any(people & {v.user_id, v.cast_by or v.user_id} for v in current.votes):
+            if any(
+                people & {v.user_id, v.cast_by or v.user_id} or _same_upn(v.upn, upn)
+                for v in current.votes
+            ):
+                # a person counts once, whichever of their Slack accounts they vote from
                 return VoteResult(False, "already_voted", len(current.votes), False, current)
             await conn.execute(
                 approval_votes.insert().values(

@@ -295,6 +295,22 @@ def _v5_indexes_for_a_big_store(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX IF NOT EXISTS ix_followups_request ON followups (request_id)"))
 
 
+def _v7_request_executions(conn: Connection) -> None:
+    """Which request started each execution (the requester of its question, by record)."""
+    md = MetaData()
+    Table("requests", md, Column("id", String(36), primary_key=True))  # exists: referenced only
+    links = Table(
+        "request_executions",
+        md,
+        Column("execution_uuid", Text, primary_key=True),
+        Column("request_id", String(36), ForeignKey("requests.id"), nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+    )
+    md.create_all(conn, tables=[links])
+    index = "ix_waits_execution ON waits (workflow_uuid, execution_uuid)"  # resume finds questions
+    conn.execute(text(f"CREATE INDEX IF NOT EXISTS {index}"))
+
+
 def _v6_reminders_and_stand_ins(conn: Connection) -> None:
     """Approvals that don't die unseen: reminders, escalation, stand-ins, reasons and comments.
 
@@ -426,6 +442,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "indexes for history and follow-ups by request", _v5_indexes_for_a_big_store),
     Migration(
         6, "reminders, escalation, stand-ins, reasons, comments", _v6_reminders_and_stand_ins
+    ),
+    Migration(
+        7, "request_executions: the request that started each execution", _v7_request_executions
     ),
     Migration(8, "schedules: runs asked for later", _v8_schedules),
     Migration(9, "consents: the person on the other end allows a run", v9_consents),

@@ -11,7 +11,7 @@ from sqlalchemy import RowMapping, select
 from ._base import StoreBase, new_id, utc
 from .errors import RecordNotFound
 from .records import REQUEST_KINDS, REQUEST_STATES, RequestKind, RequestRecord, RequestState
-from .schema import requests
+from .schema import request_executions, requests
 
 __all__ = ["RequestsMixin", "request_from_row"]
 
@@ -141,6 +141,8 @@ class RequestsMixin(StoreBase):
             ]
         values["updated_at"] = utc(now)
         async with self._write() as conn:
+            if values.get("executions_uuids"):
+                await _link_executions(conn, request_id, values["executions_uuids"], values)
             row = (
                 (
                     await conn.execute(
@@ -156,6 +158,17 @@ class RequestsMixin(StoreBase):
         if row is None:
             raise RecordNotFound(f"no request with id {request_id!r}")
         return request_from_row(row)
+
+    async def request_for_execution(self, execution_uuid: str) -> RequestRecord | None:
+        """The request whose execute started this execution (any case), or None."""
+        query = (
+            select(requests)
+            .join(request_executions, request_executions.c.request_id == requests.c.id)
+            .where(request_executions.c.execution_uuid == execution_uuid.lower())
+        )
+        async with self._read() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return None if row is None else request_from_row(row)
 
     async def get_request(self, request_id: str) -> RequestRecord | None:
         async with self._read() as conn:
@@ -177,3 +190,25 @@ class RequestsMixin(StoreBase):
         async with self._read() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [request_from_row(row) for row in rows]
+
+
+async def _link_executions(
+    conn: Any, request_id: str, uuids: Sequence[str], values: Mapping[str, Any]
+) -> None:
+    """Record which request started each execution (once each, lower case), in the transaction
+    that records the execution ids on the request."""
+    wanted = sorted({str(u).lower() for u in uuids if u})
+    known: set[str] = set()
+    for start in range(0, len(wanted), 500):  # bounded IN lists, whatever the run's size
+        chunk = wanted[start : start + 500]
+        query = select(request_executions.c.execution_uuid).where(
+            request_executions.c.execution_uuid.in_(chunk)
+        )
+        known.update((await conn.execute(query)).scalars())
+    new = [u for u in wanted if u not in known]
+    if new:
+        at = values["updated_at"]
+        await conn.execute(
+            request_executions.insert(),
+            [{"execution_uuid": u, "request_id": request_id, "created_at": at} for u in new],
+        )

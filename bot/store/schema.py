@@ -62,6 +62,7 @@ __all__ = [
     "metadata",
     "nudges",
     "rate_limits",
+    "request_executions",
     "requests",
     "schedules",
     "schema_version",
@@ -220,6 +221,7 @@ waits = Table(
     Column("team_id", Text),  # migration 11
     Column("enterprise_id", Text),  # migration 11
     Index("ix_waits_state_expires", "state", "expires_at"),
+    Index("ix_waits_execution", "workflow_uuid", "execution_uuid"),
     Index("ix_waits_state_nudge", "state", "next_nudge_at"),
 )
 
@@ -389,6 +391,14 @@ rate_limits = Table(
     Column("hits", HitTimes, nullable=False),
     Column("last_hit", Float, nullable=False),
     Index("ix_rate_limits_last_hit", "last_hit"),
+)
+
+request_executions = Table(  # the request that started each execution (``request_for_execution``)
+    "request_executions",
+    metadata,
+    Column("execution_uuid", Text, primary_key=True),
+    Column("request_id", String(36), ForeignKey("requests.id"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
 )
 
 # Runs asked for later (``schedules.py``): claimed by one replica when due.

@@ -116,6 +116,8 @@ class WaitsMixin(StoreBase):
         if not options:
             raise ValueError("a wait needs at least one option")
         at = utc(now)
+        # ids compare without regard to case: one question per execution
+        workflow_uuid, execution_uuid = workflow_uuid.lower(), execution_uuid.lower()
         values: dict[str, Any] = {
             "id": new_id(),
             "workflow_uuid": workflow_uuid,
@@ -187,6 +189,22 @@ class WaitsMixin(StoreBase):
     async def get_wait(self, wait_id: str) -> WaitRecord | None:
         async with self._read() as conn:
             return await _one(conn, select(waits).where(waits.c.id == wait_id))
+
+    async def wait_for_execution(
+        self, workflow_uuid: str, execution_uuid: str
+    ) -> WaitRecord | None:
+        """The latest question asked for this execution (ids in any case), in whatever state."""
+        query = (
+            select(waits)
+            .where(
+                waits.c.workflow_uuid == workflow_uuid.lower(),
+                waits.c.execution_uuid == execution_uuid.lower(),
+            )
+            .order_by(waits.c.created_at.desc())
+            .limit(1)
+        )
+        async with self._read() as conn:
+            return await _one(conn, query)
 
     async def claim_wait(
         self,

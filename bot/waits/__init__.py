@@ -12,24 +12,30 @@ waits are swept (``sweeps``).
 * ``posting``: record and post a question once
 * ``decide``: a click
 * ``sweeps``: expiry and stale claims
+* ``resume``: ``/nexthink resume``, a click on the question when there is one
 """
 
 from bot.waits.decide import ClickRefused, decide
 from bot.waits.deps import WaitDeps
 from bot.waits.posting import WaitRefused, post_wait
 from bot.waits.request import MAX_BODY, WaitRequest, describe
+from bot.waits.resume import Resumed, ResumeDeps, resume
 from bot.waits.sweeps import STALE_AFTER, sweep_expired, sweep_stale
 
 __all__ = [
     "MAX_BODY",
     "STALE_AFTER",
     "ClickRefused",
+    "ResumeDeps",
+    "ResumeResult",
+    "Resumed",
     "WaitDeps",
     "WaitRefused",
     "WaitRequest",
     "decide",
     "describe",
     "post_wait",
+    "resume",
     "sweep_expired",
     "sweep_stale",
 ]

@@ -10,6 +10,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -83,6 +84,12 @@ class WaitRequest(BaseModel):
         if self.team.startswith("E"):
             return Workspace(enterprise_id=self.team, is_enterprise_install=True)
         return Workspace(team_id=self.team)
+
+    @field_validator("workflow_uuid", "execution_uuid")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        """Ids compare without regard to case (one question per execution)."""
+        return value.lower()
 
     @model_validator(mode="after")
     def _where(self) -> WaitRequest:

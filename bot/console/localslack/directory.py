@@ -44,6 +44,9 @@ class DirectoryMethods(Workspace):
         return body
 
     def _user_object(self, user: User) -> JSONDict:
+        if user.external:  # a Slack Connect member: their own workspace and org
+            theirs = (user.enterprise_id, "Partner Org") if user.enterprise_id else None
+            return user.to_slack(user.team_id, enterprise=theirs)
         caller_team = self._caller.team_id
         team_id = caller_team if caller_team in user.teams else user.team_id
         enterprise = (self.enterprise_id, self.enterprise_name) if self.enterprise_id else None

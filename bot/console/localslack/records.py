@@ -67,6 +67,9 @@ class User:
     deleted: bool = False
     team_id: str = ""
     teams: list[str] = field(default_factory=list)
+    #: a Slack Connect member of another organisation (``team_id`` and ``enterprise_id`` theirs)
+    external: bool = False
+    enterprise_id: str | None = None
 
     def to_slack(self, team_id: str, *, enterprise: tuple[str, str] | None = None) -> JSONDict:
         """The user object as ``users.info`` shows it in ``team_id``; in an Enterprise Grid org

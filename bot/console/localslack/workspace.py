@@ -170,9 +170,13 @@ class Workspace:
         deleted: bool = False,
         team_id: str | None = None,
         teams: list[str] | None = None,
+        external: bool = False,
+        enterprise_id: str | None = None,
     ) -> User:
         """A person; ``team_id`` is their home workspace (default the first), ``teams`` every
-        workspace of the org they are in (default the home one): ``W…`` IDs for org users."""
+        workspace of the org they are in (default the home one): ``W…`` IDs for org users.
+        ``external``: a Slack Connect member of another organisation, whose ``team_id`` (and
+        ``enterprise_id``, if their org is a Grid) are their own; every token sees them."""
         home = team_id or (teams[0] if teams else self.team_id)
         user = User(
             id=id,
@@ -183,6 +187,8 @@ class Workspace:
             deleted=deleted,
             team_id=home,
             teams=list(teams or [home]),
+            external=external,
+            enterprise_id=enterprise_id,
         )
         self.users[id] = user
         return user
@@ -305,8 +311,9 @@ class Workspace:
         return team_id in caller.teams
 
     def _sees_user(self, user: User) -> bool:
-        """A workspace token sees its workspace's people; an org-wide token the whole org's."""
-        if self._caller.is_enterprise_install:
+        """A workspace token sees its workspace's people; an org-wide token the whole org's;
+        everyone sees the Slack Connect members of shared channels."""
+        if self._caller.is_enterprise_install or user.external:
             return True
         return any(self._reaches(team) for team in user.teams or [user.team_id])
 
