@@ -19,6 +19,7 @@ from bot.sandbox import Sandbox
 from handlers import ids
 from tests.support.e2e import PatientWorld
 from tests.support.openapi import validate_request, validate_response
+from tests.support.outcomes import eventually
 
 POLICY = """\
 roles:
@@ -256,6 +257,8 @@ async def test_an_execute_cut_short_by_a_shutdown_is_reported_not_repeated(
             assert first.driver is not None
             # the approval's execute hangs in the sandbox until the shutdown gives up on it
             await first.driver.click("U0DAVE", message, ids.APPROVAL_APPROVE)
+            # stop only once the execute has reached Nexthink (a busy machine may take a while)
+            await eventually(lambda: sandbox.requests("execute_v2"), what="the approved execute")
         assert buttons(message) == []
         assert "the bot stopped while sending it to Nexthink: the outcome is unknown" in shown(
             message

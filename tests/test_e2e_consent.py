@@ -288,3 +288,19 @@ async def test_a_run_that_needs_consent_is_not_scheduled_for_later(world: World)
     assert executes(world) == []
     dm = world.slack.dm_channel("U0ALICE")
     assert not [m for m in world.slack.messages_in(dm) if "asks to run" in text_of(m)]
+
+
+async def test_the_sweep_loop_expires_an_unanswered_question(tmp_path: Path) -> None:
+    """With a short expiry, the bot's own sweep loop (``SWEEP_SECONDS``) closes the question and
+    tells the requester, with no help from the test."""
+    short = POLICY.replace("expires_in_minutes: 30}", "expires_in_minutes: 0.05}", 1)
+    async with world_at(tmp_path, short, overrides={"sweep_seconds": 0.5}) as world:
+        await command(world, "U0BOB", "run restart_teams user:<@U0ALICE> mode=soft")
+        ask = question(world, "U0ALICE")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 120  # bounds a hung test; the expiry itself is 3 s
+        while "did not answer in time" not in told(world, "U0BOB"):
+            assert loop.time() < deadline, "the sweep did not expire the question"
+            await asyncio.sleep(0.05)
+        assert buttons(ask) == []
+        assert executes(world) == []

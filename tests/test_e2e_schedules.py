@@ -189,7 +189,8 @@ async def test_a_run_missed_beyond_max_late_minutes_is_reported_not_run(tmp_path
     ):
         common: dict[str, Any] = {"sandbox": sandbox, "slack": slack, "policy_file": policy}
         async with PatientWorld(database_url=url, **common) as first:
-            code = await schedule(first, "U0BOB", "run restart_teams in 1s")
+            # far enough ahead that this bot is down before the run is due, however busy the cores
+            code = await schedule(first, "U0BOB", "run restart_teams in 20s")
             asked = await stored(first, code)
         await until_past(asked.run_at + timedelta(minutes=0.05, seconds=1))
         async with PatientWorld(database_url=url, **common) as second:

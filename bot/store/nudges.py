@@ -60,7 +60,7 @@ class NudgesMixin(StoreBase):
                 approvals.c.next_nudge_at <= at,
                 approvals.c.expires_at > at,
             )
-            .order_by(approvals.c.next_nudge_at, approvals.c.id)
+            .order_by(approvals.c.next_nudge_at)  # the index's order: no sort (bench/store.py)
             .limit(max(0, limit))
         )
         async with self._read() as conn:
@@ -72,7 +72,7 @@ class NudgesMixin(StoreBase):
         query = (
             select(waits)
             .where(waits.c.state == "pending", waits.c.next_nudge_at <= at, waits.c.expires_at > at)
-            .order_by(waits.c.next_nudge_at, waits.c.id)
+            .order_by(waits.c.next_nudge_at)  # the index's order: no sort (bench/store.py)
             .limit(max(0, limit))
         )
         async with self._read() as conn:
