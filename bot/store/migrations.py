@@ -8,8 +8,10 @@ each with its version row, in one transaction that holds a database-wide lock:
 * SQLite: the engine's ``BEGIN IMMEDIATE`` takes the write lock; the other opener waits
   (``busy_timeout``) and then finds the steps applied.
 
-Two processes starting at once therefore apply each step exactly once. A database migrated by a
-newer release (a higher version than this code knows) is left alone.
+Two processes starting at once therefore apply each step exactly once. Every step without its
+version row is applied, in order, also one below the highest applied (a database made by a build
+that had a later step but not an earlier one). A database migrated by a newer release (a higher
+version than this code knows) keeps its extra steps.
 
 To change the schema, append a ``Migration`` whose ``apply`` issues the DDL (written out here, not
 taken from ``schema.py``, so that old steps never change), then update ``schema.py`` to match.
@@ -484,10 +486,10 @@ async def migrate(conn: AsyncConnection, *, schema: str | None = None) -> list[i
         if schema is not None:
             await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
     await conn.run_sync(lambda sync: schema_version.create(sync, checkfirst=True))
-    done = await current_version(conn) or 0
+    done = set((await conn.execute(select(schema_version.c.version))).scalars())
     applied: list[int] = []
     for step in MIGRATIONS:
-        if step.version <= done:
+        if step.version in done:
             continue
         await conn.run_sync(step.apply)
         await conn.execute(
