@@ -3,8 +3,7 @@
 ``schema_version`` holds one row per applied step. ``migrate`` runs the missing steps in order,
 each with its version row, in one transaction that holds a database-wide lock:
 
-* PostgreSQL: ``pg_advisory_xact_lock`` (released at commit or rollback); DDL is transactional, so
-  a failed step leaves nothing behind.
+* PostgreSQL: ``pg_advisory_xact_lock`` (released at commit or rollback); DDL is transactional.
 * SQLite: the engine's ``BEGIN IMMEDIATE`` takes the write lock; the other opener waits
   (``busy_timeout``) and then finds the steps applied.
 
