@@ -152,7 +152,8 @@ async def test_targets_self_refuses_other_users_and_devices(tmp_path: Path) -> N
         by_mention = await _run(world, "U0ALICE", f"{TEAMS} user:<@U0BOB|bob>")
         by_upn = await _run(world, "U0ALICE", f"{TEAMS} user:bob@example.com")
         by_device = await _run(world, "U0ALICE", f"{TEAMS} device:LAPTOP-ALICE")
-        assert "bob@example.com" in by_mention
+        # a refused mention is named as the mention: it costs no profile look-up (#13, seam 7)
+        assert "not on <@U0BOB>" in by_mention
         assert "on yourself" in by_mention
         assert "on yourself" in by_upn
         assert "device:LAPTOP-ALICE" in by_device
