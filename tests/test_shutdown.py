@@ -324,6 +324,7 @@ class SocketModeGateway:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_get("/link/", self._link)
+        app.router.add_route("*", "/{path:.*}", self._hook)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
@@ -343,7 +344,24 @@ class SocketModeGateway:
 
     async def send(self, envelope: dict[str, Any]) -> None:
         assert self._socket is not None, "the bot has not connected"
-        await self._socket.send_json(envelope)
+        # Slack's response URLs share the origin of its Web API: this gateway's, passed on
+        await self._socket.send_json(
+            json.loads(json.dumps(envelope).replace(self.slack.url, self.url))
+        )
+
+    async def _hook(self, request: web.Request) -> web.StreamResponse:
+        """A response URL (or anything else that is not the Web API), passed on to LocalSlack."""
+        assert self._http is not None
+        headers = {k: v for k, v in request.headers.items() if k in {"Content-Type"}}
+        async with self._http.request(
+            request.method,
+            f"{self.slack.url}{request.path_qs}",
+            data=await request.read(),
+            headers=headers,
+        ) as answer:
+            return web.Response(
+                status=answer.status, body=await answer.read(), content_type=answer.content_type
+            )
 
     async def _api(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
