@@ -58,6 +58,7 @@ __all__ = [
     "AuditEvent",
     "AuditRecord",
     "AuditTrail",
+    "RequestAudit",
 ]
 
 log = get_logger("bot.audit")
@@ -111,9 +112,53 @@ class AuditTrail:
         now: datetime | None = None,
     ) -> AuditRecord:
         """Write one event; return the record as written (redacted). Never raises ``StoreError``."""
+        record = self.entry(
+            event,
+            actor=actor,
+            actor_upn=actor_upn,
+            workflow=workflow,
+            targets=targets,
+            params=params,
+            ticket=ticket,
+            request_uuid=request_uuid,
+            execution_uuids=execution_uuids,
+            result=result,
+            detail=detail,
+            request_id=request_id,
+            enterprise_id=enterprise_id,
+            team_id=team_id,
+            now=now,
+        )
+        self.logged(record)
+        try:
+            await self.store.append_audit([record])
+        except StoreError as exc:
+            log.error("audit_not_stored", audit_event=event, error=str(exc))
+        return record
+
+    def entry(
+        self,
+        event: AuditEvent,
+        *,
+        actor: str | None = None,
+        actor_upn: str | None = None,
+        workflow: str | None = None,
+        targets: Iterable[Mapping[str, Any]] = (),
+        params: Mapping[str, Any] | None = None,
+        ticket: str | None = None,
+        request_uuid: str | None = None,
+        execution_uuids: Iterable[str] = (),
+        result: str | None = None,
+        detail: str | None = None,
+        request_id: str | None = None,
+        enterprise_id: str | None = None,
+        team_id: str | None = None,
+        now: datetime | None = None,
+    ) -> AuditRecord:
+        """The record ``record`` would write (checked and redacted), neither logged nor stored."""
         if event not in AUDIT_EVENTS:
             raise ValueError(f"unknown audit event {event!r}; one of {list(AUDIT_EVENTS)}")
-        record = self.redacted(
+        return self.redacted(
             AuditRecord(
                 time=utc(now),
                 event=event,
@@ -132,14 +177,26 @@ class AuditTrail:
                 team_id=team_id,
             )
         )
+
+    def logged(self, record: AuditRecord) -> None:
+        """The record's one ``event="audit"`` line (its own event name under ``audit_event``)."""
         line = record.to_json()
         line["audit_event"] = line.pop("event")
         log.info("audit", **line)
-        try:
-            await self.store.append_audit([record])
-        except StoreError as exc:
-            log.error("audit_not_stored", audit_event=event, error=str(exc))
-        return record
+
+    def for_request(
+        self,
+        event: AuditEvent,
+        *,
+        actor: str | Literal[_Requester.REQUESTER] | None = REQUESTER,
+        actor_upn: str | None = None,
+        **fields: Any,
+    ) -> RequestAudit:
+        """``record_request`` of the request a store write is about to produce, written in that
+        write's transaction: pass it as the write's ``audit=``, then call ``logged()`` once the
+        write returned (the line is for an event that happened). If the write fails, nothing
+        was stored: ``record_request`` the event as the caller sees it instead."""
+        return RequestAudit(self, event, actor, actor_upn, fields)
 
     async def record_request(
         self,
@@ -155,21 +212,7 @@ class AuditTrail:
         run was split) and execution uuids; the actor is the requester unless given (a voter, a denier) or ``None``
         (the bot itself: an expiry, an outcome found by polling). ``fields`` are the other
         keywords of ``record`` and win over the request's."""
-        values: dict[str, Any] = {
-            "workflow": request.workflow_id,
-            "targets": request.targets,
-            "params": request.params,
-            "request_uuid": ",".join(request.nexthink_request_uuids) or None,
-            "execution_uuids": request.executions_uuids,
-            "request_id": request.id,
-            "team_id": request.team_id,
-            "enterprise_id": request.enterprise_id,
-            "ticket": request.ticket,
-        }
-        values.update(fields)
-        if actor is REQUESTER:
-            actor, actor_upn = request.user_id, actor_upn or request.user_upn
-        return await self.record(event, actor=actor, actor_upn=actor_upn, **values)
+        return await self.record(event, **_request_fields(request, actor, actor_upn, fields))
 
     async def record_wait(
         self,
@@ -258,3 +301,62 @@ class AuditTrail:
         if deleted:
             log.info("audit_pruned", deleted=deleted, before=before.isoformat())
         return deleted
+
+
+def _request_fields(
+    request: RequestRecord,
+    actor: str | Literal[_Requester.REQUESTER] | None,
+    actor_upn: str | None,
+    fields: Mapping[str, Any],
+) -> dict[str, Any]:
+    """``record``'s keywords for an event about ``request`` (see ``record_request``)."""
+    values: dict[str, Any] = {
+        "workflow": request.workflow_id,
+        "targets": request.targets,
+        "params": request.params,
+        "request_uuid": ",".join(request.nexthink_request_uuids) or None,
+        "execution_uuids": request.executions_uuids,
+        "request_id": request.id,
+        "team_id": request.team_id,
+        "enterprise_id": request.enterprise_id,
+        "ticket": request.ticket,
+    }
+    values.update(fields)
+    if actor is REQUESTER:
+        actor, actor_upn = request.user_id, actor_upn or request.user_upn
+    values["actor"], values["actor_upn"] = actor, actor_upn
+    return values
+
+
+class RequestAudit:
+    """An event about the request a store write produces (``AuditTrail.for_request``): the store
+    calls it with the record it wrote, in the same transaction, and stores what it returns."""
+
+    __slots__ = ("_actor", "_actor_upn", "_event", "_fields", "_trail", "record")
+
+    def __init__(
+        self,
+        trail: AuditTrail,
+        event: AuditEvent,
+        actor: str | Literal[_Requester.REQUESTER] | None,
+        actor_upn: str | None,
+        fields: Mapping[str, Any],
+    ) -> None:
+        if event not in AUDIT_EVENTS:
+            raise ValueError(f"unknown audit event {event!r}; one of {list(AUDIT_EVENTS)}")
+        self._trail, self._event, self._fields = trail, event, dict(fields)
+        self._actor, self._actor_upn = actor, actor_upn
+        #: the record as written, once the store called this
+        self.record: AuditRecord | None = None
+
+    def __call__(self, request: RequestRecord) -> AuditRecord:
+        self.record = self._trail.entry(
+            self._event, **_request_fields(request, self._actor, self._actor_upn, self._fields)
+        )
+        return self.record
+
+    def logged(self) -> AuditRecord | None:
+        """The ``event="audit"`` line of the record written (none if the store never asked)."""
+        if self.record is not None:
+            self._trail.logged(self.record)
+        return self.record

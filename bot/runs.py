@@ -7,6 +7,7 @@ command, the run modal, the Home tab and shortcuts, so the policy is enforced in
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -35,7 +36,7 @@ from bot.run_values import (
     RunResult,
     Source,
 )
-from bot.store import RequestRecord, RequestState, Store, StoreError
+from bot.store import AuditEvent, RequestRecord, RequestState, Store, StoreError, Write
 from bot.targets import Target
 from bot.text import outside
 
@@ -54,6 +55,10 @@ __all__ = [
 ]
 
 log = get_logger(__name__)
+
+#: ``Runner.execute``'s ``also``: from Nexthink's answer (the error, or None; what was sent), the
+#: other changes to write with it
+Also = Callable[[NexthinkError | None, BulkExecution | None], Sequence[Write]]
 
 
 class Runner:
@@ -311,7 +316,8 @@ class Runner:
         response_url: str | None = None,
     ) -> RequestRecord:
         """The record of a run, written before anything is sent to Nexthink (and its
-        ``run_requested`` event: ``result`` is the state it starts in)."""
+        ``run_requested`` event, in the same transaction: ``result`` is the state it starts in)."""
+        audit = self.audit.for_request("run_requested", result=state)
         record = await self.store.create_request(
             kind="run",
             team_id=prepared.requester.team_id,
@@ -325,11 +331,17 @@ class Runner:
             state=state,
             response_url=response_url,
             ticket=prepared.ticket,
+            audit=audit,
         )
-        await self.audit.record_request("run_requested", record, result=state)
+        audit.logged()
         return record
 
-    async def execute(self, prepared: PreparedRun, record: RequestRecord) -> RunResult:
+    async def execute(
+        self, prepared: PreparedRun, record: RequestRecord, *, also: Also | None = None
+    ) -> RunResult:
+        """Send the execute and record Nexthink's answer with its audit event, in one
+        transaction; ``also`` gives, from that answer (the error, what was sent before it), other
+        changes to write in that transaction (a scheduled run's end)."""
         if self.asking(prepared):  # whatever path it came by: never before the person's Allow
             raise ConsentRequired(f"{prepared.entry.id}: consent not given")
         try:
@@ -341,32 +353,51 @@ class Runner:
             state = "unknown" if _maybe_ran(exc, completed) else "failed"
             record = await self._recorded(
                 record,
+                "execute_failed",
+                {"result": state, "detail": error_text(exc)},
+                also(exc, completed) if also is not None else (),
                 state=state,
                 error=error_text(exc),
                 nexthink_request_uuids=list(completed.request_uuids) if completed else [],
                 executions_uuids=list(completed.executions_uuids) if completed else [],
             )
-            await self.audit.record_request(
-                "execute_failed", record, result=state, detail=error_text(exc)
-            )
             return RunResult(prepared, record, error=exc, completed=completed)
         record = await self._recorded(
             record,
+            "executed",
+            {"result": "sent"},
+            also(None, execution) if also is not None else (),
             state="sent",
             nexthink_request_uuids=list(execution.request_uuids),
             executions_uuids=list(execution.executions_uuids),
         )
-        await self.audit.record_request("executed", record, result="sent")
         return RunResult(prepared, record, execution=execution)
 
-    async def _recorded(self, record: RequestRecord, **changes: Any) -> RequestRecord:
-        """Record what Nexthink answered; if the database went away meanwhile, the answer is
-        still given to the person (and logged) rather than lost: Nexthink has already acted."""
+    async def _recorded(
+        self,
+        record: RequestRecord,
+        event: AuditEvent,
+        audited: dict[str, Any],
+        also: Sequence[Write],
+        **changes: Any,
+    ) -> RequestRecord:
+        """Record what Nexthink answered and its audit event; if the database went away
+        meanwhile, the answer is still given to the person (and logged) rather than lost:
+        Nexthink has already acted."""
+        audit = self.audit.for_request(event, **audited)
         try:
-            return await self.store.update_request(record.id, **changes)
+            changed = await self.store.update_request(record.id, audit=audit, also=also, **changes)
         except StoreError as exc:
             log.error("request_not_recorded", record=record.id, error=str(exc), **changes)
+            await self.audit.record_request(event, record, **audited)  # logged, stored if it can be
+            if also:
+                try:
+                    await self.store.apply(also)
+                except StoreError as again:
+                    log.error("writes_not_recorded", record=record.id, error=str(again))
             return record
+        audit.logged()
+        return changed
 
     async def history(
         self, requester: Requester, about: HistoryFilter | None = None, limit: int = 10

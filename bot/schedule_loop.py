@@ -1,14 +1,18 @@
 """The loop that runs scheduled runs when they fall due, at Nexthink's pace.
 
 Every ``SCHEDULE_TICK_SECONDS`` (and at once when this process schedules a run) it claims due
-runs from the store (``claim_due_schedules``: one replica per run) and runs them with
-``bot.schedules.run_due``, at most ``SCHEDULE_CONCURRENCY`` at a time. It claims only as many as
-it has free slots, so 10,000 runs falling due together are taken a few at a time from the
-database, never all held in memory. When Nexthink answers 429 beyond the client's own retries,
+runs from the store (``claim_due_runs``: one replica per run, a batch of up to
+``SCHEDULE_CONCURRENCY`` runs and their requests in one transaction) and runs them with
+``bot.schedules.run_due``, at most ``SCHEDULE_CONCURRENCY`` at a time; the rest of a batch waits
+here for a free slot, and the next batch is claimed only once it has run dry. So 10,000 runs
+falling due together are taken a few at a time from the database (at most twice
+``SCHEDULE_CONCURRENCY`` held here), never all held in memory, and each claim's transaction is
+shared by a batch. When Nexthink answers 429 beyond the client's own retries,
 the run is given back untouched and every slot waits for Nexthink's ``Retry-After`` before the
 next execute: the pace is Nexthink's.
 
-A run cut off by a stop before its execute was sent is given back at once; one left ``running``
+A run cut off by a stop before its execute was sent, or still waiting for a slot, is given back
+at once; one left ``running``
 by a process that died is found by ``sweep_stale``: given back if its execute was never sent,
 else closed (outcome unknown) and its requester told; never sent twice.
 """
@@ -18,13 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from bot.logging import get_logger
 from bot.notifier import ScheduleNews
 from bot.schedules import ScheduleDeps, run_due
-from bot.store import ScheduleRecord
+from bot.store import RequestRecord, ScheduleRecord
 
 __all__ = ["STALE_AFTER", "ScheduleLoop", "sweep_stale"]
 
@@ -64,6 +69,8 @@ class ScheduleLoop:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _paused_until: float = 0.0
     _running: set[asyncio.Task[None]] = field(default_factory=set)
+    #: claimed runs (and their requests) waiting for a slot
+    _queue: deque[tuple[ScheduleRecord, RequestRecord | None]] = field(default_factory=deque)
 
     def wake(self) -> None:
         self._wake.set()
@@ -96,23 +103,27 @@ class ScheduleLoop:
             await self._finish()
 
     async def _claim(self) -> bool:
-        """Claim as many due runs as there are free slots; whether every slot is now busy."""
-        free = self.concurrency - len(self._running)
-        if free <= 0 or time.monotonic() < self._paused_until:
-            return free <= 0
-        claimed = await self.deps.store.claim_due_schedules(limit=free)
-        for schedule in claimed:
-            task = asyncio.get_running_loop().create_task(self._one(schedule), name="schedule")
+        """Start claimed runs in the free slots, claiming a batch when none is left waiting;
+        whether every slot is now busy."""
+        if time.monotonic() < self._paused_until:
+            return len(self._running) >= self.concurrency
+        if not self._queue and len(self._running) < self.concurrency:
+            self._queue.extend(await self.deps.store.claim_due_runs(limit=self.concurrency))
+        while self._queue and len(self._running) < self.concurrency:
+            schedule, record = self._queue.popleft()
+            task = asyncio.get_running_loop().create_task(
+                self._one(schedule, record), name="schedule"
+            )
             self._running.add(task)
             task.add_done_callback(self._running.discard)
         self.peak_in_flight = max(self.peak_in_flight, len(self._running))
-        return len(claimed) == free
+        return len(self._running) >= self.concurrency
 
-    async def _one(self, schedule: ScheduleRecord) -> None:
+    async def _one(self, schedule: ScheduleRecord, record: RequestRecord | None) -> None:
         retry_after: float | None = None
         try:
             outcome: str
-            outcome, retry_after = await run_due(self.deps, schedule)
+            outcome, retry_after = await run_due(self.deps, schedule, record=record)
         except asyncio.CancelledError:  # stopping: give it back at once if nothing was sent
             assert schedule.claim_token is not None
             with contextlib.suppress(Exception):
@@ -149,7 +160,15 @@ class ScheduleLoop:
                     await waiter
 
     async def _finish(self) -> None:
-        """On stop: let the runs in flight end, within a bound (they are recorded as they go)."""
+        """On stop: give back the claimed runs still waiting for a slot, and let the runs in
+        flight end, within a bound (they are recorded as they go)."""
+        while self._queue:
+            schedule, _ = self._queue.popleft()
+            assert schedule.claim_token is not None
+            with contextlib.suppress(Exception):  # else sweep_stale gives it back later
+                await asyncio.wait_for(
+                    self.deps.store.release_schedule(schedule.id, schedule.claim_token), 1.0
+                )
         running = set(self._running)
         if not running:
             return

@@ -28,12 +28,13 @@ from bot.catalogue import Catalogue
 from bot.identity import Identity, IdentityError
 from bot.logging import get_logger
 from bot.mrkdwn import code
+from bot.nexthink.client import BulkExecution
 from bot.nexthink.errors import NexthinkError, Throttled
 from bot.notifier import Notifier, ScheduleNews
 from bot.policy import Policy, Principal
 from bot.runs import PreparedRun, Refusal, Requester, Runner, RunRequest, RunResult
 from bot.schedule_times import ScheduleTimeError, When, due_at
-from bot.store import RequestRecord, ScheduleRecord, Store, StoreError
+from bot.store import RequestRecord, ScheduleDone, ScheduleRecord, Store, StoreError, Write
 from bot.targets import DeviceTarget, UserTarget
 from bot.text import outside
 from bot.workspaces import of, working_in
@@ -267,14 +268,20 @@ RunOutcome = Literal["ran", "missed", "refused", "lost", "throttled"]
 
 
 async def run_due(
-    deps: ScheduleDeps, schedule: ScheduleRecord, *, now: datetime | None = None
+    deps: ScheduleDeps,
+    schedule: ScheduleRecord,
+    *,
+    now: datetime | None = None,
+    record: RequestRecord | None = None,
 ) -> tuple[RunOutcome, float | None]:
-    """Run one schedule this caller claimed; returns how it ended and, for ``throttled`` (given
-    back untouched: Nexthink took nothing), how long Nexthink asked to wait."""
+    """Run one schedule this caller claimed (``record``: its request, as the claim read it);
+    returns how it ended and, for ``throttled`` (given back untouched: Nexthink took nothing),
+    how long Nexthink asked to wait."""
     now = now or datetime.now(UTC)
     token = schedule.claim_token
     assert token is not None, "run_due takes a claimed schedule"
-    record = await deps.store.get_request(schedule.request_id)
+    if record is None or record.id != schedule.request_id:
+        record = await deps.store.get_request(schedule.request_id)
     if record is None:  # pragma: no cover - a schedule always has its request
         await deps.store.finish_schedule(schedule.id, "closed", token=token, detail="no request")
         return "lost", None
@@ -325,7 +332,12 @@ async def _run_claimed(
     )
     if schedule.ask.get("visible"):
         prepared = _visible(prepared)
-    result = await deps.runner.execute(prepared, record)
+
+    def ended(error: NexthinkError | None, sent: BulkExecution | None) -> tuple[Write, ...]:
+        """The run's end, written with Nexthink's answer (unless it is given back)."""
+        return () if _untouched(error, sent) else (ScheduleDone(schedule.id, token),)
+
+    result = await deps.runner.execute(prepared, record, also=ended)
     if _throttled_untouched(result):
         assert isinstance(result.error, Throttled)
         await deps.store.update_request(record.id, state="scheduled", error=None)
@@ -333,7 +345,6 @@ async def _run_claimed(
             schedule.id, "scheduled", token=token, detail="throttled by Nexthink; again shortly"
         )
         return "throttled", result.error.retry_after
-    await deps.store.finish_schedule(schedule.id, "ran", token=token)
     await deps.notifier.schedule_changed(
         schedule, result.record, ScheduleNews("ran", result=result)
     )
@@ -349,9 +360,11 @@ def _visible(prepared: PreparedRun) -> PreparedRun:
 
 def _throttled_untouched(result: RunResult) -> bool:
     """Nexthink answered 429 past the client's retries and took nothing: safe to send later."""
-    return isinstance(result.error, Throttled) and not (
-        result.completed is not None and result.completed.request_uuids
-    )
+    return _untouched(result.error, result.completed)
+
+
+def _untouched(error: NexthinkError | None, completed: BulkExecution | None) -> bool:
+    return isinstance(error, Throttled) and not (completed is not None and completed.request_uuids)
 
 
 async def _missed(

@@ -23,6 +23,7 @@ Modules: ``engine`` (URLs, connections, error translation), ``migrations``, ``sc
 
 from __future__ import annotations
 
+from ._base import Write
 from .audit import AuditQuery
 from .consents import ConsentAnswer, ConsentRecord, ConsentState
 from .errors import (
@@ -61,6 +62,7 @@ from .records import (
     WaitRecord,
     WaitState,
 )
+from .schedules import ScheduleDone
 from .store import Store
 from .token_cipher import TokenCipher
 
@@ -92,6 +94,7 @@ __all__ = [
     "RequestKind",
     "RequestRecord",
     "RequestState",
+    "ScheduleDone",
     "ScheduleRecord",
     "ScheduleState",
     "Store",
@@ -105,4 +108,5 @@ __all__ = [
     "WaitOption",
     "WaitRecord",
     "WaitState",
+    "Write",
 ]

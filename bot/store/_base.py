@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from datetime import UTC, datetime
+from typing import Protocol
 from uuid import uuid4
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -13,7 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from .engine import READ_ONLY, translate_errors
 from .errors import StoreUnavailable
 
-__all__ = ["StoreBase", "new_id", "utc"]
+__all__ = ["StoreBase", "Write", "new_id", "utc"]
+
+
+class Write(Protocol):
+    """A change another store method makes in its own transaction (``update_request``'s
+    ``also``): the writes of one step in one commit."""
+
+    async def apply(self, conn: AsyncConnection, at: datetime) -> None: ...
 
 
 def new_id() -> str:
@@ -70,6 +78,13 @@ class StoreBase:
             with translate_errors(self._where):
                 async with engine.begin() as conn:
                     yield conn
+
+    async def apply(self, writes: Sequence[Write], now: datetime | None = None) -> None:
+        """``writes`` in one transaction of their own."""
+        at = utc(now)
+        async with self._write() as conn:
+            for write in writes:
+                await write.apply(conn, at)
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:

@@ -1,7 +1,9 @@
 """The audit trail: append events, read them back oldest first in batches, prune old ones.
 
-``append_audit`` is the only code that inserts into ``audit_events``; the core reaches it through
-``bot.audit.AuditTrail``, which redacts the record and logs it first. Rows are never updated.
+``append_audit`` and ``insert_audit`` (the same rows, in the transaction of the request write
+whose change they record: ``create_request`` / ``update_request``'s ``audit=``) are the only
+code that inserts into ``audit_events``; the core reaches them through
+``bot.audit.AuditTrail``, which redacts the record and logs it. Rows are never updated.
 
 Reading is keyset pagination on ``(occurred_at, id)``: each batch is one short read transaction
 (``WHERE occurred_at >= :t AND NOT (occurred_at = :t AND id <= :id) ORDER BY occurred_at, id
@@ -14,20 +16,28 @@ the length of an export. Pruning deletes in batches too, one transaction per bat
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, RowMapping, and_, delete, func, not_, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ._base import StoreBase, utc
-from .records import AUDIT_EVENTS, AuditEvent, AuditRecord
+from .records import AUDIT_EVENTS, AuditEvent, AuditRecord, RequestRecord
 from .schema import audit_events
 
-__all__ = ["AuditMixin", "AuditQuery", "audit_from_row"]
+__all__ = ["AuditFor", "AuditMixin", "AuditQuery", "audit_from_row", "insert_audit"]
 
 _T = audit_events.c
+
+#: one statement for every append, its values bound apart: compiled and cached once
+_INSERT = audit_events.insert()
+
+#: the audit event of a request a write produces, built from the record written (in its
+#: transaction): ``bot.audit.AuditTrail.for_request``
+AuditFor = Callable[[RequestRecord], AuditRecord]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +112,13 @@ def _values(record: AuditRecord) -> dict[str, Any]:
     }
 
 
+async def insert_audit(conn: AsyncConnection, records: Sequence[AuditRecord]) -> None:
+    """Append ``records`` in the caller's transaction (the write whose change they record)."""
+    rows = [_values(r) for r in records]
+    if rows:
+        await conn.execute(_INSERT, rows)
+
+
 class AuditMixin(StoreBase):
     async def append_audit(self, records: Sequence[AuditRecord]) -> None:
         """Write ``records`` (one or many) in one transaction; raise ``ValueError`` for an event
@@ -110,7 +127,7 @@ class AuditMixin(StoreBase):
         if not rows:
             return
         async with self._write() as conn:
-            await conn.execute(audit_events.insert(), rows)
+            await conn.execute(_INSERT, rows)
 
     async def iter_audit(
         self, query: AuditQuery | None = None, *, batch: int = 2000

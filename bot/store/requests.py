@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import RowMapping, func, select
+from sqlalchemy import RowMapping, Update, bindparam, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ._base import StoreBase, new_id, utc
+from ._base import StoreBase, Write, new_id, utc
+from .audit import AuditFor, insert_audit
 from .errors import RecordNotFound
 from .records import REQUEST_KINDS, REQUEST_STATES, RequestKind, RequestRecord, RequestState
 from .schema import request_executions, requests
@@ -36,6 +40,24 @@ _UPDATABLE = frozenset(
 
 #: one statement for every insert, its values bound apart: compiled and cached once
 _INSERT = requests.insert()
+#: each execution's request, once: a second insert of the same execution changes nothing
+_LINK = {
+    "sqlite": sqlite_insert(request_executions).on_conflict_do_nothing(),
+    "postgresql": pg_insert(request_executions).on_conflict_do_nothing(),
+}
+
+
+@lru_cache(maxsize=64)
+def _update(columns: tuple[str, ...]) -> Update:
+    """``UPDATE requests SET <columns> WHERE id = :request_id RETURNING *``, built once for each
+    set of columns (the values bound apart), so that SQLAlchemy's compiled cache is hit without
+    building and cache-keying a statement per call."""
+    return (
+        requests.update()
+        .where(requests.c.id == bindparam("request_id_"))
+        .values({c: bindparam(f"{c}_", type_=requests.c[c].type) for c in columns})
+        .returning(*requests.c)
+    )
 
 
 def request_from_row(row: RowMapping | Mapping[str, Any]) -> RequestRecord:
@@ -86,8 +108,10 @@ class RequestsMixin(StoreBase):
         response_url: str | None = None,
         ticket: str | None = None,
         now: datetime | None = None,
+        audit: AuditFor | None = None,
     ) -> RequestRecord:
-        """Record a new request (before anything is sent to Nexthink) and return it."""
+        """Record a new request (before anything is sent to Nexthink) and return it; ``audit``
+        (``AuditTrail.for_request``): its audit event, written in the same transaction."""
         if kind not in REQUEST_KINDS:
             raise ValueError(f"unknown request kind {kind!r}; one of {sorted(REQUEST_KINDS)}")
         _check_state(state)
@@ -115,19 +139,32 @@ class RequestsMixin(StoreBase):
             "message_ts": None,
             "ticket": ticket,
         }
-        async with self._write() as conn:
-            await conn.execute(_INSERT, values)
         # the record is the values written: a RETURNING of every column would read back the same
         # values at twice the CPU (a statement built per call, then every column decoded).
-        return request_from_row(values)
+        record = request_from_row(values)
+        event = audit(record) if audit is not None else None
+        async with self._write() as conn:
+            await conn.execute(_INSERT, values)
+            if event is not None:
+                await insert_audit(conn, [event])
+        return record
 
     async def update_request(
-        self, request_id: str, *, now: datetime | None = None, **fields: Any
+        self,
+        request_id: str,
+        *,
+        now: datetime | None = None,
+        audit: AuditFor | None = None,
+        also: Sequence[Write] = (),
+        **fields: Any,
     ) -> RequestRecord:
         """Change some fields of a request (``updated_at`` follows); raise ``RecordNotFound``.
 
         Updatable: state, nexthink_request_uuids, executions_uuids, error, approved_by,
         response_url, message_channel, message_ts, targets, params, workflow_id, user_upn.
+        In the same transaction: ``audit`` (``AuditTrail.for_request``), the audit event of the
+        record as changed, and ``also``, other records' changes of the same step (a scheduled
+        run's end: ``ScheduleDone``); a request not found changes nothing.
         """
         unknown = set(fields) - _UPDATABLE
         if unknown:
@@ -142,25 +179,22 @@ class RequestsMixin(StoreBase):
             values["targets"] = [
                 dict(t) for t in cast(Sequence[Mapping[str, Any]], values["targets"])
             ]
-        values["updated_at"] = utc(now)
+        at = values["updated_at"] = utc(now)
+        columns = tuple(sorted(values))
+        bound = {f"{c}_": values[c] for c in columns}
+        bound["request_id_"] = request_id
         async with self._write() as conn:
             if values.get("executions_uuids"):
-                await _link_executions(conn, request_id, values["executions_uuids"], values)
-            row = (
-                (
-                    await conn.execute(
-                        requests.update()
-                        .where(requests.c.id == request_id)
-                        .values(values)
-                        .returning(*requests.c)
-                    )
-                )
-                .mappings()
-                .one_or_none()
-            )
-        if row is None:
-            raise RecordNotFound(f"no request with id {request_id!r}")
-        return request_from_row(row)
+                await _link_executions(conn, request_id, values["executions_uuids"], at)
+            row = (await conn.execute(_update(columns), bound)).mappings().one_or_none()
+            if row is None:  # rolled back: nothing of this step is written
+                raise RecordNotFound(f"no request with id {request_id!r}")
+            record = request_from_row(row)
+            if audit is not None:
+                await insert_audit(conn, [audit(record)])
+            for write in also:
+                await write.apply(conn, at)
+        return record
 
     async def request_for_execution(self, execution_uuid: str) -> RequestRecord | None:
         """The request whose execute started this execution (any case), or None."""
@@ -216,23 +250,13 @@ class RequestsMixin(StoreBase):
         return [request_from_row(row) for row in rows]
 
 
-async def _link_executions(
-    conn: Any, request_id: str, uuids: Sequence[str], values: Mapping[str, Any]
-) -> None:
-    """Record which request started each execution (once each, lower case), in the transaction
-    that records the execution ids on the request."""
+async def _link_executions(conn: Any, request_id: str, uuids: Sequence[str], at: datetime) -> None:
+    """Record which request started each execution (once each, lower case; the first request
+    keeps it), in the transaction that records the execution ids on the request: one
+    ``INSERT … ON CONFLICT DO NOTHING``."""
     wanted = sorted({str(u).lower() for u in uuids if u})
-    known: set[str] = set()
-    for start in range(0, len(wanted), 500):  # bounded IN lists, whatever the run's size
-        chunk = wanted[start : start + 500]
-        query = select(request_executions.c.execution_uuid).where(
-            request_executions.c.execution_uuid.in_(chunk)
-        )
-        known.update((await conn.execute(query)).scalars())
-    new = [u for u in wanted if u not in known]
-    if new:
-        at = values["updated_at"]
+    if wanted:
         await conn.execute(
-            request_executions.insert(),
-            [{"execution_uuid": u, "request_id": request_id, "created_at": at} for u in new],
+            _LINK[conn.dialect.name],
+            [{"execution_uuid": u, "request_id": request_id, "created_at": at} for u in wanted],
         )

@@ -6,11 +6,13 @@ Life of a scheduled run::
             │                          │  ^                               │            | missed
             └──cancel / denied──> cancelled | closed      └──release (nothing sent)─┘
 
-``claim_due_schedules`` picks due rows with ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL
-(concurrent claimers take disjoint rows and never wait on each other) and moves them with one
-conditional ``UPDATE … WHERE state = 'scheduled' RETURNING`` in the same transaction; on SQLite
-the write transaction (``BEGIN IMMEDIATE``) holds the database's write lock, and the same
-conditional update decides. Either way a row is handed to exactly one caller, across processes.
+``claim_due_runs`` (and ``claim_due_schedules``) move a batch of due rows with one statement,
+``WITH due AS MATERIALIZED (SELECT id … ORDER BY run_at LIMIT n FOR UPDATE SKIP LOCKED) UPDATE
+… SET state = 'running' FROM due WHERE id = due.id AND state = 'scheduled' RETURNING *``: on
+PostgreSQL the CTE locks the rows it takes and skips those another claimer holds (concurrent claimers take disjoint rows and never
+wait on each other); on SQLite the write transaction (``BEGIN IMMEDIATE``) holds the database's
+write lock, and the same conditional update decides. Either way a row is handed to exactly one
+caller, across processes. The batch's request records are read in the same transaction.
 ``mark_schedule_sending`` records, before the execute is sent, that it may have reached
 Nexthink: a run claimed by a process that died before that point is released and claimed again;
 one that died after it is closed as ``unknown``, never sent twice.
@@ -20,21 +22,91 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import RowMapping, exc, or_, select
+from sqlalchemy import Integer, RowMapping, bindparam, exc, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ._base import StoreBase, new_id, utc
-from .records import SCHEDULE_STATES, ScheduleRecord, ScheduleState
+from .records import SCHEDULE_STATES, RequestRecord, ScheduleRecord, ScheduleState
+from .requests import request_from_row
 from .schema import approvals, requests, schedules
 
-__all__ = ["CODE_ALPHABET", "SchedulesMixin", "schedule_from_row"]
+__all__ = ["CODE_ALPHABET", "ScheduleDone", "SchedulesMixin", "schedule_from_row"]
 
 #: the short codes' letters: no 0/O, 1/I/L or U, so that a code read aloud is typed right
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
 _CODE_LENGTH = 8
 _OPEN = ("awaiting_approval", "scheduled")
+
+
+#: the due runs, oldest first, each moved to ``running`` by one statement: the CTE takes them
+#: with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (claimers take disjoint rows and never wait on
+#: each other; SQLite leaves the clause out: its write lock serializes), ``MATERIALIZED`` so
+#: that it is run once (a subquery ``IN (… LIMIT n FOR UPDATE)`` may be run again by the plan
+#: and claim more than ``n``), and the UPDATE is conditional on the state it saw
+_DUE = (
+    select(schedules.c.id)
+    .where(schedules.c.state == "scheduled", schedules.c.run_at <= bindparam("at"))
+    .order_by(schedules.c.run_at, schedules.c.id)
+    .limit(bindparam("limit", type_=Integer))
+    .with_for_update(skip_locked=True)
+    .cte("due")
+    .prefix_with("MATERIALIZED")
+)
+_CLAIM = (
+    schedules.update()
+    .where(schedules.c.id == _DUE.c.id, schedules.c.state == "scheduled")
+    .values(
+        state="running",
+        claimed_at=bindparam("at"),
+        claim_token=bindparam("token"),
+        updated_at=bindparam("at"),
+    )
+    .returning(*schedules.c)
+)
+_REQUESTS = select(requests).where(requests.c.id.in_(bindparam("ids", expanding=True)))
+_SENDING = (
+    schedules.update()
+    .where(
+        schedules.c.id == bindparam("schedule_id"),
+        schedules.c.state == "running",
+        schedules.c.claim_token == bindparam("token"),
+    )
+    .values(sending_at=bindparam("at"), updated_at=bindparam("at"))
+    .returning(schedules.c.request_id)
+)
+_DONE = (
+    schedules.update()
+    .where(
+        schedules.c.id == bindparam("schedule_id"),
+        schedules.c.state == "running",
+        schedules.c.claim_token == bindparam("token"),
+    )
+    .values(
+        state=bindparam("new_state"),
+        claim_token=None,
+        finished_at=bindparam("at"),
+        updated_at=bindparam("at"),
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleDone:
+    """A claimed run's end (``ran``), written in the transaction that records its execute's
+    answer (``update_request``'s ``also``); nothing changes if ``token`` no longer holds it."""
+
+    schedule_id: str
+    token: str
+    state: ScheduleState = "ran"
+
+    async def apply(self, conn: AsyncConnection, at: datetime) -> None:
+        _check(self.state)
+        bound = {"schedule_id": self.schedule_id, "token": self.token, "new_state": self.state}
+        await conn.execute(_DONE, {**bound, "at": at})
 
 
 def new_code() -> str:
@@ -150,31 +222,24 @@ class SchedulesMixin(StoreBase):
         self, now: datetime | None = None, limit: int = 50
     ) -> list[ScheduleRecord]:
         """Up to ``limit`` runs due at ``now``, moved to ``running`` for this caller alone."""
+        return [schedule for schedule, _ in await self.claim_due_runs(now, limit)]
+
+    async def claim_due_runs(
+        self, now: datetime | None = None, limit: int = 50
+    ) -> list[tuple[ScheduleRecord, RequestRecord | None]]:
+        """``claim_due_schedules`` with each run's request record, read in the claim's
+        transaction: one statement claims the batch, one reads their requests."""
         at = utc(now)
-        due = (
-            select(schedules.c.id)
-            .where(schedules.c.state == "scheduled", schedules.c.run_at <= at)
-            .order_by(schedules.c.run_at, schedules.c.id)
-            .limit(max(0, limit))
-            .with_for_update(skip_locked=True)  # PostgreSQL: claimers take disjoint rows
-        )
+        bound = {"at": at, "limit": max(0, limit), "token": new_id()}
         async with self._write() as conn:
-            ids = (await conn.execute(due)).scalars().all()
-            if not ids:
+            rows = (await conn.execute(_CLAIM, bound)).mappings().all()
+            if not rows:
                 return []
-            rows = (
-                (
-                    await conn.execute(
-                        schedules.update()
-                        .where(schedules.c.id.in_(ids), schedules.c.state == "scheduled")
-                        .values(state="running", claimed_at=at, claim_token=new_id(), updated_at=at)
-                        .returning(*schedules.c)
-                    )
-                )
-                .mappings()
-                .all()
-            )
-        return sorted((schedule_from_row(r) for r in rows), key=lambda s: (s.run_at, s.id))
+            ids = [r["request_id"] for r in rows]
+            found = (await conn.execute(_REQUESTS, {"ids": ids})).mappings().all()
+        by_id = {r["id"]: request_from_row(r) for r in found}
+        claimed = sorted((schedule_from_row(r) for r in rows), key=lambda s: (s.run_at, s.id))
+        return [(schedule, by_id.get(schedule.request_id)) for schedule in claimed]
 
     async def mark_schedule_sending(
         self,
@@ -190,14 +255,7 @@ class SchedulesMixin(StoreBase):
         at = utc(now)
         async with self._write() as conn:
             held = await conn.execute(
-                schedules.update()
-                .where(
-                    schedules.c.id == schedule_id,
-                    schedules.c.state == "running",
-                    schedules.c.claim_token == token,
-                )
-                .values(sending_at=at, updated_at=at)
-                .returning(schedules.c.request_id)
+                _SENDING, {"schedule_id": schedule_id, "token": token, "at": at}
             )
             request_id = held.scalar()
             if request_id is None:
