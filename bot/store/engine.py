@@ -2,7 +2,7 @@
 
 * ``sqlite:///relative.db`` / ``sqlite:////abs/path.db`` -> ``sqlite+aiosqlite``. The file is
   put in WAL mode at open (``enable_wal``); each pooled connection gets ``busy_timeout`` and
-  foreign keys. SQLAlchemy, not the ``sqlite3``
+  foreign keys; each statement is one hand-off to aiosqlite's thread (``sqlite_driver``). SQLAlchemy, not the ``sqlite3``
   module, emits BEGIN: ``BEGIN IMMEDIATE`` for writes, so a transaction that reads and then
   writes holds the write lock from its start and concurrent writers queue on ``busy_timeout``
   instead of failing with "database is locked"; plain ``BEGIN`` for the read-only engine.
@@ -25,6 +25,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from . import sqlite_driver
 from .errors import StoreConfigError, StoreError, StoreUnavailable
 
 __all__ = [
@@ -102,6 +103,7 @@ def create_engine(
             raise StoreConfigError("a schema can only be chosen for PostgreSQL, not SQLite")
         engine = create_async_engine(
             url,
+            module=sqlite_driver.DBAPI,  # one hand-off to aiosqlite's thread per statement
             pool_size=pool_size,
             max_overflow=max_overflow,
             pool_timeout=pool_timeout,
