@@ -2,10 +2,13 @@
 without piling up in memory.
 
     ./dev python bench/schedule.py [--runs 10000] [--window 60] [--pace 40] [--concurrency 4]
+                                   [--database postgresql://postgres@127.0.0.1:5432/test]
 
 Starts, each in its own process: a LocalSlack (``bench/_slack_server.py``, 100 people), the
-Nexthink sandbox, and one ``nexthink-bot serve`` (HTTP mode, SQLite, a policy that lets everyone
-schedule ``restart_teams``); between the bot and the sandbox, in this process, a proxy playing
+Nexthink sandbox, and one ``nexthink-bot serve`` (HTTP mode, a policy that lets everyone
+schedule ``restart_teams``) on SQLite (a file in its directory) or, with ``--database
+postgresql://…``, on PostgreSQL (a role and schema of its own, made for the run and dropped
+after it); between the bot and the sandbox, in this process, a proxy playing
 Nexthink's pace (``bench/_pace.py``): ``--pace`` executes a second, a 429 with ``Retry-After: 1``
 for any beyond (Nexthink publishes no number; a 429 with Retry-After is what it documents).
 
@@ -29,10 +32,12 @@ import argparse
 import asyncio
 import json
 import os
-import sqlite3
+import secrets
 import sys
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,8 +57,11 @@ from _support import (
     start_slack,
     wait_http,
 )
-from sqlalchemy import create_engine
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from bot.store.engine import driver_url
 from bot.store.schedules import CODE_ALPHABET
 from bot.store.schema import requests, schedules
 
@@ -78,7 +86,9 @@ def _code(i: int) -> str:
     return "".join(reversed(digits))
 
 
-def fill(db: Path, runs: int, first_due: datetime, window: float) -> dict[str, datetime]:
+async def fill(
+    engine: AsyncEngine, runs: int, first_due: datetime, window: float
+) -> dict[str, datetime]:
     """``runs`` scheduled runs written as ``bot.schedules.ask`` writes them; n → its time."""
     now = datetime.now(UTC)
     due: dict[str, datetime] = {}
@@ -143,20 +153,42 @@ def fill(db: Path, runs: int, first_due: datetime, window: float) -> dict[str, d
                 "cancelled_by": None,
             }
         )
-    engine = create_engine(f"sqlite:///{db}", connect_args={"timeout": 60})
-    try:
-        with engine.begin() as conn:
-            conn.execute(requests.insert(), request_rows)
-            conn.execute(schedules.insert(), schedule_rows)
-    finally:
-        engine.dispose()
+    async with engine.begin() as conn:
+        for start in range(0, runs, 1000):
+            await conn.execute(requests.insert(), request_rows[start : start + 1000])
+            await conn.execute(schedules.insert(), schedule_rows[start : start + 1000])
     return due
 
 
-def states(db: Path) -> Counter[str]:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
-        rows = conn.execute("SELECT state, count(*) FROM schedules GROUP BY state").fetchall()
+async def states(engine: AsyncEngine) -> Counter[str]:
+    query = select(schedules.c.state, func.count()).group_by(schedules.c.state)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
     return Counter({str(state): int(n) for state, n in rows})
+
+
+@asynccontextmanager
+async def database(url: str | None, workdir: Path) -> AsyncIterator[str]:
+    """The bot's ``DATABASE_URL``: a SQLite file in ``workdir``, or on the PostgreSQL of ``url``
+    a role whose ``search_path`` is a schema of its own, dropped with it afterwards."""
+    if url is None or not url.startswith(("postgresql", "postgres")):
+        yield url or f"sqlite:///{workdir / 'bot.db'}"
+        return
+    import asyncpg  # type: ignore[import-untyped]
+
+    plain = make_url(url).set(drivername="postgresql")
+    admin = await asyncpg.connect(plain.render_as_string(hide_password=False), timeout=5)
+    name = f"bench_schedule_{secrets.token_hex(6)}"
+    password = secrets.token_hex(12)
+    try:
+        await admin.execute(f"CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'")
+        await admin.execute(f'CREATE SCHEMA "{name}" AUTHORIZATION "{name}"')
+        await admin.execute(f'ALTER ROLE "{name}" SET search_path = "{name}"')
+        yield plain.set(username=name, password=password).render_as_string(hide_password=False)
+    finally:
+        await admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        await admin.execute(f'DROP ROLE IF EXISTS "{name}"')
+        await admin.close()
 
 
 async def journal(sandbox_url: str) -> list[dict[str, Any]]:
@@ -182,35 +214,41 @@ async def run(args: argparse.Namespace, procs: Procs) -> int:
     policy.write_text(POLICY)
     workdir = procs.tmp / "serve"
     workdir.mkdir()
-    db = workdir / "bot.db"
     os.environ["SCHEDULE_CONCURRENCY"] = str(args.concurrency)
-    bot, bot_url = start_bot(
-        procs,
-        slack_api_url=slack.api_url,
-        nexthink_url=proxy_url,
-        policy_file=policy,
-        log_level="WARNING",
-        workdir=workdir,
-    )
-    try:
-        await wait_http(f"{bot_url}/readyz", bot, within=120)
-        first_due = datetime.now(UTC) + timedelta(seconds=5)
-        started = time.perf_counter()
-        due = fill(db, args.runs, first_due, args.window)
-        print(
-            f"{args.runs:,} scheduled runs written in {time.perf_counter() - started:.1f} s, due "
-            f"evenly over {args.window:g} s from {first_due:%H:%M:%S} UTC; Nexthink's pace "
-            f"{args.pace:g} executes/s; SCHEDULE_CONCURRENCY={args.concurrency}"
+    async with database(args.database, workdir) as url:
+        backend = url.split(":", 1)[0]
+        bot, bot_url = start_bot(
+            procs,
+            slack_api_url=slack.api_url,
+            nexthink_url=proxy_url,
+            policy_file=policy,
+            log_level="WARNING",
+            workdir=workdir,
+            extra_env={"DATABASE_URL": url},
         )
-        return await watch(args, bot, db, due, first_due, proxy, sandbox_url)
-    finally:
-        await proxy.stop()
+        engine = create_async_engine(driver_url(url))
+        try:
+            await wait_http(f"{bot_url}/readyz", bot, within=120)
+            first_due = datetime.now(UTC) + timedelta(seconds=5)
+            started = time.perf_counter()
+            due = await fill(engine, args.runs, first_due, args.window)
+            print(
+                f"{args.runs:,} scheduled runs written into {backend} in "
+                f"{time.perf_counter() - started:.1f} s, due evenly over {args.window:g} s from "
+                f"{first_due:%H:%M:%S} UTC; Nexthink's pace {args.pace:g} executes/s; "
+                f"SCHEDULE_CONCURRENCY={args.concurrency}"
+            )
+            return await watch(args, bot, engine, due, first_due, proxy, sandbox_url)
+        finally:
+            await proxy.stop()
+            procs.stop(bot)  # before its schema is dropped
+            await engine.dispose()
 
 
 async def watch(
     args: argparse.Namespace,
     bot: Any,
-    db: Path,
+    engine: AsyncEngine,
     due: dict[str, datetime],
     first_due: datetime,
     proxy: PaceProxy,
@@ -225,7 +263,7 @@ async def watch(
     counts: Counter[str] = Counter()
     while time.monotonic() - begun < limit:
         await asyncio.sleep(0.5)
-        counts = states(db)
+        counts = await states(engine)
         since = (datetime.now(UTC) - first_due).total_seconds()
         rss.append((since, counts["ran"], bot.status_kib("VmRSS") or 0))
         if time.monotonic() - last_print >= 15:
@@ -296,6 +334,10 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4, help="SCHEDULE_CONCURRENCY")
     parser.add_argument(
         "--limit", type=float, default=0.0, help="give up watching after this many seconds"
+    )
+    parser.add_argument(
+        "--database",
+        help="postgresql://… to run the bot on PostgreSQL (a schema of its own); default SQLite",
     )
     parser.add_argument("--samples", help="write the (t, ran, RSS KiB) samples to this JSON file")
     parser.add_argument("--keep", action="store_true", help="keep the processes' logs")
