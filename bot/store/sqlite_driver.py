@@ -7,7 +7,8 @@ three for the ``BEGIN IMMEDIATE`` of each write transaction, which on a busy mac
 CPU than the statements themselves. This adapter runs each statement as one call on that thread
 (cursor, execute, rows, close) and keeps what SQLAlchemy reads afterwards (``description``,
 ``rowcount``, ``lastrowid``, the rows): a write transaction of two statements is four
-hand-offs (BEGIN, two statements, COMMIT) instead of twelve. The SQL, the connection, its
+hand-offs (BEGIN, two statements, COMMIT) instead of twelve, and the pool's rollback of a
+connection it takes back after a commit is none. The SQL, the connection, its
 thread and its errors are aiosqlite's, unchanged.
 
 ``create_engine`` in ``engine.py`` passes ``DBAPI`` as the engine's ``module``.
@@ -109,6 +110,15 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
 class _Connection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = _Cursor
+
+    def rollback(self) -> None:
+        """As ``sqlite3``'s own rollback, which does nothing outside a transaction, but without
+        the hand-off then: the pool rolls back every connection it takes back, also after a
+        commit. (Read here, on the loop's thread, while the connection's thread is idle.)"""
+        raw: sqlite3.Connection | None = self._connection._connection
+        if raw is not None and not raw.in_transaction:
+            return
+        super().rollback()
 
 
 class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
