@@ -24,6 +24,7 @@ Modules: ``engine`` (URLs, connections, error translation), ``migrations``, ``sc
 from __future__ import annotations
 
 from .audit import AuditQuery
+from .consent_rounds import RoundPerson, RoundRecord
 from .consents import ConsentAnswer, ConsentRecord, ConsentState
 from .errors import (
     RecordNotFound,
@@ -92,6 +93,8 @@ __all__ = [
     "RequestKind",
     "RequestRecord",
     "RequestState",
+    "RoundPerson",
+    "RoundRecord",
     "ScheduleRecord",
     "ScheduleState",
     "Store",

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Connection, ForeignKey, Index, MetaData, String, Table, Text, text
 
-from .schema import UTCDateTime
+from .schema import JSONText, UTCDateTime
 
-__all__ = ["v9_consents", "v10_request_tickets"]
+__all__ = ["v9_consents", "v10_request_tickets", "v13_consent_rounds"]
 
 
 def v9_consents(conn: Connection) -> None:
@@ -47,3 +47,27 @@ def v10_request_tickets(conn: Connection) -> None:
         ("ix_requests_upn_created", "lower(user_upn), created_at"),
     ):
         conn.execute(text(f"CREATE INDEX IF NOT EXISTS {name} ON requests ({columns})"))
+
+
+def v13_consent_rounds(conn: Connection) -> None:
+    """consent_rounds: the people asked together, and where the requester's reply lives;
+    ``consents.round_id``."""
+    md = MetaData()
+    Table(
+        "consent_rounds",
+        md,
+        Column("id", String(36), primary_key=True),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("requester_id", Text, nullable=False),
+        Column("workflow_id", Text, nullable=False),
+        Column("rest", JSONText, nullable=False),
+        Column("response_url", Text),
+        Column("reply_channel", Text),
+        Column("reply_ts", Text),
+        Column("schedule_id", String(36)),
+        Column("run_at", UTCDateTime),
+        Index("ix_consent_rounds_schedule", "schedule_id"),
+    )
+    md.tables["consent_rounds"].create(conn)
+    conn.execute(text("ALTER TABLE consents ADD COLUMN round_id VARCHAR(36)"))
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_consents_round ON consents (round_id)"))

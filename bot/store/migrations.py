@@ -12,8 +12,7 @@ version row is applied, in order, also one below the highest applied (a database
 that had a later step but not an earlier one). A database migrated by a newer release (a higher
 version than this code knows) keeps its extra steps.
 
-To change the schema, append a ``Migration`` whose ``apply`` issues the DDL (written out here, not
-taken from ``schema.py``, so that old steps never change), then update ``schema.py`` to match.
+To change the schema: append a ``Migration`` (its DDL written out here), then update ``schema.py``.
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .migration_steps import v9_consents, v10_request_tickets
+from .migration_steps import v9_consents, v10_request_tickets, v13_consent_rounds
 from .schema import JSONText, UTCDateTime, schema_version
 
 __all__ = ["LATEST_VERSION", "MIGRATIONS", "Migration", "current_version", "migrate"]
@@ -452,6 +451,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "requests.ticket; history by ticket, workflow, UPN", v10_request_tickets),
     Migration(11, "requests.enterprise_id, waits.team_id and enterprise_id", _v11_workspaces),
     Migration(12, "fleet_runs: fleet runs shown with Run and Cancel", _v12_fleet_runs),
+    Migration(13, "consent_rounds; consents.round_id", v13_consent_rounds),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -51,7 +51,6 @@ __all__ = [
     "approval_votes",
     "approvals",
     "audit_events",
-    "consents",
     "delegations",
     "fleet_runs",
     "followups",
@@ -282,25 +281,6 @@ delegations = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("team_id", Text),
     Index("ix_delegations_stand_in", "stand_in_id"),
-)
-
-consents = Table(
-    "consents",
-    metadata,
-    _id(),
-    Column("request_id", String(36), ForeignKey("requests.id"), nullable=False),
-    Column("user_id", Text, nullable=False),
-    Column("upn", Text, nullable=False),
-    Column("label", Text, nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("expires_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
-    Column("state", String(16), nullable=False),
-    Column("message_channel", Text),
-    Column("message_ts", Text),
-    Column("decided_at", UTCDateTime),
-    Index("ix_consents_state_expires", "state", "expires_at"),
-    Index("ix_consents_request", "request_id"),
 )
 
 followups = Table(
