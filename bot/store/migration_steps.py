@@ -20,7 +20,7 @@ from sqlalchemy import (
 
 from .schema import JSONText, UTCDateTime
 
-__all__ = ["v9_consents", "v10_request_tickets", "v12_fleet_runs"]
+__all__ = ["v9_consents", "v10_request_tickets", "v12_fleet_runs", "v15_fleet_run_tickets"]
 
 
 def v9_consents(conn: Connection) -> None:
@@ -86,3 +86,9 @@ def v12_fleet_runs(conn: Connection) -> None:
         Index("ix_fleet_runs_created", "created_at"),
     )
     md.create_all(conn)
+
+
+def v15_fleet_run_tickets(conn: Connection) -> None:
+    """``fleet_runs.ticket``: the change ticket of a fleet run, kept from its preview to its Run
+    click (policy ``ticket:``)."""
+    conn.execute(text("ALTER TABLE fleet_runs ADD COLUMN ticket TEXT"))

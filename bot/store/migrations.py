@@ -42,7 +42,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .migration_steps import v9_consents, v10_request_tickets, v12_fleet_runs
+from .migration_steps import (
+    v9_consents,
+    v10_request_tickets,
+    v12_fleet_runs,
+    v15_fleet_run_tickets,
+)
 from .schema import JSONText, UTCDateTime, schema_version
 
 __all__ = ["LATEST_VERSION", "MIGRATIONS", "Migration", "current_version", "migrate"]
@@ -425,6 +430,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "requests.ticket; history by ticket, workflow, UPN", v10_request_tickets),
     Migration(11, "requests.enterprise_id, waits.team_id and enterprise_id", _v11_workspaces),
     Migration(12, "fleet_runs: fleet runs shown with Run and Cancel", v12_fleet_runs),
+    Migration(15, "fleet_runs.ticket: a fleet run's change ticket", v15_fleet_run_tickets),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
