@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from sqlalchemy import Column, ForeignKey, Index, String, Table, Text
 
-from .schema import JSONText, UTCDateTime, metadata
+from .column_types import JSONText, UTCDateTime
+from .schema import metadata
 
 __all__ = ["consent_rounds", "consents"]
 
