@@ -191,11 +191,20 @@ async def allow(deps: ConsentDeps, consent_id: str, user_id: str) -> ConsentClic
     return None
 
 
-async def send(deps: ConsentDeps, consent: ConsentRecord, record: RequestRecord, name: str) -> None:
-    """The one execute of an allowed consent (this caller moved it to ``allowed``)."""
+async def send(
+    deps: ConsentDeps,
+    consent: ConsentRecord,
+    record: RequestRecord,
+    name: str,
+    *,
+    prepared: PreparedRun | None = None,
+) -> None:
+    """The one execute of an allowed consent (this caller moved it to ``allowed``); ``prepared``:
+    the person's run as checked just now (a scheduled run's, at its time), else as recorded."""
     await deps.notifier.consent_changed(consent, record, name, ConsentNews("sending"))
     await rounds.show(deps, consent.round_id)
-    prepared = await deps.runner.from_record(record, consented=True, source="consent")
+    if prepared is None:
+        prepared = await deps.runner.from_record(record, consented=True, source="consent")
     try:
         result = await deps.runner.execute(prepared, record)
     except asyncio.CancelledError:

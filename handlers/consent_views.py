@@ -83,7 +83,8 @@ def _settled_line(consent: ConsentRecord, news: ConsentNews) -> str:
         at = when_text(consent.run_at or consent.expires_at)
         return f":white_check_mark: You allowed it; it runs on you at its time, {at}."
     if news.event == "cancelled":
-        return ":no_entry_sign: The scheduled run was cancelled; nothing runs on you."
+        why = "did not run" if news.detail else "was cancelled"
+        return f":no_entry_sign: The scheduled run {why}; nothing runs on you."
     if news.event == "sending":
         return ":hourglass_flowing_sand: You allowed it; sending to Nexthink…"
     if news.event == "sent":
@@ -145,7 +146,10 @@ def _person_line(line: PersonLine) -> str:
                 ":hourglass: did not answer in time (expired); nothing was sent to Nexthink for "
                 "them."
             )
-    return who + ":no_entry_sign: the scheduled run was cancelled; nothing runs for them."
+    return who + (
+        ":no_entry_sign: the scheduled run was cancelled (or not run at its time); nothing runs "
+        "for them."
+    )
 
 
 def round_message(view: RoundView, *, schedule_code: str | None = None) -> Message:

@@ -284,15 +284,6 @@ async def test_the_audit_trail_keeps_asked_given_and_refused(world: World) -> No
     ]
 
 
-async def test_a_run_that_needs_consent_is_not_scheduled_for_later(world: World) -> None:
-    """``in 2h`` on someone else of a consent workflow is refused: nobody is asked, nothing kept."""
-    await command(world, "U0BOB", "run restart_teams user:<@U0ALICE> mode=soft in 2h")
-    assert "cannot be scheduled for later" in told(world, "U0BOB")
-    assert executes(world) == []
-    dm = world.slack.dm_channel("U0ALICE")
-    assert not [m for m in world.slack.messages_in(dm) if "asks to run" in text_of(m)]
-
-
 async def test_the_sweep_loop_expires_an_unanswered_question(tmp_path: Path) -> None:
     """With a short expiry, the bot's own sweep loop (``SWEEP_SECONDS``) closes the question and
     tells the requester, with no help from the test."""

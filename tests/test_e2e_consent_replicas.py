@@ -27,6 +27,7 @@ from tests.test_e2e_replicas import database_url, settle, shared  # noqa: F401 -
 pytestmark = pytest.mark.postgres
 
 POLICY = """\
+schedule: {allowed: true, max_days: 14}
 roles:
   support:
     members: ["@it-support"]
@@ -181,3 +182,30 @@ async def test_two_people_answering_through_two_replicas_at_once_both_show(
     uuid = entry.response["requestUuid"]
     assert any("<@U0ALICE>" in line and uuid in line for line in lines), lines
     assert any("<@U0CAROL>" in line and "said *Not now*" in line for line in lines), lines
+
+
+async def test_a_scheduled_run_allowed_through_the_other_replica_runs_once(
+    replicas: tuple[World, World],
+) -> None:
+    """Scheduled through one replica, allowed through the other, both loops running: at its time
+    exactly one execute is sent for Alice."""
+    from tests.test_e2e_schedules import in_state, schedule
+
+    first, second = replicas
+    code = await schedule(first, "U0BOB", "run restart_teams user:<@U0ALICE> mode=soft in 10s")
+    dm = first.slack.dm_channel("U0ALICE")
+    (message,) = [m for m in first.slack.messages_in(dm) if "asks to run" in text_of(m)]
+    assert second.driver is not None
+    await second.driver.click("U0ALICE", message, ids.CONSENT_ALLOW)
+    await settle(first, second)
+    assert executes(first) == []
+    await in_state(first, code, "ran")
+    await settle(first, second)
+    assert executes(first) == [
+        {
+            "workflowId": "restart_teams",
+            "users": [{"upn": "alice@example.com"}],
+            "devices": [],
+            "params": {"mode": "soft"},
+        }
+    ]
