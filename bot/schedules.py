@@ -11,6 +11,9 @@ once at their time by whichever replica claims them.
   ``Runner.prepare`` (a person who lost the right meanwhile is told, nothing is sent), then the
   request is executed as any run and the requester told (``Notifier.schedule_changed``).
 * ``cancel`` (the requester, or a role with ``audit: true``): a cancelled run never runs.
+* A workflow with ``consent:`` run on others asks each person when it is scheduled (after its
+  approval, if any), each question open until the run's time; at that time only those who
+  allowed it get their execute (``bot.consent_schedules``), and cancelling closes the questions.
 
 The loop that claims due runs and keeps Nexthink's pace is ``bot.schedule_loop``.
 """
