@@ -256,6 +256,16 @@ async def _approved_for_later(
     news = ApprovalNews("scheduled", voters, detail=ready.code, at=ready.run_at)
     await deps.notifier.approval_changed(done, record, name, news)
     await deps.notifier.schedule_changed(ready, record, ScheduleNews("approved"))
+    prepared = await deps.runner.from_record(record)
+    if deps.runner.asking(prepared):  # approval first, then the people, each until its time
+        await consent.ask(
+            deps,
+            prepared,
+            response_url=None,
+            record=record,
+            schedule_id=ready.id,
+            run_at=ready.run_at,
+        )
 
 
 async def _run_approved(

@@ -67,6 +67,7 @@ async def propose(
         visible=prepared.visible,
         expires_at=at + timedelta(minutes=PREVIEW_MINUTES),
         response_url=response_url,
+        ticket=prepared.ticket,
         now=at,
     )
 
@@ -95,6 +96,7 @@ async def start(
             approval=runner.policy.approval_for(entry.id),
             visible=record.visible,
             source="command",
+            ticket=record.ticket,
             fleet=FleetTargets(
                 record.query_id,
                 targets,

@@ -7,14 +7,20 @@ Slack. It tells a ``Notifier`` what happened, as plain values (``WaitNews``, ``A
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
 from bot.followups import OutcomeNotifier
-from bot.runs import PreparedRun, RunResult
-from bot.store import ApprovalRecord, ConsentRecord, RequestRecord, ScheduleRecord, WaitRecord
+from bot.runs import RunResult
+from bot.store import (
+    ApprovalRecord,
+    ConsentRecord,
+    RequestRecord,
+    RoundRecord,
+    ScheduleRecord,
+    WaitRecord,
+)
 
 __all__ = [
     "ApprovalNews",
@@ -22,8 +28,11 @@ __all__ = [
     "ConsentNews",
     "NotPosted",
     "Notifier",
+    "PersonLine",
+    "PersonState",
     "Reminder",
     "RequesterNews",
+    "RoundView",
     "ScheduleNews",
     "WaitNews",
 ]
@@ -131,6 +140,8 @@ ConsentEvent = Literal[
     "refused",  # the person said Not now
     "expired",  # no answer in time
     "interrupted",  # the bot stopped while sending: the outcome is unknown
+    "agreed",  # the person allowed a scheduled run: it is sent for them at its time
+    "cancelled",  # the scheduled run was cancelled (or not run): nothing is sent for them
 ]
 ScheduleEvent = Literal[
     "ran",  # it ran at its time: ``result`` is the run's, told and followed as any run
@@ -160,6 +171,39 @@ class ConsentNews:
 
     event: ConsentEvent
     detail: str = ""
+
+
+#: one person's state in the requester's reply (``bot.consent_rounds.person_line`` decides it)
+PersonState = Literal[
+    "asked",  # waiting for their answer (``until``)
+    "not_asked",  # the question could not be posted (``detail``: Slack's error)
+    "agreed",  # allowed a scheduled run: sent for them at its time
+    "sending",  # allowed: being sent
+    "sent",  # sent (``detail``: Nexthink's request ids)
+    "failed",  # allowed, but the execute failed (``detail``)
+    "interrupted",  # allowed, but the bot stopped while sending: outcome unknown
+    "not_now",  # said Not now
+    "expired",  # no answer in time
+    "cancelled",  # the scheduled run was cancelled or not run
+]
+
+
+@dataclass(frozen=True)
+class PersonLine:
+    person: str  #: the Slack user asked
+    label: str  #: the target as named
+    state: PersonState
+    detail: str = ""
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RoundView:
+    """The people one run asked together, each with their state, from one read of the store."""
+
+    round: RoundRecord
+    name: str  #: the workflow's display name
+    lines: tuple[PersonLine, ...]
 
 
 @dataclass(frozen=True)
@@ -202,16 +246,21 @@ class Notifier(OutcomeNotifier, Protocol):
     async def ask_consent(
         self, consent: ConsentRecord, record: RequestRecord, name: str
     ) -> tuple[str, str]:
-        """Ask the person by direct message; returns (channel, ts) or raises ``NotPosted``."""
+        """Ask the person by direct message (a scheduled run's says when it runs); returns
+        (channel, ts) or raises ``NotPosted``."""
 
-    async def consents_asked(
-        self, prepared: PreparedRun, asked: Sequence[Asked], *, response_url: str | None
-    ) -> None:
-        """Tell the requester whom the run now waits on (and whom the bot could not ask)."""
+    async def consent_round(self, view: RoundView, *, first: bool = False) -> None:
+        """Show the requester each person's state in their one reply: post it (``first``), else
+        update it in place (moving it to a direct message if Slack no longer takes its URL)."""
 
     async def consent_changed(
         self, consent: ConsentRecord, record: RequestRecord, name: str, news: ConsentNews
-    ) -> None: ...
+    ) -> None:
+        """Update the person's question; a run with a thread in a channel gets a line there."""
+
+    async def consent_run_finished(self, result: RunResult) -> None:
+        """An allowed run was sent: its round shows it; follow its outcome (a visible run is
+        posted in its channel, as the run path does)."""
 
     async def remind(self, user_id: str, reminder: Reminder) -> bool:
         """Send ``reminder`` to ``user_id`` by direct message, with a link to the request;

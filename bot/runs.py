@@ -197,6 +197,11 @@ class Runner:
         decision = self.policy.may_run(principal, requester.channel_id, entry.id)
         if not decision.allowed:
             raise Refusal(decision.reason, field="workflow")
+        channel = requester.channel_id
+        try:  # before the targets: a missing ticket costs no lookup and no query
+            ticket = self.policy.check_ticket(principal, channel, entry.id, request.ticket)
+        except TicketError as exc:
+            raise Refusal(exc.message, field="ticket") from None
         fleet = None
         own_devices: DeviceList | None = None
         if request.query is not None:  # the policy first: no query for a role that may not
@@ -222,11 +227,6 @@ class Runner:
             targets, own_devices = await self.targets.resolve(
                 principal, requester.channel_id, entry, request.users, request.devices
             )
-        channel = requester.channel_id
-        try:
-            ticket = self.policy.check_ticket(principal, channel, entry.id, request.ticket)
-        except TicketError as exc:
-            raise Refusal(exc.message, field="ticket") from None
         param = self.policy.ticket_needs(principal, channel, entry.id).param
         specs = self.policy.param_specs(entry.id)
         # the ticket's parameter goes through the workflow's `params:` rules when they name it

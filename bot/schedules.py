@@ -11,6 +11,9 @@ once at their time by whichever replica claims them.
   ``Runner.prepare`` (a person who lost the right meanwhile is told, nothing is sent), then the
   request is executed as any run and the requester told (``Notifier.schedule_changed``).
 * ``cancel`` (the requester, or a role with ``audit: true``): a cancelled run never runs.
+* A workflow with ``consent:`` run on others asks each person when it is scheduled (after its
+  approval, if any), each question open until the run's time; at that time only those who
+  allowed it get their execute (``bot.consent_schedules``), and cancelling closes the questions.
 
 The loop that claims due runs and keeps Nexthink's pace is ``bot.schedule_loop``.
 """
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from bot import approvals
+from bot import approvals, consent, consent_schedules
 from bot.audit import AuditTrail
 from bot.catalogue import Catalogue
 from bot.identity import Identity, IdentityError
@@ -53,14 +56,14 @@ __all__ = [
 
 log = get_logger(__name__)
 
-#: a run that needs the consent of the people it targets is not kept for later
+#: the policy asks for consent at the run's time but nobody was asked when it was scheduled
 _NEEDS_CONSENT = (
-    "{workflow} needs the consent of the people it runs on, who are asked when it runs: it "
-    "cannot be scheduled for later. Leave out `at …`/`in …` to ask them now."
+    "{workflow} now needs the consent of the people it runs on, who were not asked when it was "
+    "scheduled: it was not run. Ask for it again to have them asked."
 )
 
 
-class ScheduleDeps(approvals.ApprovalDeps, Protocol):
+class ScheduleDeps(approvals.ApprovalDeps, consent.ConsentDeps, Protocol):
     store: Store
     runner: Runner
     policy: Policy
@@ -121,8 +124,6 @@ async def ask(
     """Check and keep a run for later; raises ``Refusal`` (nothing kept) when it may not be."""
     prepared = await deps.runner.prepare(requester, request)  # its refusals are audited there
     try:
-        if prepared.asking:  # a person's Allow is for now, not for a time they cannot see
-            raise Refusal(_NEEDS_CONSENT.format(workflow=code(outside(prepared.entry.id))))
         run_at = await _due(deps, prepared, when, now)
     except Refusal as exc:
         await deps.audit.record(
@@ -158,6 +159,10 @@ async def ask(
         result="awaiting_approval" if gated else "scheduled",
         detail=f"{schedule.code} at {run_at.isoformat()} ({when.text})",
     )
+    if prepared.asking and not gated:  # asked now, each until its time (consent_schedules)
+        await consent.ask(
+            deps, prepared, response_url=None, record=record, schedule_id=schedule.id, run_at=run_at
+        )
     if gated:  # asked now; the run is scheduled once approved (``approvals.approve``)
         try:
             await approvals.request(deps, prepared, response_url=None, record=record)
@@ -244,6 +249,7 @@ async def cancel(deps: ScheduleDeps, requester: Requester, key: str) -> CancelAn
     )
     if done is None:  # claimed or cancelled between the read and now
         return CancelAnswer("already", await deps.store.get_schedule(schedule.id))
+    await consent_schedules.close(deps, done.id, "cancelled")
     record = await _set_request(deps, done, state="cancelled")
     if record is not None:
         await deps.audit.record_request(
@@ -309,9 +315,19 @@ async def _run_claimed(
     allowed = deps.policy.may_schedule(prepared.entry.id)
     if not allowed.allowed:
         return await _refused(deps, schedule, record, token, allowed.reason), None
-    if prepared.asking:  # the policy asks for consent now: never run it without
-        reason = _NEEDS_CONSENT.format(workflow=code(outside(prepared.entry.id)))
-        return await _refused(deps, schedule, record, token, reason), None
+    if prepared.asking:  # only those who allowed it, each once; the rest as any run
+        found = await deps.store.round_of_schedule(schedule.id)
+        if found is None:  # the policy asks for consent now: never run it without
+            reason = _NEEDS_CONSENT.format(workflow=code(outside(prepared.entry.id)))
+            return await _refused(deps, schedule, record, token, reason), None
+        sent, rest = await consent_schedules.run_agreed(deps, found, prepared)
+        if rest is None:  # its round's reply shows who it ran for
+            state: Literal["ran", "closed"] = "ran" if sent else "closed"
+            detail = None if sent else "nobody allowed it by its time"
+            await deps.store.finish_schedule(schedule.id, state, token=token, detail=detail)
+            log.info("schedule_ran", schedule=schedule.id, consent_round=found.id, sent=sent)
+            return "ran", None
+        prepared = rest
     targets, params = prepared.targets_json(), dict(prepared.params)
     checked: dict[str, Any] = {
         "state": "pending",
@@ -375,6 +391,7 @@ async def _missed(
     done = await deps.store.finish_schedule(schedule.id, "missed", token=token, detail=detail)
     if done is None:
         return "lost"
+    await consent_schedules.close(deps, done.id, "not run")
     record = await _set_request(deps, done, state="missed", error=f"missed: {detail}") or record
     await deps.audit.record_request("run_refused", record, result="missed", detail=detail)
     await deps.notifier.schedule_changed(done, record, ScheduleNews("missed", reason=detail))
@@ -394,6 +411,7 @@ async def _refused(
     done = await deps.store.finish_schedule(schedule.id, "refused", token=token, detail=reason)
     if done is None:
         return "lost"
+    await consent_schedules.close(deps, done.id, "not run")
     record = await _set_request(deps, done, state="refused", error=reason) or record
     if not audited:
         await deps.audit.record_request("run_refused", record, result="refused", detail=reason)

@@ -1,14 +1,14 @@
 """Messages for consent (pure Block Kit builders): the question to the person a run targets,
-with Allow and Not now; that question once answered; what the requester reads; and the
-clicker's answer when a click did nothing."""
+with Allow and Not now; that question once answered; the requester's one reply listing each
+person's state (``round_message``); the short line a visible run's thread gets per event; and
+the clicker's answer when a click did nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from bot.consent import ConsentClick
-from bot.notifier import Asked, ConsentNews
+from bot.notifier import ConsentNews, PersonLine, RoundView
 from bot.store import ConsentRecord, RequestRecord
 from handlers import ids
 from handlers.blocks import Message, Outside, button, code, context, fields, outside, section, shown
@@ -19,11 +19,12 @@ __all__ = [
     "click_answer_text",
     "consent_message",
     "consent_news_message",
-    "consents_asked_message",
     "requester_consent_message",
+    "round_message",
 ]
 
 _ANSWERS = {
+    "cancelled": "The run this asked about was cancelled; nothing runs on you.",
     "not_found": "This request for your consent is no longer known to the bot.",
     "expired": "This request for consent has expired; nothing was run.",
     "settled": "This request for consent was already answered.",
@@ -48,13 +49,14 @@ def _head(record: RequestRecord, name: Outside) -> str:
 def consent_message(consent: ConsentRecord, record: RequestRecord, name: Outside) -> Message:
     """The direct message asking the person: who asks, which workflow, with what parameters,
     when it expires, and Allow / Not now."""
+    later = consent.run_at is not None  # a scheduled run: it runs then, if they allow it
     blocks: list[dict[str, Any]] = [
         section(_head(record, name)),
         fields(
             [
                 ("On", targets_text([consent.label])),
                 ("Parameters", params_text(record.params)),
-                ("Expires", when_text(consent.expires_at)),
+                ("Runs at" if later else "Expires", when_text(consent.expires_at)),
             ]
         ),
         {
@@ -65,13 +67,24 @@ def consent_message(consent: ConsentRecord, record: RequestRecord, name: Outside
                 button("Not now", ids.CONSENT_NOT_NOW, consent.id),
             ],
         },
-        context("Nothing runs on you before you allow it. Not now tells them it did not run."),
+        context(
+            "It is scheduled: answer any time before it runs. Nothing runs on you unless you "
+            "allow it; Not now tells them it will not run on you."
+            if later
+            else "Nothing runs on you before you allow it. Not now tells them it did not run."
+        ),
     ]
     text = f"<@{record.user_id}> asks to run {shown(name, 200)} on you: Allow or Not now?"
     return {"text": text, "blocks": blocks}
 
 
-def _settled_line(news: ConsentNews) -> str:
+def _settled_line(consent: ConsentRecord, news: ConsentNews) -> str:
+    if news.event == "agreed":
+        at = when_text(consent.run_at or consent.expires_at)
+        return f":white_check_mark: You allowed it; it runs on you at its time, {at}."
+    if news.event == "cancelled":
+        why = "did not run" if news.detail else "was cancelled"
+        return f":no_entry_sign: The scheduled run {why}; nothing runs on you."
     if news.event == "sending":
         return ":hourglass_flowing_sand: You allowed it; sending to Nexthink…"
     if news.event == "sent":
@@ -93,39 +106,78 @@ def consent_news_message(
     consent: ConsentRecord, record: RequestRecord, name: Outside, news: ConsentNews
 ) -> Message:
     """The person's question after ``news``: no buttons, and what happened."""
-    line = _settled_line(news)
+    line = _settled_line(consent, news)
     return {
         "text": f"{shown(name, 200)}: {line}",
         "blocks": [section(_head(record, name)), section(line)],
     }
 
 
-def consents_asked_message(
-    workflow_id: str, name: Outside, asked: Sequence[Asked], targets: Sequence[str]
-) -> Message:
-    """The requester's reply once the people a run targets were asked."""
-    workflow = code(outside(workflow_id), 100)
-    ok = [a for a in asked if a.consent is not None]
-    lines = [
-        f":hourglass: *{shown(name, 200)}* ({workflow}) runs on someone only after they allow it."
-    ]
-    for a in ok:
-        assert a.consent is not None
-        lines.append(
-            f"• <@{a.person}> ({shown(outside(a.label), 200)}): asked by direct message, "
-            f"until {when_text(a.consent.expires_at)}."
-        )
-    for a in asked:
-        if a.consent is None:
-            lines.append(
-                f"• <@{a.person}> ({shown(outside(a.label), 200)}): could not be asked (Slack "
-                f"answered {code(outside(a.error or 'an error'), 100)}); nothing runs for them."
+def _person_line(line: PersonLine) -> str:
+    who = f"• <@{line.person}> ({shown(outside(line.label), 200)}): "
+    detail = outside(line.detail)
+    match line.state:
+        case "asked":
+            until = f", until {when_text(line.until)}" if line.until else ""
+            return who + f":hourglass: asked by direct message{until}; no answer yet."
+        case "not_asked":
+            return who + (
+                f":x: could not be asked (Slack answered {code(detail, 100)}); nothing runs for "
+                "them."
             )
-    lines.append("Nothing was sent to Nexthink for them yet; you are told when each answers.")
+        case "agreed":
+            return who + ":white_check_mark: allowed; it runs for them at its time."
+        case "sending":
+            return who + ":hourglass_flowing_sand: allowed; sending to Nexthink…"
+        case "sent":
+            uuids = ", ".join(code(outside(u.strip()), 100) for u in line.detail.split(",") if u)
+            return who + f":white_check_mark: allowed; sent to Nexthink (request {uuids})."
+        case "failed":
+            return who + f":x: allowed, but the run failed: {shown(detail, 300)}."
+        case "interrupted":
+            return who + (
+                ":warning: allowed, but the bot stopped while sending it to Nexthink: whether it "
+                "ran is unknown. Check Nexthink before asking again."
+            )
+        case "not_now":
+            return who + ":no_entry_sign: said *Not now*; nothing was sent to Nexthink for them."
+        case "expired":
+            return who + (
+                ":hourglass: did not answer in time (expired); nothing was sent to Nexthink for "
+                "them."
+            )
+    return who + (
+        ":no_entry_sign: the scheduled run was cancelled (or not run at its time); nothing runs "
+        "for them."
+    )
+
+
+def round_message(view: RoundView, *, schedule_code: str | None = None) -> Message:
+    """The requester's one reply about the people a run asked: each with their state, as the
+    store has it; re-rendered and updated in place at each change."""
+    found = view.round
+    name = outside(view.name)
+    workflow = code(outside(found.workflow_id), 100)
+    head = f"*{shown(name, 200)}* ({workflow}) runs on someone only after they allow it."
+    if found.run_at is not None:
+        code_text = f" ({code(outside(schedule_code), 40)})" if schedule_code else ""
+        head = (
+            f"*{shown(name, 200)}* ({workflow}) is scheduled for {when_text(found.run_at)}"
+            f"{code_text}; it runs on someone only if they allow it before then."
+        )
+    lines = [f":busts_in_silhouette: {head}"]
+    lines.extend(_person_line(line) for line in view.lines)
+    waiting = [line for line in view.lines if line.state == "asked"]
+    if waiting:
+        lines.append(
+            "Nothing is sent to Nexthink for anyone before they allow it; this message shows "
+            "each answer as it comes."
+        )
     blocks = [section("\n".join(lines))]
-    if targets:
-        blocks.append(context("Runs at once on: " + targets_text(targets)))
-    return {"text": f"{shown(name, 200)}: waiting for consent", "blocks": blocks}
+    if found.rest:
+        blocks.append(context("Runs at once on: " + targets_text(list(found.rest))))
+    summary = f"{len(view.lines) - len(waiting)} of {len(view.lines)} answered"
+    return {"text": f"{shown(name, 200)}: consent, {summary}", "blocks": blocks}
 
 
 def requester_consent_message(

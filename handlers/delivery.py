@@ -45,6 +45,7 @@ __all__ = [
     "send_to_response_url",
     "show_outcome",
     "tell_requester",
+    "tell_thread",
     "update_message",
 ]
 
@@ -288,6 +289,14 @@ async def tell_requester(bot: Services, record: RequestRecord, message: dict[str
     name = outside(await bot.catalogue.display_name(record.workflow_id))
     await update_message(bot, root, ov.approval_root_message(record, name))
     await post_message(bot, root[0], message, thread_ts=root[1])
+
+
+async def tell_thread(bot: Services, record: RequestRecord, message: dict[str, Any]) -> None:
+    """A line in the run's thread, when it has one in a channel (a visible run); else nothing:
+    the requester's own reply shows it."""
+    root = _thread_root(record)
+    if root is not None:
+        await post_message(bot, root[0], message, thread_ts=root[1])
 
 
 # -- the follow-up's updates -----------------------------------------------------------------

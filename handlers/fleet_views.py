@@ -41,6 +41,8 @@ def preview_message(prepared: PreparedRun, record: FleetRunRecord) -> Message:
         f"{targets_text(labels, SAMPLE)}."
     )
     notes = [f"Parameters: {params_text(prepared.params)}"]
+    if prepared.ticket:
+        notes.append(f"Ticket: {code(outside(prepared.ticket), 100)}")
     if fleet.skipped:
         notes.append(
             f"{_count(fleet.skipped, 'row', 'rows')} of {fleet.rows:,} had no device or user and "

@@ -54,6 +54,12 @@ def scheduled_message(scheduled: Scheduled) -> Message:
     )
     if gated:
         head += " It needs approval first: it runs at its time only once approved."
+    if prepared.asking:  # each person is asked now (after the approval, if any)
+        head += (
+            " It runs on someone else only if they allow it before then: they are asked"
+            + (" once it is approved" if gated else " now")
+            + ", and a direct message shows you each answer."
+        )
     lines = [f"*Targets:* {targets_text([t.label for t in prepared.targets])}"]
     if prepared.params:
         lines.append(f"*Parameters:* {params_text(prepared.params)}")

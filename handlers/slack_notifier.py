@@ -9,23 +9,23 @@ another workspace reaches the requester with the requester's installation.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 
 from slack_sdk.errors import SlackApiError
 
+from bot import followups
 from bot.followups import Progress
 from bot.logging import get_logger
 from bot.notifier import (
     ApprovalNews,
-    Asked,
     ConsentNews,
     NotPosted,
     Reminder,
     RequesterNews,
+    RoundView,
     ScheduleNews,
     WaitNews,
 )
-from bot.runs import PreparedRun, RunResult
+from bot.runs import RunResult
 from bot.store import ApprovalRecord, ConsentRecord, RequestRecord, ScheduleRecord, WaitRecord
 from bot.workspaces import of, working_in
 from handlers import delivery
@@ -35,10 +35,10 @@ from handlers.approval_views import (
     requester_news_message,
 )
 from handlers.blocks import Message, outside
+from handlers.consent_reply import show_round
 from handlers.consent_views import (
     consent_message,
     consent_news_message,
-    consents_asked_message,
     requester_consent_message,
 )
 from handlers.nudge_views import reminder_message
@@ -177,23 +177,17 @@ class SlackNotifier:
             message = consent_message(consent, record, outside(name))
             return await self._ask(consent.user_id, message)
 
-    async def consents_asked(
-        self, prepared: PreparedRun, asked: Sequence[Asked], *, response_url: str | None
-    ) -> None:
-        asking = {a.label for a in asked}
-        rest = [t.label for t in prepared.targets if t.label not in asking]
-        message = consents_asked_message(
-            prepared.entry.id, outside(prepared.workflow.display_name), asked, rest
-        )
-        requester = prepared.requester
-        with working_in(of(requester)):
-            await delivery.reply(
-                self._s,
-                message,
-                user_id=requester.user_id,
-                channel_id=requester.channel_id,
-                response_url=response_url,
-            )
+    async def consent_round(self, view: RoundView, *, first: bool = False) -> None:
+        with working_in(of(view.round)):  # the requester's Slack, whoever's click it follows
+            await show_round(self._s, view, first=first)
+
+    async def consent_run_finished(self, result: RunResult) -> None:
+        with working_in(of(result.record)):
+            if result.prepared.visible:  # posted in its channel, as the run path does
+                message = run_result_message(result)
+                await delivery.deliver_run_result(self._s, result, message, response_url=None)
+            elif result.ok:  # its round shows it sent; Nexthink's outcome follows
+                await followups.track(self._s, result.record)
 
     async def consent_changed(
         self, consent: ConsentRecord, record: RequestRecord, name: str, news: ConsentNews
@@ -204,5 +198,9 @@ class SlackNotifier:
                 message = consent_news_message(consent, record, outside(name), news)
                 await delivery.update_message(self._s, where, message)
             told = requester_consent_message(consent, record, outside(name), news)
-            if told is not None:
+            if told is None:
+                return
+            if consent.round_id is None:  # asked before rounds: told one by one, as then
                 await delivery.tell_requester(self._s, record, told)
+            else:  # the round's reply shows it; a visible run's thread gets the line too
+                await delivery.tell_thread(self._s, record, told)

@@ -27,6 +27,7 @@ from tests.test_e2e_replicas import database_url, settle, shared  # noqa: F401 -
 pytestmark = pytest.mark.postgres
 
 POLICY = """\
+schedule: {allowed: true, max_days: 14}
 roles:
   support:
     members: ["@it-support"]
@@ -134,8 +135,77 @@ async def test_both_replicas_sweeping_expire_a_question_once(
         m
         for ms in first.slack.messages.values()
         for m in ms
-        if "did not answer in time" in m.text and (m.user == "U0BOB" or m.channel == bob)
+        if "did not answer in time" in text_of(m) and (m.user == "U0BOB" or m.channel == bob)
     ]
     assert len(told) == 1
     assert "expired" in text_of(message)
     assert executes(first) == []
+
+
+async def test_two_people_answering_through_two_replicas_at_once_both_show(
+    replicas: tuple[World, World],
+) -> None:
+    """Alice allows through one replica while Carol says Not now through the other, at once: Bob's
+    one reply ends showing both (each replica re-reads the round after its change)."""
+    first, second = replicas
+    assert first.driver is not None
+    assert second.driver is not None
+    response = await first.driver.command(
+        "U0BOB",
+        "run restart_teams user:<@U0ALICE> user:<@U0CAROL> mode=soft",
+        channel_id="C0SUPPORT",
+    )
+    assert response.status == 200
+    await first.settle()
+
+    def asked(user_id: str) -> Message:
+        dm = first.slack.dm_channel(user_id)
+        (message,) = [m for m in first.slack.messages_in(dm) if "asks to run" in text_of(m)]
+        return message
+
+    clicks = await asyncio.gather(
+        first.driver.click("U0ALICE", asked("U0ALICE"), ids.CONSENT_ALLOW),
+        second.driver.click("U0CAROL", asked("U0CAROL"), ids.CONSENT_NOT_NOW),
+    )
+    assert {r.status for r in clicks} == {200}
+    await settle(first, second)
+    replies = [
+        m
+        for ms in first.slack.messages.values()
+        for m in ms
+        if "runs on someone only after" in text_of(m) and m.user == "U0BOB"
+    ]
+    assert len(replies) == 1
+    lines = text_of(replies[0]).splitlines()
+    assert first.sandbox is not None
+    (entry,) = first.sandbox.requests("execute_v2")
+    uuid = entry.response["requestUuid"]
+    assert any("<@U0ALICE>" in line and uuid in line for line in lines), lines
+    assert any("<@U0CAROL>" in line and "said *Not now*" in line for line in lines), lines
+
+
+async def test_a_scheduled_run_allowed_through_the_other_replica_runs_once(
+    replicas: tuple[World, World],
+) -> None:
+    """Scheduled through one replica, allowed through the other, both loops running: at its time
+    exactly one execute is sent for Alice."""
+    from tests.test_e2e_schedules import in_state, schedule
+
+    first, second = replicas
+    code = await schedule(first, "U0BOB", "run restart_teams user:<@U0ALICE> mode=soft in 10s")
+    dm = first.slack.dm_channel("U0ALICE")
+    (message,) = [m for m in first.slack.messages_in(dm) if "asks to run" in text_of(m)]
+    assert second.driver is not None
+    await second.driver.click("U0ALICE", message, ids.CONSENT_ALLOW)
+    await settle(first, second)
+    assert executes(first) == []
+    await in_state(first, code, "ran")
+    await settle(first, second)
+    assert executes(first) == [
+        {
+            "workflowId": "restart_teams",
+            "users": [{"upn": "alice@example.com"}],
+            "devices": [],
+            "params": {"mode": "soft"},
+        }
+    ]

@@ -304,3 +304,31 @@ async def test_on_an_instance_without_v2_a_fleet_of_collector_uids_goes_through_
             bodies.append(entry.body)
         assert [len(b["devices"]) for b in bodies] == [3, 0]
         assert [len(b["users"]) for b in bodies] == [0, 2]
+
+
+async def test_a_fleet_runs_ticket_is_kept_from_the_preview_to_the_run(tmp_path: Path) -> None:
+    """A workflow that asks for a ticket: a fleet run without one is refused before any query;
+    with one, the preview shows it, and the Run click sends it to Nexthink as its parameter and
+    records it with the run (history, audit trail)."""
+    policy = POLICY.replace(
+        "workflows:\n",
+        "workflows:\n  clear_disk_space:\n"
+        '    ticket: {required: true, pattern: "^CHG[0-9]{7}$", param: "ticket"}\n',
+    )
+    async with world_at(tmp_path, policy) as world:
+        refused = await _preview(world)
+        assert reads(refused, "needs a ticket")
+        assert _target_queries(world) == []
+
+        preview = await _preview(world, LOW_DISK + " ticket:CHG0001234")
+        assert reads(preview, "will run on 3 devices", "Ticket: `CHG0001234`")
+        assert executes(world) == []
+        await _click(world, "U0BOB", preview, ids.FLEET_RUN)
+        [body] = executes(world)
+        assert body["params"] == {"ticket": "CHG0001234"}
+        assert world.bot is not None
+        [record] = await world.bot.store.history("U0BOB")
+        assert (record.state, record.ticket) == ("sent", "CHG0001234")
+        events = [e async for e in world.bot.store.iter_audit()]
+        [executed] = [e for e in events if e.event == "executed"]
+        assert executed.ticket == "CHG0001234"

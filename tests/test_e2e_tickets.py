@@ -215,3 +215,30 @@ async def test_the_run_form_has_a_ticket_field_when_one_is_asked_for(world: Worl
     await world.driver.app_home_opened("U0CAROL")
     await world.settle()
     await eventually(lambda: "ticket `RITM0000007`" in home_text(world, "U0CAROL"))
+
+
+async def test_a_scheduled_runs_ticket_is_kept_until_it_runs(tmp_path: Path) -> None:
+    """`ticket:` on a run asked `in 3s`: kept with the scheduled run, sent to Nexthink under the
+    policy's ``param`` at its time, and on its `scheduled` and `executed` audit records."""
+    policy = POLICY.replace("limits:\n", "schedule: {allowed: true}\nlimits:\n")
+    async with world_at(tmp_path, policy) as world:
+        assert world.sandbox is not None
+        asked = await command(
+            world, "U0ALICE", f"run reimage_device device:LAPTOP-ALICE ticket:{TICKET} in 3s"
+        )
+        assert "needs approval" in asked
+        request = approval_request(world)
+        assert world.driver is not None
+        response = await world.driver.click("U0CAROL", request, ids.APPROVAL_APPROVE)
+        assert response.status == 200
+        await world.settle()
+        await eventually(
+            lambda: bool(world.sandbox and world.sandbox.requests("execute_v2")),
+            what="the scheduled run's execute",
+        )
+        assert [b["params"] for b in executes(world)] == [{"ticket": TICKET}]
+        records = await audit(world, "--ticket", TICKET)
+        events = [r["event"] for r in records]
+        assert "scheduled" in events, events
+        assert "executed" in events, events
+        assert all(r["ticket"] == TICKET for r in records)

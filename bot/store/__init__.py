@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from ._base import Write
 from .audit import AuditQuery
+from .consent_rounds import RoundPerson, RoundRecord
 from .consents import ConsentAnswer, ConsentRecord, ConsentState
 from .errors import (
     RecordNotFound,
@@ -94,6 +95,8 @@ __all__ = [
     "RequestKind",
     "RequestRecord",
     "RequestState",
+    "RoundPerson",
+    "RoundRecord",
     "ScheduleDone",
     "ScheduleRecord",
     "ScheduleState",

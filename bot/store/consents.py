@@ -3,8 +3,10 @@
 Life of a consent::
 
     asked ──decide_consent(allow)──> allowed ──finish_consent──> done
+      ├──decide_consent(allow, wait)──> agreed ──(the scheduled run's time)──> allowed ──> done
       ├──decide_consent(not now)──> refused
-      └──expire_consents──> expired
+      ├──expire_consents──> expired
+      └──cancel_round (its scheduled run was cancelled)──> cancelled    (agreed too)
 
 ``decide_consent`` is one conditional ``UPDATE`` (state ``asked``, not expired, the person asked):
 whatever the number of clicks and replicas, exactly one of them moves the consent on, and only
@@ -23,15 +25,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ._base import StoreBase, new_id, utc
 from .errors import RecordNotFound
-from .schema import consents, requests
+from .schema import requests
+from .schema_consents import consent_rounds, consents
 
 __all__ = ["ConsentAnswer", "ConsentRecord", "ConsentState", "ConsentsMixin"]
 
 #: asked ──Allow──> allowed (its execute is being sent) ──> done; asked ──Not now──> refused;
-#: asked ──expiry──> expired
-ConsentState = Literal["asked", "allowed", "done", "refused", "expired"]
-#: why ``decide_consent`` refused: unknown id; expired; already answered; not the person asked.
-ConsentRefusalReason = Literal["not_found", "expired", "settled", "not_asked"]
+#: asked ──expiry──> expired; a scheduled run's Allow: agreed (waits for the run's time)
+ConsentState = Literal["asked", "agreed", "allowed", "done", "refused", "expired", "cancelled"]
+#: why ``decide_consent`` refused: unknown id; expired; already answered; not the person asked;
+#: its scheduled run was cancelled.
+ConsentRefusalReason = Literal["not_found", "expired", "settled", "not_asked", "cancelled"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,9 @@ class ConsentRecord:
     message_channel: str | None
     message_ts: str | None
     decided_at: datetime | None
+    round_id: str | None = None  #: the people asked together (``consent_rounds``)
+    #: a scheduled run's time: an Allow then waits for it (``agreed``), and so does the expiry
+    run_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +70,19 @@ class ConsentAnswer:
     consent: ConsentRecord | None
 
 
-_COLUMNS = (*consents.c, requests.c.user_id.label("requester_id"))
+_COLUMNS = (
+    *consents.c,
+    requests.c.user_id.label("requester_id"),
+    consent_rounds.c.run_at.label("run_at"),
+)
 
 
 def _select() -> Any:
-    return select(*_COLUMNS).join(requests, requests.c.id == consents.c.request_id)
+    return (
+        select(*_COLUMNS)
+        .join(requests, requests.c.id == consents.c.request_id)
+        .outerjoin(consent_rounds, consent_rounds.c.id == consents.c.round_id)
+    )
 
 
 def _record(row: RowMapping) -> ConsentRecord:
@@ -85,6 +100,8 @@ def _record(row: RowMapping) -> ConsentRecord:
         message_channel=row["message_channel"],
         message_ts=row["message_ts"],
         decided_at=row["decided_at"],
+        round_id=row["round_id"],
+        run_at=row["run_at"],
     )
 
 
@@ -105,6 +122,8 @@ def _refusal(consent: ConsentRecord | None, user_id: str, now: datetime) -> Cons
         return "not_found"
     if consent.user_id != user_id:
         return "not_asked"
+    if consent.state == "cancelled":
+        return "cancelled"
     if consent.state == "expired" or (consent.state == "asked" and consent.expires_at <= now):
         return "expired"
     return "settled"
@@ -119,6 +138,7 @@ class ConsentsMixin(StoreBase):
         upn: str,
         label: str,
         expires_at: datetime,
+        round_id: str | None = None,
         now: datetime | None = None,
     ) -> ConsentRecord:
         """Ask ``user_id`` (the person ``upn``) to allow the recorded request ``request_id``."""
@@ -136,6 +156,7 @@ class ConsentsMixin(StoreBase):
                     expires_at=utc(expires_at),
                     updated_at=at,
                     state="asked",
+                    round_id=round_id,
                 )
             )
             created = await _get(conn, consent_id)
@@ -163,12 +184,19 @@ class ConsentsMixin(StoreBase):
         return found
 
     async def decide_consent(
-        self, consent_id: str, user_id: str, *, allow: bool, now: datetime | None = None
+        self,
+        consent_id: str,
+        user_id: str,
+        *,
+        allow: bool,
+        wait: bool = False,
+        now: datetime | None = None,
     ) -> ConsentAnswer:
-        """The asked person's Allow (``allowed``) or Not now (``refused``), atomically: only for
-        the person asked, while it is asked and unexpired; exactly one click is accepted."""
+        """The asked person's Allow (``allowed``; ``agreed`` with ``wait``: a scheduled run's,
+        sent at its time) or Not now (``refused``), atomically: only for the person asked, while
+        it is asked and unexpired; exactly one click is accepted."""
         at = utc(now)
-        state: ConsentState = "allowed" if allow else "refused"
+        state: ConsentState = ("agreed" if wait else "allowed") if allow else "refused"
         async with self._write() as conn:
             result = await conn.execute(
                 consents.update()

@@ -42,6 +42,7 @@ class FleetRunRecord:
     visible: bool
     response_url: str | None
     decided_at: datetime | None
+    ticket: str | None = None
 
 
 def _record(row: RowMapping | Mapping[str, Any]) -> FleetRunRecord:
@@ -62,6 +63,7 @@ def _record(row: RowMapping | Mapping[str, Any]) -> FleetRunRecord:
         visible=bool(row["visible"]),
         response_url=row["response_url"],
         decided_at=row["decided_at"],
+        ticket=row.get("ticket"),
     )
 
 
@@ -81,6 +83,7 @@ class FleetRunsMixin(StoreBase):
         team_id: str | None = None,
         channel_id: str | None = None,
         response_url: str | None = None,
+        ticket: str | None = None,
         now: datetime | None = None,
     ) -> FleetRunRecord:
         """Record a fleet run waiting for its requester's Run or Cancel."""
@@ -101,6 +104,7 @@ class FleetRunsMixin(StoreBase):
             "visible": visible,
             "response_url": response_url,
             "decided_at": None,
+            "ticket": ticket,
         }
         async with self._write() as conn:
             await conn.execute(fleet_runs.insert(), values)

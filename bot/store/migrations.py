@@ -42,7 +42,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .migration_steps import v9_consents, v10_request_tickets
+from .migration_steps import (
+    v9_consents,
+    v10_request_tickets,
+    v12_fleet_runs,
+    v13_consent_rounds,
+    v15_fleet_run_tickets,
+)
 from .schema import JSONText, UTCDateTime, schema_version
 
 __all__ = ["LATEST_VERSION", "MIGRATIONS", "Migration", "current_version", "migrate"]
@@ -408,33 +414,6 @@ def _v11_workspaces(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE waits ADD COLUMN enterprise_id TEXT"))
 
 
-def _v12_fleet_runs(conn: Connection) -> None:
-    """Fleet runs waiting for their requester's Run or Cancel (``fleet_runs.py``)."""
-    md = MetaData()
-    Table(
-        "fleet_runs",
-        md,
-        Column("id", String(36), primary_key=True),
-        Column("created_at", UTCDateTime, nullable=False),
-        Column("expires_at", UTCDateTime, nullable=False),
-        Column("state", String(16), nullable=False),
-        Column("team_id", Text),
-        Column("channel_id", Text),
-        Column("user_id", Text, nullable=False),
-        Column("workflow_id", Text, nullable=False),
-        Column("query_id", Text, nullable=False),
-        Column("row_count", Integer, nullable=False),
-        Column("skipped", Integer, nullable=False),
-        Column("targets", JSONText, nullable=False),
-        Column("params", JSONText, nullable=False),
-        Column("visible", Boolean, nullable=False),
-        Column("response_url", Text),
-        Column("decided_at", UTCDateTime),
-        Index("ix_fleet_runs_created", "created_at"),
-    )
-    md.create_all(conn)
-
-
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "requests, waits, approvals, approval_votes, followups", _v1_initial),
     Migration(2, "rate_limits: the per-user run limit shared by replicas", _v2_rate_limits),
@@ -451,7 +430,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "consents: the person on the other end allows a run", v9_consents),
     Migration(10, "requests.ticket; history by ticket, workflow, UPN", v10_request_tickets),
     Migration(11, "requests.enterprise_id, waits.team_id and enterprise_id", _v11_workspaces),
-    Migration(12, "fleet_runs: fleet runs shown with Run and Cancel", _v12_fleet_runs),
+    Migration(12, "fleet_runs: fleet runs shown with Run and Cancel", v12_fleet_runs),
+    Migration(13, "consent_rounds; consents.round_id", v13_consent_rounds),
+    Migration(15, "fleet_runs.ticket: a fleet run's change ticket", v15_fleet_run_tickets),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

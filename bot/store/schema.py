@@ -2,15 +2,8 @@
 
 The tables are *created* by the numbered steps in ``migrations.py``, never from this module, so
 that a database made years ago and one made today end in the same place (a test compares them).
-Two column types keep both backends alike:
-
-* ``UTCDateTime``: aware UTC datetimes in, aware UTC datetimes out. PostgreSQL stores
-  ``timestamptz``; SQLite stores fixed-width ISO text in UTC, whose text order is time order, so
-  ``expires_at > :now`` means the same thing on both.
-* ``JSONText``: JSON kept as TEXT, identical on both backends; the store never queries inside it.
-
-``rate_limits.hits`` (``HitTimes``) differs on purpose: ``double precision[]`` on PostgreSQL, JSON
-in TEXT on SQLite, as the rate-limit check reads inside it in one statement (``ratelimits.py``).
+The column types that keep both backends alike (``UTCDateTime``, ``JSONText``, ``HitTimes``) are
+in ``column_types.py``.
 
 The ``slack_*`` tables are slack_sdk's (``AsyncSQLAlchemyInstallationStore`` and
 ``AsyncSQLAlchemyOAuthStateStore``, which write the queries): same names, columns, types and index,
@@ -20,15 +13,13 @@ VARCHAR(200): they hold Fernet ciphertext, ~1.4 times the token + 100 chars (``i
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    Dialect,
+    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -39,8 +30,8 @@ from sqlalchemy import (
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION
-from sqlalchemy.types import DateTime, TypeDecorator, TypeEngine
+
+from .column_types import HitTimes, JSONText, UTCDateTime
 
 __all__ = [
     "ACTIVE_WAIT_STATES",
@@ -51,7 +42,6 @@ __all__ = [
     "approval_votes",
     "approvals",
     "audit_events",
-    "consents",
     "delegations",
     "fleet_runs",
     "followups",
@@ -73,66 +63,6 @@ SLACK_TOKEN_COLUMNS = ("bot_token", "bot_refresh_token", "user_token", "user_ref
 
 #: states in which a wait still stands for its execution; at most one per execution.
 ACTIVE_WAIT_STATES = ("pending", "claimed")
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timezone-aware UTC datetime on every backend; naive datetimes are refused."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"naive datetime {value!r}: the store takes timezone-aware datetimes")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-
-class JSONText(TypeDecorator[Any]):
-    """Any JSON value, stored as TEXT."""
-
-    impl = Text
-    cache_ok = True
-
-    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
-        if value is None:
-            return None
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
-        return None if value is None else json.loads(value)
-
-
-class HitTimes(TypeDecorator[list[float]]):
-    """A list of epoch seconds: ``double precision[]`` on PostgreSQL, a JSON array on SQLite."""
-
-    impl = Text
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "postgresql":
-            return dialect.type_descriptor(ARRAY(DOUBLE_PRECISION))
-        return dialect.type_descriptor(Text())
-
-    def process_bind_param(self, value: list[float] | None, dialect: Dialect) -> Any:
-        if value is None or dialect.name == "postgresql":
-            return value
-        return json.dumps(value)
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> list[float] | None:
-        if value is None:
-            return None
-        items = json.loads(value) if isinstance(value, str) else value
-        return [float(v) for v in items]
 
 
 def _id(name: str = "id") -> Column[str]:
@@ -284,25 +214,6 @@ delegations = Table(
     Index("ix_delegations_stand_in", "stand_in_id"),
 )
 
-consents = Table(
-    "consents",
-    metadata,
-    _id(),
-    Column("request_id", String(36), ForeignKey("requests.id"), nullable=False),
-    Column("user_id", Text, nullable=False),
-    Column("upn", Text, nullable=False),
-    Column("label", Text, nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("expires_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
-    Column("state", String(16), nullable=False),
-    Column("message_channel", Text),
-    Column("message_ts", Text),
-    Column("decided_at", UTCDateTime),
-    Index("ix_consents_state_expires", "state", "expires_at"),
-    Index("ix_consents_request", "request_id"),
-)
-
 followups = Table(
     "followups",
     metadata,
@@ -341,6 +252,7 @@ fleet_runs = Table(
     Column("visible", Boolean, nullable=False),
     Column("response_url", Text),
     Column("decided_at", UTCDateTime),
+    Column("ticket", Text),
     Index("ix_fleet_runs_created", "created_at"),
 )
 

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from .approvals import ApprovalsMixin
 from .audit import AuditMixin
+from .consent_rounds import RoundsMixin
 from .consents import ConsentsMixin
 from .delegations import DelegationsMixin
 from .engine import create_engine, describe_url, driver_url, enable_wal, translate_errors
@@ -33,6 +34,7 @@ class Store(
     WaitsMixin,
     ApprovalsMixin,
     ConsentsMixin,
+    RoundsMixin,
     FollowupsMixin,
     RateLimitsMixin,
     AuditMixin,
