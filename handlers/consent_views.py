@@ -33,6 +33,8 @@ _ANSWERS = {
 
 def click_answer_text(answer: ConsentClick) -> str:
     """What the clicker alone reads after an Allow or Not now that did nothing."""
+    if answer.reason == "refused":
+        return answer.text
     if answer.reason == "not_asked":
         whom = f"<@{answer.consent.user_id}>" if answer.consent else "someone else"
         return f"This asks {whom} for their consent; only they can answer it."

@@ -18,6 +18,7 @@ import pytest
 from bot import consent
 from bot.console.localslack import Message
 from bot.console.world import World
+from bot.deciders import LOOKUP_FAILED
 from handlers import ids
 from tests.support.e2e import answers, executes, text_of, world_at
 
@@ -298,3 +299,20 @@ async def test_the_sweep_loop_expires_an_unanswered_question(tmp_path: Path) -> 
             await asyncio.sleep(0.05)
         assert buttons(ask) == []
         assert executes(world) == []
+
+
+async def test_a_click_by_someone_the_bot_cannot_establish_does_nothing(tmp_path: Path) -> None:
+    """The person asked clicks Allow while Slack cannot tell who they are: it fails closed
+    (``bot.deciders.person``), nothing is sent and the question stays; once Slack answers
+    again, their Allow runs it once."""
+    async with world_at(tmp_path, POLICY, overrides={"profile_cache_seconds": 0}) as world:
+        await command(world, "U0BOB", "run restart_teams user:<@U0ALICE> mode=soft")
+        ask = question(world, "U0ALICE")
+        world.slack.fail("users.info", "internal_error", times=20)
+        await click(world, "U0ALICE", dataclasses.replace(ask), ids.CONSENT_ALLOW)
+        assert executes(world) == []
+        assert LOOKUP_FAILED in [m.text for m in answers(world, "U0ALICE")]
+        assert buttons(ask) == ["Allow", "Not now"]
+        world.slack._failures.clear()  # Slack answers again
+        await click(world, "U0ALICE", ask, ids.CONSENT_ALLOW)
+        assert executes(world) == [ALICE_ONLY]
