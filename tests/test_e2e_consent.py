@@ -316,3 +316,27 @@ async def test_a_click_by_someone_the_bot_cannot_establish_does_nothing(tmp_path
         world.slack._failures.clear()  # Slack answers again
         await click(world, "U0ALICE", ask, ids.CONSENT_ALLOW)
         assert executes(world) == [ALICE_ONLY]
+
+
+async def test_the_home_tab_of_the_person_asked_lists_it_with_allow_and_not_now(
+    world: World,
+) -> None:
+    """Alice's Home lists Bob's run waiting on her consent, with Allow and Not now; her Allow
+    there runs it once, like the question's, and the Home no longer lists it. Bob's Home does
+    not list it."""
+    from tests.support.outcomes import home_text
+    from tests.test_e2e_home import open_home
+
+    await command(world, "U0BOB", "run restart_teams user:<@U0ALICE> mode=soft")
+    await open_home(world, "U0BOB")
+    assert "Waiting for your consent" not in home_text(world, "U0BOB")
+    view = await open_home(world, "U0ALICE")
+    text = home_text(world, "U0ALICE")
+    assert "Waiting for your consent" in text
+    assert "<@U0BOB> asks to run *Restart Teams* (`restart_teams`) on you with `mode=soft`" in text
+    assert world.driver is not None
+    await world.driver.click("U0ALICE", view, ids.CONSENT_ALLOW)
+    await world.settle()
+    assert executes(world) == [ALICE_ONLY]
+    assert "You allowed it; sent to Nexthink" in text_of(question(world, "U0ALICE"))
+    assert "Waiting for your consent" not in home_text(world, "U0ALICE")
