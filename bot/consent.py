@@ -24,8 +24,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
 from bot import consent_rounds as rounds
+from bot import deciders
 from bot.audit import AuditTrail
 from bot.catalogue import Catalogue
+from bot.deciders import PersonRefused
+from bot.identity import Identity
 from bot.logging import get_logger
 from bot.metrics import CLICKS
 from bot.notifier import Asked, ConsentNews, Notifier, NotPosted
@@ -56,6 +59,7 @@ STALE_AFTER = timedelta(minutes=10)
 
 
 class ConsentDeps(Protocol):
+    identity: Identity
     store: Store
     catalogue: Catalogue
     runner: Runner
@@ -78,10 +82,11 @@ class ConsentRound:
 class ConsentClick:
     """Why a click did nothing, for the clicker alone: ``not_found``, ``not_asked`` (someone
     other than the person asked), ``expired``, ``settled`` (answered already), ``cancelled`` (its
-    scheduled run was cancelled)."""
+    scheduled run was cancelled), ``refused`` (who clicked cannot be established: fail closed)."""
 
-    reason: Literal["not_found", "not_asked", "expired", "settled", "cancelled"]
+    reason: Literal["not_found", "not_asked", "expired", "settled", "cancelled", "refused"]
     consent: ConsentRecord | None = None
+    text: str = ""  #: ``refused``: why the bot cannot tell who the clicker is (``deciders``)
 
 
 async def ask(
@@ -249,6 +254,11 @@ async def _decide(
     if consent.user_id != user_id:  # only the person asked decides; anyone else changes nothing
         CLICKS.labels(action, "not_asked").inc()
         return ConsentClick("not_asked", consent)
+    try:  # who clicked, failing closed like every other click (lookup failed, external, …)
+        await deciders.person(deps, user_id)
+    except PersonRefused as exc:
+        CLICKS.labels(action, "refused").inc()
+        return ConsentClick("refused", consent, text=exc.text)
     wait = consent.run_at is not None  # a scheduled run's Allow waits for its time
     answer = await deps.store.decide_consent(consent_id, user_id, allow=allow, wait=wait)
     if not answer.accepted or answer.consent is None:

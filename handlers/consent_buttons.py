@@ -14,7 +14,8 @@ from bot.store import StoreError
 from handlers import ids
 from handlers.consent_views import click_answer_text
 from handlers.delivery import reply
-from handlers.payloads import click_of
+from handlers.home import publish_home
+from handlers.payloads import click_of, obj
 from handlers.services import Services
 from handlers.views import STORE_UNAVAILABLE, text_message
 
@@ -34,12 +35,20 @@ def register(bot: Services) -> None:
         async def on_click(ack: AsyncAck, body: dict[str, Any]) -> None:
             await ack()
             user_id, channel_id, _, consent_id = click_of(body)
-            bot.tasks.spawn(_answer(bot, decide, consent_id, user_id, channel_id), name=name)
+            from_home = obj(body.get("container")).get("type") == "view"
+            work = _answer(bot, decide, consent_id, user_id, None if from_home else channel_id)
+            bot.tasks.spawn(_refreshed(bot, work, user_id) if from_home else work, name=name)
 
         return on_click
 
     app.action(ids.CONSENT_ALLOW)(listener(consent.allow, "consent_allow"))
     app.action(ids.CONSENT_NOT_NOW)(listener(consent.not_now, "consent_not_now"))
+
+
+async def _refreshed(bot: Services, work: Awaitable[None], user_id: str) -> None:
+    """A click on the Home tab: answer, then show the Home without the question."""
+    await work
+    await publish_home(bot, user_id)
 
 
 async def _answer(

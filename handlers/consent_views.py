@@ -17,6 +17,7 @@ from handlers.views import params_text, refusal_message, targets_text
 
 __all__ = [
     "click_answer_text",
+    "consent_buttons",
     "consent_message",
     "consent_news_message",
     "requester_consent_message",
@@ -33,6 +34,8 @@ _ANSWERS = {
 
 def click_answer_text(answer: ConsentClick) -> str:
     """What the clicker alone reads after an Allow or Not now that did nothing."""
+    if answer.reason == "refused":
+        return answer.text
     if answer.reason == "not_asked":
         whom = f"<@{answer.consent.user_id}>" if answer.consent else "someone else"
         return f"This asks {whom} for their consent; only they can answer it."
@@ -44,6 +47,18 @@ def _head(record: RequestRecord, name: Outside) -> str:
     return (
         f":raising_hand: <@{record.user_id}> asks to run *{shown(name, 200)}* ({workflow}) on you."
     )
+
+
+def consent_buttons(consent: ConsentRecord, block_id: str) -> dict[str, Any]:
+    """Allow and Not now, in the question and on the person's Home tab alike."""
+    return {
+        "type": "actions",
+        "block_id": block_id[:255],
+        "elements": [
+            button("Allow", ids.CONSENT_ALLOW, consent.id, "primary"),
+            button("Not now", ids.CONSENT_NOT_NOW, consent.id),
+        ],
+    }
 
 
 def consent_message(consent: ConsentRecord, record: RequestRecord, name: Outside) -> Message:
@@ -59,14 +74,7 @@ def consent_message(consent: ConsentRecord, record: RequestRecord, name: Outside
                 ("Runs at" if later else "Expires", when_text(consent.expires_at)),
             ]
         ),
-        {
-            "type": "actions",
-            "block_id": f"consent:{consent.id}"[:255],
-            "elements": [
-                button("Allow", ids.CONSENT_ALLOW, consent.id, "primary"),
-                button("Not now", ids.CONSENT_NOT_NOW, consent.id),
-            ],
-        },
+        consent_buttons(consent, f"consent:{consent.id}"),
         context(
             "It is scheduled: answer any time before it runs. Nothing runs on you unless you "
             "allow it; Not now tells them it will not run on you."

@@ -33,9 +33,9 @@ from bot.logging import get_logger
 from bot.nexthink.errors import NexthinkError
 from bot.policy import Principal
 from bot.runs import Refusal, Requester, RunRequest
-from bot.store import ApprovalRecord, RequestRecord, StoreError, WaitRecord
+from bot.store import ApprovalRecord, ConsentRecord, RequestRecord, StoreError, WaitRecord
 from handlers import ids, payloads
-from handlers.home_views import Recent, home_view
+from handlers.home_views import MAX_DECISIONS, Recent, home_view
 from handlers.modals import open_run_modal
 from handlers.running import run_and_reply
 from handlers.schedule_views import schedule_home_blocks
@@ -185,7 +185,18 @@ async def build_home(
         waits=waits,
         needs_approval=frozenset(e.id for e in runnable if bot.policy.approval_for(e.id)),
         scheduled=await _scheduled(bot, user_id),
+        consents=await _consents(bot, user_id),
     )
+
+
+async def _consents(bot: Services, user_id: str) -> list[tuple[ConsentRecord, RequestRecord, str]]:
+    """The runs waiting on the viewer's consent, with Allow / Not now (the questions' own)."""
+    found = []
+    for asked in await bot.store.consents_waiting_on(user_id, limit=MAX_DECISIONS):
+        record = await bot.store.get_request(asked.request_id)
+        if record is not None:
+            found.append((asked, record, await bot.catalogue.display_name(record.workflow_id)))
+    return found
 
 
 async def _scheduled(bot: Services, user_id: str) -> list[dict[str, Any]]:

@@ -3,7 +3,8 @@
 Three parts: one-click buttons for the workflows the viewer may run on themselves (each with a
 Slack ``confirm`` dialog), their recent requests with the outcome as far as it is known, and,
 for approvers, what waits for their decision, with the very buttons (action ids) the channel
-messages carry, so the same handlers and rules apply.
+messages carry, so the same handlers and rules apply. Runs waiting on the viewer's consent are
+listed too, with the Allow / Not now of their direct message.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from bot.catalogue import Entry
 from bot.followups import Progress
-from bot.store import ApprovalRecord, RequestRecord, WaitRecord
+from bot.store import ApprovalRecord, ConsentRecord, RequestRecord, WaitRecord
 from handlers import ids
 from handlers.blocks import (
     approve_deny_block,
@@ -28,6 +29,7 @@ from handlers.blocks import (
     shown,
     when,
 )
+from handlers.consent_views import consent_buttons
 from handlers.outcome_views import outcome_summary
 from handlers.views import params_text, targets_text
 from handlers.wait_views import wait_buttons
@@ -206,6 +208,25 @@ def _wait_blocks(wait: WaitRecord) -> list[dict[str, Any]]:
     return [section(text), wait_buttons(wait, f"home_wait:{wait.id}")]
 
 
+def _consent_blocks(
+    consents: Sequence[tuple[ConsentRecord, RequestRecord, str]],
+) -> list[dict[str, Any]]:
+    """The runs waiting on the viewer's consent, with the very Allow / Not now of their
+    question (``consent_views.consent_buttons``)."""
+    blocks: list[dict[str, Any]] = [section("*Waiting for your consent*")]
+    for asked, record, name in consents[:MAX_DECISIONS]:
+        params = params_text(record.params) if record.params else ""
+        until = "runs at" if asked.run_at is not None else "expires"
+        text = (
+            f":raising_hand: <@{record.user_id}> asks to run *{shown(outside(name), 200)}* "
+            f"({code(outside(record.workflow_id or ''), 100)}) on you"
+            + (f" with {params}" if params else "")
+            + f".\nNothing runs on you before you allow it · {until} {when(asked.expires_at)}"
+        )
+        blocks += [section(text), consent_buttons(asked, f"home_consent:{asked.id}")]
+    return blocks
+
+
 def _decision_blocks(
     approvals: Sequence[tuple[ApprovalRecord, RequestRecord, str]], waits: Sequence[WaitRecord]
 ) -> list[dict[str, Any]]:
@@ -242,10 +263,12 @@ def home_view(
     waits: Sequence[WaitRecord] = (),
     needs_approval: frozenset[str] = frozenset(),
     scheduled: Sequence[dict[str, Any]] = (),
+    consents: Sequence[tuple[ConsentRecord, RequestRecord, str]] = (),
 ) -> dict[str, Any]:
     """The viewer's Home tab (``views.publish``); ``needs_approval``: the workflow ids that run
     only after approval; ``scheduled``: the blocks of their scheduled runs
-    (``schedule_views.schedule_home_blocks``)."""
+    (``schedule_views.schedule_home_blocks``); ``consents``: the runs waiting on their consent
+    (shown only when there are some)."""
     intro = section(
         f"Hi <@{user_id}>! Run a fix on your own computer in one click and see how your requests "
         "went" + (", and decide what waits for you." if approver else ".")
@@ -264,6 +287,7 @@ def home_view(
             approval=needs_approval,
         ),
         _DIVIDER,
+        *([*_consent_blocks(consents), _DIVIDER] if consents else []),
         *scheduled,
         *_recent_blocks(recent),
     ]

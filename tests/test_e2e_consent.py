@@ -18,6 +18,7 @@ import pytest
 from bot import consent
 from bot.console.localslack import Message
 from bot.console.world import World
+from bot.deciders import LOOKUP_FAILED
 from handlers import ids
 from tests.support.e2e import answers, executes, text_of, world_at
 
@@ -298,3 +299,44 @@ async def test_the_sweep_loop_expires_an_unanswered_question(tmp_path: Path) -> 
             await asyncio.sleep(0.05)
         assert buttons(ask) == []
         assert executes(world) == []
+
+
+async def test_a_click_by_someone_the_bot_cannot_establish_does_nothing(tmp_path: Path) -> None:
+    """The person asked clicks Allow while Slack cannot tell who they are: it fails closed
+    (``bot.deciders.person``), nothing is sent and the question stays; once Slack answers
+    again, their Allow runs it once."""
+    async with world_at(tmp_path, POLICY, overrides={"profile_cache_seconds": 0}) as world:
+        await command(world, "U0BOB", "run restart_teams user:<@U0ALICE> mode=soft")
+        ask = question(world, "U0ALICE")
+        world.slack.fail("users.info", "internal_error", times=20)
+        await click(world, "U0ALICE", dataclasses.replace(ask), ids.CONSENT_ALLOW)
+        assert executes(world) == []
+        assert LOOKUP_FAILED in [m.text for m in answers(world, "U0ALICE")]
+        assert buttons(ask) == ["Allow", "Not now"]
+        world.slack._failures.clear()  # Slack answers again
+        await click(world, "U0ALICE", ask, ids.CONSENT_ALLOW)
+        assert executes(world) == [ALICE_ONLY]
+
+
+async def test_the_home_tab_of_the_person_asked_lists_it_with_allow_and_not_now(
+    world: World,
+) -> None:
+    """Alice's Home lists Bob's run waiting on her consent, with Allow and Not now; her Allow
+    there runs it once, like the question's, and the Home no longer lists it. Bob's Home does
+    not list it."""
+    from tests.support.outcomes import home_text
+    from tests.test_e2e_home import open_home
+
+    await command(world, "U0BOB", "run restart_teams user:<@U0ALICE> mode=soft")
+    await open_home(world, "U0BOB")
+    assert "Waiting for your consent" not in home_text(world, "U0BOB")
+    view = await open_home(world, "U0ALICE")
+    text = home_text(world, "U0ALICE")
+    assert "Waiting for your consent" in text
+    assert "<@U0BOB> asks to run *Restart Teams* (`restart_teams`) on you with `mode=soft`" in text
+    assert world.driver is not None
+    await world.driver.click("U0ALICE", view, ids.CONSENT_ALLOW)
+    await world.settle()
+    assert executes(world) == [ALICE_ONLY]
+    assert "You allowed it; sent to Nexthink" in text_of(question(world, "U0ALICE"))
+    assert "Waiting for your consent" not in home_text(world, "U0ALICE")

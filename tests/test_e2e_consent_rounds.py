@@ -111,3 +111,39 @@ async def test_the_reply_moves_to_a_direct_message_when_slack_stops_taking_its_u
     final = text_of(moved[0])
     assert final.count("allowed; sent to Nexthink (request") == 3
     assert "3 of 3 answered" in final
+
+
+async def test_with_a_part_that_runs_at_once_the_reply_is_a_direct_message(world: World) -> None:
+    """Bob's run on Alice and himself: his own part runs at once and its result answers through
+    the command's URL; the reply about Alice is a direct message, so her Allow updates it and
+    leaves that result alone."""
+    await command(world, "U0BOB", "run restart_teams user:<@U0ALICE> user:<@U0BOB> mode=soft")
+    assert [e["users"] for e in executes(world)] == [[{"upn": "bob@example.com"}]]
+    (reply,) = round_replies(world)
+    assert reply.channel == world.slack.dm_channel("U0BOB")
+    assert "Runs at once on:" in text_of(reply)
+    results = [
+        m for m in answers(world, "U0BOB") if m is not reply and "sent to Nexthink" in text_of(m)
+    ]
+    assert len(results) == 1
+    await click(world, "U0ALICE", question(world, "U0ALICE"), ids.CONSENT_ALLOW)
+    assert len(executes(world)) == 2
+    assert "allowed; sent to Nexthink (request" in the_reply(world)
+    assert HEAD not in text_of(results[0])  # not replaced by the reply about Alice
+    assert "bob@example.com" in text_of(results[0])
+
+
+async def test_an_allow_whose_process_died_shows_as_interrupted(world: World) -> None:
+    """An Allow recorded by a process that died before its execute was answered: the stale sweep
+    closes it, and Bob's reply shows it as interrupted (outcome unknown), never sent again."""
+    await command(world, "U0BOB", "run restart_teams user:<@U0ALICE> mode=soft")
+    assert world.bot is not None
+    (waiting,) = await world.bot.store.consents_waiting_on("U0ALICE")
+    # what a dying process leaves: the Allow recorded, its execute never answered
+    answer = await world.bot.store.decide_consent(waiting.id, "U0ALICE", allow=True)
+    assert answer.accepted
+    assert await consent.sweep_stale(world.bot, older_than=timedelta(0)) == 1
+    await world.settle()
+    line = next(line for line in the_reply(world).splitlines() if "<@U0ALICE>" in line)
+    assert "the bot stopped while sending it to Nexthink: whether it ran is unknown" in line
+    assert executes(world) == []

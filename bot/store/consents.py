@@ -269,3 +269,20 @@ class ConsentsMixin(StoreBase):
         async with self._read() as conn:
             query = _select().where(consents.c.request_id == request_id)
             return [_record(r) for r in (await conn.execute(query)).mappings().all()]
+
+    async def consents_waiting_on(
+        self, user_id: str, *, now: datetime | None = None, limit: int = 15
+    ) -> list[ConsentRecord]:
+        """The questions ``user_id`` has not answered yet and may still answer, soonest first."""
+        query = (
+            _select()
+            .where(
+                consents.c.user_id == user_id,
+                consents.c.state == "asked",
+                consents.c.expires_at > utc(now),
+            )
+            .order_by(consents.c.expires_at, consents.c.id)
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            return [_record(r) for r in (await conn.execute(query)).mappings().all()]
