@@ -59,6 +59,9 @@ _QUOTED_KEY_VALUE = re.compile(
     rf"(?i)(?P<q>\\*[\"'])(?P<key>{_KEY_WORDS})(?P=q)(?P<sep>\s*:\s*)(?P=q).*?(?<!\\)(?P=q)"
 )
 _FORM_KEY_VALUE = re.compile(rf"(?i)(?P<lead>(?:^|[?&\s]){_KEY_WORDS}=)[^&\s\"']+")
+#: what each of the three needs somewhere in a text (a quote, ``=``, or the start of a token, a
+#: credential or a URL): a text without any is left as it is, after one search instead of three
+_MAYBE_SHAPED = re.compile(r"[\"'=]|xox[abposer]-|xapp-|(?i:bearer|basic|http)")
 
 
 class Redactor:
@@ -79,6 +82,8 @@ class Redactor:
         for secret in self._secrets:
             if secret in value:
                 value = value.replace(secret, REDACTED)
+        if _MAYBE_SHAPED.search(value) is None:  # none of the three patterns can match
+            return value
         value = _QUOTED_KEY_VALUE.sub(_masked_value, value)
         value = _FORM_KEY_VALUE.sub(lambda m: m.group("lead") + REDACTED, value)
         return _SECRET_SHAPES.sub(REDACTED, value)
