@@ -7,14 +7,14 @@ runs from the store (``claim_due_runs``: one replica per run, a batch of up to
 here for a free slot, and the next batch is claimed only once it has run dry. So 10,000 runs
 falling due together are taken a few at a time from the database (at most twice
 ``SCHEDULE_CONCURRENCY`` held here), never all held in memory, and each claim's transaction is
-shared by a batch. When Nexthink answers 429 beyond the client's own retries,
-the run is given back untouched and every slot waits for Nexthink's ``Retry-After`` before the
-next execute: the pace is Nexthink's.
+shared by a batch. When Nexthink answers 429 beyond the client's own retries, the run is given
+back untouched and every slot waits for Nexthink's ``Retry-After`` before the next execute: the
+pace is Nexthink's.
 
 A run cut off by a stop before its execute was sent, or still waiting for a slot, is given back
-at once; one left ``running``
-by a process that died is found by ``sweep_stale``: given back if its execute was never sent,
-else closed (outcome unknown) and its requester told; never sent twice.
+at once; one left ``running`` by a process that died is found by ``sweep_stale``: given back if
+its execute was never sent, else closed (outcome unknown) and its requester told; never sent
+twice.
 """
 
 from __future__ import annotations
