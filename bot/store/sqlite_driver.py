@@ -13,7 +13,9 @@ COMMIT) instead of twelve, and the pool's rollback of a connection it takes back
 commit is none. The SQL, the connection, its
 thread and its errors are aiosqlite's, unchanged.
 
-``create_engine`` in ``engine.py`` passes ``DBAPI`` as the engine's ``module``.
+``create_engine`` in ``engine.py`` passes ``DBAPI`` as the engine's ``module``. It uses what
+aiosqlite's own methods use (``Connection._execute``, ``_conn``): private, so the version in
+``requirements/`` (0.22.1) is the one it is known to work with.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import collections
 import sqlite3
 from collections.abc import Sequence
+from threading import Thread
 from typing import Any, cast
 
 import aiosqlite
@@ -156,7 +159,9 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
 class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
     def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
         connection = self.aiosqlite.connect(*arg, **kw)
-        connection._thread.daemon = True  # as SQLAlchemy's own adapter does
+        # as SQLAlchemy's own adapter does: before aiosqlite 0.22 the connection was the thread
+        thread = connection if isinstance(connection, Thread) else connection._thread
+        thread.daemon = True
         return _Connection(self, await_(connection))
 
 
