@@ -432,6 +432,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(11, "requests.enterprise_id, waits.team_id and enterprise_id", _v11_workspaces),
     Migration(12, "fleet_runs: fleet runs shown with Run and Cancel", v12_fleet_runs),
     Migration(13, "consent_rounds; consents.round_id", v13_consent_rounds),
+    # 14: never used (a number set aside for a branch that needed no step); versions need not be
+    # contiguous, each one is applied once, in order
     Migration(15, "fleet_runs.ticket: a fleet run's change ticket", v15_fleet_run_tickets),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
