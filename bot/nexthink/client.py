@@ -65,6 +65,7 @@ from .models import (
 )
 from .nql import nql_call, parse_rows
 from .results import BulkExecution, NqlResult, attach, completed_before
+from .transport import AiohttpTransport
 from .v1 import v1_bodies
 
 __all__ = [
@@ -128,7 +129,7 @@ class NexthinkClient:
             timeout=httpx.Timeout(
                 connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
             ),
-            transport=transport,
+            transport=transport if transport is not None else AiohttpTransport(),
             follow_redirects=False,
         )
         policy = RetryPolicy(retries=retries, backoff=backoff, max_retry_after=max_retry_after)
