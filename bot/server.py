@@ -79,6 +79,11 @@ def _oauth_route(
 
 async def _slack_events(request: web.Request) -> web.StreamResponse:
     bot = request.app[BOT]
+    with bot.tasks.acks.acknowledging():  # work after earlier acks waits for this one
+        return await _acknowledged(bot, request)
+
+
+async def _acknowledged(bot: Bot, request: web.Request) -> web.StreamResponse:
     started = time.perf_counter()
     if not _whole_number(request.headers.get("X-Slack-Request-Timestamp", "0")):
         # Bolt's verifier would fail on int() with a 500: such a request is simply not signed

@@ -3,25 +3,87 @@
 Every handler acknowledges Slack first and then hands the slow part (Nexthink calls, replies)
 to ``Tasks.spawn``. On SIGTERM the server stops taking requests and ``Tasks.drain`` waits,
 within a bound, for what was already acknowledged.
+
+Acknowledgements come first: work spawned with ``after_acks=True`` (a slash command's answer)
+starts once no Slack request has been in the middle of its acknowledgement for ``AckGate.gap``
+(the server marks each one with ``Tasks.acks.acknowledging()``), or after ``AckGate.most`` at
+the latest. During a burst of commands the loop then answers Slack first, which is what has a
+deadline (3 s), and the work follows; at most ``AckGate.hold`` pieces of work wait at once, so a
+flood that outlasts the burst still slows the acks down (back-pressure) rather than piling up.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from bot.logging import get_logger
 
-__all__ = ["Tasks"]
+__all__ = ["AckGate", "Tasks"]
 
 log = get_logger(__name__)
+
+
+class AckGate:
+    """Open while no Slack request is being acknowledged (and ``gap`` has passed since one was)."""
+
+    def __init__(self, *, gap: float = 0.005, most: float = 1.0, hold: int = 1000) -> None:
+        self.gap = gap
+        self.most = most
+        self.hold = hold
+        self._busy = 0
+        self._held = 0
+        self._open = asyncio.Event()
+        self._open.set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    @contextmanager
+    def acknowledging(self) -> Iterator[None]:
+        """Around one Slack request's handling, up to its acknowledgement."""
+        self._busy += 1
+        self._open.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        try:
+            yield
+        finally:
+            self._busy -= 1
+            if not self._busy:
+                self._timer = asyncio.get_running_loop().call_later(self.gap, self._opened)
+
+    def _opened(self) -> None:
+        self._timer = None
+        if not self._busy:
+            self._open.set()
+
+    def release(self) -> None:
+        """Open for good (shutting down: nothing waits any more)."""
+        self.hold = 0
+        self._open.set()
+
+    async def passed(self) -> None:
+        """Return once the gate is open, after ``most`` at the latest, at once if ``hold`` wait."""
+        if self._open.is_set() or self._held >= self.hold:
+            return
+        self._held += 1
+        try:
+            async with asyncio.timeout(self.most):
+                await self._open.wait()
+        except TimeoutError:
+            pass
+        finally:
+            self._held -= 1
 
 
 class Tasks:
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.closing = False
+        #: the acknowledgements' priority over ``after_acks`` work
+        self.acks = AckGate()
         #: background tasks that ended with an exception (a bug: they should answer, not raise)
         self.failures = 0
 
@@ -32,11 +94,24 @@ class Tasks:
         """The tasks not finished yet (a snapshot)."""
         return [task for task in self._tasks if not task.done()]
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str = "work") -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
+    def spawn(
+        self, coro: Coroutine[Any, Any, Any], *, name: str = "work", after_acks: bool = False
+    ) -> asyncio.Task[Any]:
+        """Run ``coro`` as tracked work; with ``after_acks``, once the acks in progress are sent
+        (``AckGate``): only for work with no deadline of its own (not a ``trigger_id``'s 3 s)."""
+        work = self._after_acks(coro) if after_acks else coro
+        task = asyncio.get_running_loop().create_task(work, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._done)
         return task
+
+    async def _after_acks(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        try:
+            await self.acks.passed()
+        except BaseException:
+            coro.close()  # cancelled while waiting: it never started
+            raise
+        return await coro
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -49,6 +124,7 @@ class Tasks:
         """Wait up to ``seconds`` for running work, including work that running work spawns
         meanwhile; cancel what is left. Returns (finished, cancelled)."""
         self.closing = True
+        self.acks.release()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         finished = 0

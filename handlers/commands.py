@@ -92,7 +92,7 @@ def register(bot: Services) -> None:
             return
         # the answer follows through the response_url as soon as Nexthink has answered
         await ack()
-        bot.tasks.spawn(_answer(bot, command, requester, response_url), name=name)
+        bot.tasks.spawn(_answer(bot, command, requester, response_url), name=name, after_acks=True)
 
 
 async def _answer(
