@@ -95,12 +95,15 @@ async def run(args: argparse.Namespace, procs: Procs) -> None:
 
     print()
     goal_start = statistics.median(healthz) <= 2.0
-    goal_rss = statistics.median(rss) <= 100.0
+    goal_rss = statistics.median(rss) * 2**20 <= 100e6  # 100 MB = 95.4 MiB
     print(f"nexthink-bot serve, start to /healthz 200: {_stats(healthz, 's')}")
     print(f"  goal <= 2 s: {'met' if goal_start else 'MISSED'}")
     print(f"nexthink-bot serve, start to /readyz 200:  {_stats(readyz, 's')}")
     print(f"nexthink-bot serve, idle VmRSS after {args.idle:g} s:  {_stats(rss, 'MiB')}")
-    print(f"  goal <= 100 MB: {'met' if goal_rss else 'MISSED'}; peak VmHWM {_stats(hwm, 'MiB')}")
+    print(
+        f"  goal <= 100 MB (95.4 MiB): {'met' if goal_rss else 'MISSED'}; "
+        f"peak VmHWM {_stats(hwm, 'MiB')}"
+    )
     print(f"nexthink-bot serve, SIGTERM to exit:      {_stats(stops, 's')}")
     print(f"for scale: bare Bolt start to /healthz {_stats(bare_times, 's')}, idle VmRSS")
     print(f"  {_stats(bare_rss, 'MiB')}; python -c pass {_stats(python, 's')}")

@@ -25,7 +25,6 @@ from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from bot.logging import get_logger
 from bot.settings import Settings
 from bot.store import InstallationStore, Store
-from bot.store.token_cipher import TokenCipher
 from handlers import ids
 from handlers.payloads import obj
 from handlers.services import Services
@@ -52,6 +51,8 @@ def authorize_url(slack_api_url: str) -> str:
 def installation_store(settings: Settings, store: Store) -> InstallationStore:
     assert settings.slack_client_id
     assert settings.slack_token_encryption_key
+    from bot.store.token_cipher import TokenCipher  # cryptography: only with OAuth installs
+
     cipher = TokenCipher.from_setting(settings.slack_token_encryption_key.get_secret_value())
     return store.slack_installations(client_id=settings.slack_client_id, cipher=cipher)
 

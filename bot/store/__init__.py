@@ -65,7 +65,6 @@ from .records import (
 )
 from .schedules import ScheduleDone
 from .store import Store
-from .token_cipher import TokenCipher
 
 __all__ = [
     "AUDIT_EVENTS",
@@ -113,3 +112,13 @@ __all__ = [
     "WaitState",
     "Write",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``TokenCipher`` on first use: it imports ``cryptography`` (7.8 MiB), needed only with
+    OAuth installs (``SLACK_TOKEN_ENCRYPTION_KEY``)."""
+    if name == "TokenCipher":
+        from .token_cipher import TokenCipher
+
+        return TokenCipher
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk.oauth.installation_store.models.bot import Bot
 from slack_sdk.oauth.installation_store.models.installation import Installation
@@ -33,8 +33,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.types import TypeDecorator
 
 from .engine import READ_ONLY, translate_errors
+from .errors import TokenKeyMismatch
 from .schema import SLACK_TOKEN_COLUMNS, slack_bots
-from .token_cipher import TokenCipher, TokenKeyMismatch
+
+if TYPE_CHECKING:  # cryptography is imported only where a cipher is made (OAuth installs)
+    from .token_cipher import TokenCipher
 
 __all__ = ["InstallationCensus", "InstallationStore", "SealedToken"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
@@ -23,8 +24,10 @@ from .ratelimits import RateLimitsMixin
 from .requests import RequestsMixin
 from .schedules import SchedulesMixin
 from .schema import schema_version
-from .token_cipher import TokenCipher
 from .waits import WaitsMixin
+
+if TYPE_CHECKING:
+    from .token_cipher import TokenCipher
 
 __all__ = ["Store"]
 
