@@ -24,14 +24,17 @@ calls of:
 Goal: each <= 50 ms p99. Every query of an operation is recorded (SQLAlchemy's
 ``before_cursor_execute``) on its first call; with ``--explain`` (or for an operation over the
 goal) its plan is printed: ``EXPLAIN QUERY PLAN`` on SQLite, ``EXPLAIN ANALYZE`` on PostgreSQL
-(inside a transaction that is rolled back). PostgreSQL is ``ANALYZE``d after the fill, as
-autovacuum would do after such a load; SQLite is not (the bot never runs ``ANALYZE``).
+(inside a transaction that is rolled back). Each line also says how many full (generation 2)
+collections of the cyclic GC ran during its calls, and how long each took. PostgreSQL is
+``ANALYZE``d after the fill, as autovacuum would do after such a load; SQLite is not (the bot never
+runs ``ANALYZE``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import random
 import sys
@@ -97,6 +100,26 @@ class Recorder:
                 self.statements.append((statement, parameters))
 
 
+class FullCollections:
+    """The cyclic GC's full (generation 2) collections of this process, and how long each took."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self._started = 0.0
+        gc.callbacks.append(self._seen)
+
+    def _seen(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds.append(time.perf_counter() - self._started)
+
+
+FULL_GC = FullCollections()
+
+
 @dataclass
 class Result:
     name: str
@@ -104,6 +127,7 @@ class Result:
     cpu: list[float]
     note: str = ""
     statements: list[tuple[str, Any]] = field(default_factory=list)
+    full_gc: list[float] = field(default_factory=list)
 
     @property
     def p99_ms(self) -> float:
@@ -116,8 +140,14 @@ class Result:
             f"  {self.name:<44} p50 {p50:8.2f} ms  p99 {p99:8.2f} ms  max "
             f"{max(self.times) * 1000:8.2f} ms  cpu p50 {percentile(self.cpu, 50) * 1000:6.2f} ms  "
             f"({len(self.times)} calls; goal p99 <= "
-            f"{GOAL_MS:g} ms: {verdict}){f'  {self.note}' if self.note else ''}"
+            f"{GOAL_MS:g} ms: {verdict}){f'  {self.note}' if self.note else ''}{self._gc()}"
         )
+
+    def _gc(self) -> str:
+        if not self.full_gc:
+            return ""
+        each = ", ".join(f"{s * 1000:.1f}" for s in self.full_gc)
+        return f"  [{len(self.full_gc)} full GC(s) in the calls: {each} ms]"
 
 
 async def timed(
@@ -125,6 +155,7 @@ async def timed(
 ) -> Result:
     times, cpu = [], []
     recorder.statements = []
+    full_gc_before = len(FULL_GC.seconds)
     for i in range(reps):
         recorder.on = i == 0
         started, cpu_started = time.perf_counter(), time.process_time()
@@ -132,7 +163,8 @@ async def timed(
         times.append(time.perf_counter() - started)
         cpu.append(time.process_time() - cpu_started)
         recorder.on = False
-    return Result(name, times, cpu, statements=list(recorder.statements))
+    full_gc = FULL_GC.seconds[full_gc_before:]
+    return Result(name, times, cpu, statements=list(recorder.statements), full_gc=full_gc)
 
 
 async def explain(engine: AsyncEngine, statement: str, parameters: Any) -> list[str]:
@@ -179,11 +211,11 @@ async def fill_store(store: Store, fill: Fill) -> tuple[float, str]:
             engine, audit, _audit_rows(audit, fill, fill.sizes.requests)
         )
     seconds = time.perf_counter() - started
-    if engine.dialect.name == "postgresql":
-        async with engine.begin() as conn:
-            await conn.execute(text("ANALYZE"))
-        return seconds, "then ANALYZE"
-    return seconds, "no ANALYZE"
+    if engine.dialect.name != "postgresql":
+        return seconds, "no ANALYZE"
+    async with engine.begin() as conn:
+        await conn.execute(text("ANALYZE"))
+    return seconds, "then ANALYZE"
 
 
 async def measure(store: Store, fill: Fill, reps: int, recorder: Recorder) -> list[Result]:
