@@ -13,6 +13,7 @@ import contextlib
 import math
 import os
 import platform
+import secrets
 import signal
 import socket
 import subprocess
@@ -20,13 +21,15 @@ import sys
 import tempfile
 import time
 import types
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from sqlalchemy.engine import make_url
 
 __all__ = [
     "BENCH_DIR",
@@ -37,6 +40,7 @@ __all__ = [
     "Procs",
     "SlackServer",
     "Stack",
+    "database",
     "free_port",
     "machine_busy_seconds",
     "machine_lines",
@@ -420,3 +424,27 @@ def machine_lines() -> list[str]:
         f"python {platform.python_version()} ({platform.python_implementation()}) on "
         f"{platform.system()} {platform.release()}; " + ", ".join(versions),
     ]
+
+
+@asynccontextmanager
+async def database(url: str | None, workdir: Path) -> AsyncIterator[str]:
+    """The bot's ``DATABASE_URL``: a SQLite file in ``workdir``, or on the PostgreSQL of ``url``
+    a role whose ``search_path`` is a schema of its own, dropped with it afterwards."""
+    if url is None or not url.startswith(("postgresql", "postgres")):
+        yield url or f"sqlite:///{workdir / 'bot.db'}"
+        return
+    import asyncpg  # type: ignore[import-untyped]
+
+    plain = make_url(url).set(drivername="postgresql")
+    admin = await asyncpg.connect(plain.render_as_string(hide_password=False), timeout=5)
+    name = f"bench_{secrets.token_hex(6)}"
+    password = secrets.token_hex(12)
+    try:
+        await admin.execute(f"CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'")
+        await admin.execute(f'CREATE SCHEMA "{name}" AUTHORIZATION "{name}"')
+        await admin.execute(f'ALTER ROLE "{name}" SET search_path = "{name}"')
+        yield plain.set(username=name, password=password).render_as_string(hide_password=False)
+    finally:
+        await admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        await admin.execute(f'DROP ROLE IF EXISTS "{name}"')
+        await admin.close()

@@ -1,6 +1,7 @@
 """Commands per second from a signed slash command to the V2 execute the sandbox receives.
 
     ./dev python bench/end_to_end.py [--commands 1000] [--concurrency 50] [--users 50]
+                                     [--database postgresql://postgres@127.0.0.1:5432/test]
 
 Starts, each in its own process: a LocalSlack (``bench/_slack_server.py``) with ``--users``
 people (emails ``bench000@example.com``..., unknown to the sandbox, which accepts their runs
@@ -37,6 +38,7 @@ import aiohttp
 from _support import (
     Procs,
     Stack,
+    database,
     machine_busy_seconds,
     machine_lines,
     percentile,
@@ -47,8 +49,19 @@ TEXT = "run restart_teams n={n}"
 
 
 async def run(args: argparse.Namespace, procs: Procs) -> None:
+    async with database(args.database, procs.tmp) as url:
+        await _measure(args, procs, url)
+
+
+async def _measure(args: argparse.Namespace, procs: Procs, url: str) -> None:
     policy = write_policy(procs)
-    stack = await Stack.start(procs, users=args.users, policy_file=policy, log_level=args.log_level)
+    stack = await Stack.start(
+        procs,
+        users=args.users,
+        policy_file=policy,
+        log_level=args.log_level,
+        extra_env={"DATABASE_URL": url},
+    )
     watched = {"serve": stack.bot, "LocalSlack": stack.slack.proc, "sandbox": stack.sandbox}
     connector = aiohttp.TCPConnector(limit=args.concurrency)
     async with (
@@ -172,6 +185,11 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for replies")
     parser.add_argument("--log-level", default="INFO", help="the bot's LOG_LEVEL (default INFO)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs")
+    parser.add_argument(
+        "--database",
+        help="PostgreSQL URL to run the bot's store on (a schema of its own, dropped after); "
+        "default: a SQLite file",
+    )
     args = parser.parse_args()
     if not 1 <= args.commands <= 20_000 or not 1 <= args.users <= 999 or args.concurrency < 1:
         parser.error("need 1 <= commands <= 20000, 1 <= users <= 999, concurrency >= 1")
@@ -184,7 +202,8 @@ def main() -> int:
         print(line)
     print(
         "processes: this one (load generator, one aiohttp ClientSession over 127.0.0.1), "
-        "nexthink-bot serve (HTTP mode, SQLite), LocalSlack, sandbox"
+        f"nexthink-bot serve (HTTP mode, {'PostgreSQL' if args.database else 'SQLite'}), "
+        "LocalSlack, sandbox"
     )
     with Procs(keep=args.keep_logs) as procs:
         try:

@@ -32,12 +32,9 @@ import argparse
 import asyncio
 import json
 import os
-import secrets
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,6 +46,7 @@ from _slack_server import user_id
 from _support import (
     HOST,
     Procs,
+    database,
     free_port,
     machine_lines,
     percentile,
@@ -58,7 +56,6 @@ from _support import (
     wait_http,
 )
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.store.engine import driver_url
@@ -165,30 +162,6 @@ async def states(engine: AsyncEngine) -> Counter[str]:
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()
     return Counter({str(state): int(n) for state, n in rows})
-
-
-@asynccontextmanager
-async def database(url: str | None, workdir: Path) -> AsyncIterator[str]:
-    """The bot's ``DATABASE_URL``: a SQLite file in ``workdir``, or on the PostgreSQL of ``url``
-    a role whose ``search_path`` is a schema of its own, dropped with it afterwards."""
-    if url is None or not url.startswith(("postgresql", "postgres")):
-        yield url or f"sqlite:///{workdir / 'bot.db'}"
-        return
-    import asyncpg  # type: ignore[import-untyped]
-
-    plain = make_url(url).set(drivername="postgresql")
-    admin = await asyncpg.connect(plain.render_as_string(hide_password=False), timeout=5)
-    name = f"bench_schedule_{secrets.token_hex(6)}"
-    password = secrets.token_hex(12)
-    try:
-        await admin.execute(f"CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'")
-        await admin.execute(f'CREATE SCHEMA "{name}" AUTHORIZATION "{name}"')
-        await admin.execute(f'ALTER ROLE "{name}" SET search_path = "{name}"')
-        yield plain.set(username=name, password=password).render_as_string(hide_password=False)
-    finally:
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-        await admin.execute(f'DROP ROLE IF EXISTS "{name}"')
-        await admin.close()
 
 
 async def journal(sandbox_url: str) -> list[dict[str, Any]]:
