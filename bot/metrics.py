@@ -12,6 +12,7 @@ __all__ = [
     "NEXTHINK_SECONDS",
     "PENDING",
     "TOKEN_REFRESHES",
+    "WORK",
 ]
 
 COMMANDS = Counter(
@@ -40,6 +41,12 @@ TOKEN_REFRESHES = Counter(
 )
 PENDING = Gauge(
     "nexthink_bot_pending", "Waiting executions and approval requests not yet decided", ["kind"]
+)
+WORK = Gauge(
+    "nexthink_bot_work",
+    "Work after acknowledgements not finished yet (state=unfinished), and how much of it is held "
+    "until the acknowledgements in progress are sent (state=held)",
+    ["state"],
 )
 ACK_SECONDS = Histogram(
     "nexthink_bot_ack_seconds",

@@ -8,8 +8,9 @@ Acknowledgements come first: work spawned with ``after_acks=True`` (a slash comm
 starts once no Slack request has been in the middle of its acknowledgement for ``AckGate.gap``
 (the server marks each one with ``Tasks.acks.acknowledging()``), or after ``AckGate.most`` at
 the latest. During a burst of commands the loop then answers Slack first, which is what has a
-deadline (3 s), and the work follows; at most ``AckGate.hold`` pieces of work wait at once, so a
-flood that outlasts the burst still slows the acks down (back-pressure) rather than piling up.
+deadline (3 s), and the work follows. Only while fewer than ``AckGate.hold`` pieces of such work
+are unfinished: beyond, work starts at once and shares the loop with the acks again, which slows
+them down (back-pressure), so a flood that outlasts a burst does not pile up work in memory.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from bot.logging import get_logger
+from bot.metrics import WORK
 
 __all__ = ["AckGate", "Tasks"]
 
@@ -29,7 +31,7 @@ log = get_logger(__name__)
 class AckGate:
     """Open while no Slack request is being acknowledged (and ``gap`` has passed since one was)."""
 
-    def __init__(self, *, gap: float = 0.005, most: float = 1.0, hold: int = 1000) -> None:
+    def __init__(self, *, gap: float = 0.005, most: float = 1.0, hold: int = 500) -> None:
         self.gap = gap
         self.most = most
         self.hold = hold
@@ -64,11 +66,13 @@ class AckGate:
         self.hold = 0
         self._open.set()
 
-    async def passed(self) -> None:
-        """Return once the gate is open, after ``most`` at the latest, at once if ``hold`` wait."""
-        if self._open.is_set() or self._held >= self.hold:
+    async def passed(self, unfinished: int = 0) -> None:
+        """Return once the gate is open, after ``most`` at the latest; at once if ``unfinished``
+        (the work after acks not done yet, this one included) or the work held reach ``hold``."""
+        if self._open.is_set() or max(self._held, unfinished) >= self.hold:
             return
         self._held += 1
+        WORK.labels("held").inc()
         try:
             async with asyncio.timeout(self.most):
                 await self._open.wait()
@@ -76,6 +80,7 @@ class AckGate:
             pass
         finally:
             self._held -= 1
+            WORK.labels("held").dec()
 
 
 class Tasks:
@@ -84,6 +89,7 @@ class Tasks:
         self.closing = False
         #: the acknowledgements' priority over ``after_acks`` work
         self.acks = AckGate()
+        self._after_acks_unfinished = 0
         #: background tasks that ended with an exception (a bug: they should answer, not raise)
         self.failures = 0
 
@@ -102,19 +108,25 @@ class Tasks:
         work = self._after_acks(coro) if after_acks else coro
         task = asyncio.get_running_loop().create_task(work, name=name)
         self._tasks.add(task)
+        WORK.labels("unfinished").inc()
         task.add_done_callback(self._done)
         return task
 
     async def _after_acks(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        self._after_acks_unfinished += 1
         try:
-            await self.acks.passed()
-        except BaseException:
-            coro.close()  # cancelled while waiting: it never started
-            raise
-        return await coro
+            try:
+                await self.acks.passed(self._after_acks_unfinished)
+            except BaseException:
+                coro.close()  # cancelled while waiting: it never started
+                raise
+            return await coro
+        finally:
+            self._after_acks_unfinished -= 1
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
+        WORK.labels("unfinished").dec()
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
             self.failures += 1

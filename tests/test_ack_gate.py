@@ -60,10 +60,10 @@ async def test_a_stream_of_acknowledgements_holds_work_no_longer_than_most() -> 
         await asyncio.wait_for(started.wait(), PATIENCE)
 
 
-async def test_beyond_hold_waiting_works_start_at_once() -> None:
-    """Back-pressure: at most ``hold`` pieces of work wait; the next one starts at once."""
+async def test_once_hold_pieces_of_work_are_unfinished_the_next_starts_at_once() -> None:
+    """Back-pressure: work is held only while fewer than ``hold`` pieces are unfinished."""
     tasks = Tasks()
-    tasks.acks = AckGate(most=PATIENCE * 10, hold=2)
+    tasks.acks = AckGate(most=PATIENCE * 10, hold=3)
     started: list[int] = []
     third = asyncio.Event()
 
@@ -79,6 +79,28 @@ async def test_beyond_hold_waiting_works_start_at_once() -> None:
         assert started == [3]
     await asyncio.wait_for(tasks.drain(PATIENCE), PATIENCE)
     assert sorted(started) == [1, 2, 3]
+
+
+async def test_work_already_running_counts_toward_hold() -> None:
+    """A flood that outlasts a burst: the work still running counts, so new work is not held
+    behind the acks once ``hold`` pieces are unfinished, and the acks share the loop again."""
+    tasks = Tasks()
+    tasks.acks = AckGate(most=PATIENCE * 10, hold=2)
+    release = asyncio.Event()
+    second = asyncio.Event()
+
+    async def long_work() -> None:
+        await release.wait()
+
+    async def work() -> None:
+        second.set()
+
+    tasks.spawn(long_work(), name="answer", after_acks=True)  # the gate is open: it runs
+    with tasks.acks.acknowledging():
+        tasks.spawn(work(), name="answer", after_acks=True)
+        await asyncio.wait_for(second.wait(), PATIENCE)
+    release.set()
+    await asyncio.wait_for(tasks.drain(PATIENCE), PATIENCE)
 
 
 async def test_shutdown_releases_held_work_and_it_finishes() -> None:
