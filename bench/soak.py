@@ -21,7 +21,9 @@ sockets; read once the bot is idle: 3 s after it settled, the least of 3 reading
 the database's size (file + WAL) and the window's ack p99 (commands and clicks: the time to each
 HTTP answer).
 
-Verdicts: RSS and descriptors flat within 10% after the first window (warm-up); no ack over 3 s;
+Verdicts: RSS and descriptors flat within 10% after the first window (warm-up): never more than
+10% above the second window's (a leak grows; a connection pool that shrinks with the traffic is
+not one); no ack over 3 s;
 every command accounted for: acked 200, one request record per command (its ``n`` parameter) and
 none left unsettled.
 """
