@@ -2,9 +2,8 @@
 
 httpx stays the client (auth, URLs, timeouts, the ``Response`` every caller reads); only the
 connection pool underneath is aiohttp's, which the bot already runs for its web server and for
-Slack. Measured on this project's machine (``bench/README.md``), one POST on httpx's own
-pool (httpcore on anyio) cost 0.54 ms of CPU alone and 1.4 ms with 50 in flight, against 0.26-0.38
-ms through this transport: a fifth of the CPU of every command went there.
+Slack. Measured by ``bench/transport.py``: one POST on httpx's own pool (httpcore on anyio) cost
+0.57 ms of CPU alone and 1.5 ms with 50 in flight, against 0.27-0.40 ms through this transport.
 
 The library that does this (``httpx-aiohttp``) maps aiohttp's ``ClientConnectionError`` (the
 base of "the server closed the connection after our request") to ``httpx.ConnectTimeout``,
