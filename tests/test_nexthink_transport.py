@@ -28,6 +28,8 @@ TOKEN_ANSWER = (
     f"Content-Length: {len(TOKEN)}\r\n\r\n{TOKEN}"
 ).encode()
 
+PATIENCE = 30.0  # seconds: generous, the test waits for events
+
 Answer = Callable[[asyncio.StreamReader, asyncio.StreamWriter, bytes], Awaitable[None]]
 
 
@@ -39,6 +41,7 @@ class RawServer:
         self.requests: list[bytes] = []  # the request lines of the non-token requests
         self.url = ""
         self._open: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._closed = asyncio.Event()  # set whenever a connection ends
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         me = asyncio.current_task()
@@ -65,6 +68,13 @@ class RawServer:
         finally:
             writer.close()
             self._open.pop(me, None)
+            self._closed.set()
+
+    async def until_at_most(self, connections: int) -> None:
+        """Wait until no more than ``connections`` connections are open."""
+        while len(self._open) > connections:
+            self._closed.clear()
+            await asyncio.wait_for(self._closed.wait(), PATIENCE)
 
     @asynccontextmanager
     async def running(self, sock: socket.socket | None = None) -> AsyncIterator[RawServer]:
@@ -245,3 +255,41 @@ def test_a_client_made_outside_any_loop_works_in_the_loop_that_uses_it() -> None
 
     assert asyncio.run(use()) == ["e-1"]
     assert len(server.requests) == 1
+
+
+async def test_after_a_burst_at_most_twenty_connections_stay_open() -> None:
+    """As httpx's own pool (``max_keepalive_connections=20``): 60 calls at once open 60
+    connections; once they are answered, 20 stay for reuse and the rest are closed."""
+    in_flight = 0
+    all_in = asyncio.Event()
+
+    async def held(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, _b: bytes) -> None:
+        nonlocal in_flight
+        in_flight += 1
+        if in_flight == 60:
+            all_in.set()
+        await all_in.wait()  # every call holds its own connection until all 60 are in
+        body = b"{}"
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+
+    server = RawServer(held)
+    async with (
+        server.running(),
+        httpx.AsyncClient(
+            transport=AiohttpTransport(keepalive=300)  # no expiry during the test
+        ) as http,
+    ):
+        url = server.url + "/api/v2/workflows/execute"
+        answers = await asyncio.wait_for(
+            asyncio.gather(*(http.post(url, json={}) for _ in range(60))), PATIENCE
+        )
+        assert [a.status_code for a in answers] == [200] * 60
+        await server.until_at_most(20)  # the client closes the 40 beyond the cap
+        for _ in range(20):  # the 20 kept are reused: no new connection
+            assert (await http.post(url, json={})).status_code == 200
+        assert len(server._open) == 20

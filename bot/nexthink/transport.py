@@ -27,9 +27,24 @@ import httpx
 
 __all__ = ["AiohttpTransport"]
 
-#: httpx's default pool, kept: at most 100 connections, idle ones closed after 5 s
+#: httpx's default pool, kept: at most 100 connections, at most 20 of them kept idle, each for 5 s
 _LIMIT: Final = 100
+_KEEP_IDLE: Final = 20
 _KEEPALIVE: Final = 5.0
+
+
+class _Connector(aiohttp.TCPConnector):
+    """aiohttp's pool with httpx's cap on idle connections (``max_keepalive_connections``): a
+    connection given back while 20 are idle for its host is closed, so a burst of 100 calls
+    does not leave 100 sockets open. aiohttp has no option for it; this reads its pool's
+    private ``_conns`` (known to work with the pinned aiohttp, 3.14.5) and keeps no cap if
+    that is gone (``tests/test_nexthink_transport.py`` fails then)."""
+
+    def _release(self, key: object, protocol: object, *, should_close: bool = False) -> None:
+        idle = getattr(self, "_conns", {}).get(key)
+        if idle is not None and len(idle) >= _KEEP_IDLE:
+            should_close = True
+        super()._release(key, protocol, should_close=should_close)  # type: ignore[arg-type]
 
 
 @contextmanager
@@ -75,8 +90,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     answer is read whole before it is returned, so a connection goes back to the pool at once.
     """
 
-    def __init__(self, *, verify: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, *, verify: ssl.SSLContext | None = None, keepalive: float = _KEEPALIVE
+    ) -> None:
         self._ssl = verify
+        self._keepalive = keepalive
         self._session: aiohttp.ClientSession | None = None
         self._proxies: dict[tuple[str, str], str | None] = {}
 
@@ -94,9 +112,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is None or self._session.closed:
             if self._ssl is None:
                 self._ssl = httpx.create_ssl_context(trust_env=True)
-            connector = aiohttp.TCPConnector(
-                limit=_LIMIT, keepalive_timeout=_KEEPALIVE, ssl=self._ssl
-            )
+            connector = _Connector(limit=_LIMIT, keepalive_timeout=self._keepalive, ssl=self._ssl)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 auto_decompress=False,
