@@ -8,7 +8,7 @@ that is not written (no such request) writes no event either.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -32,31 +32,38 @@ async def _rows(store: Store) -> list[AuditRecord]:
 
 
 class _Statements:
-    """The statements a store sends, as SQLAlchemy sends them (BEGIN and COMMIT included)."""
+    """The statements the database driver is given (BEGIN and COMMIT included), on every
+    connection the store opens from now on (the pool is emptied first): SQLite's trace callback,
+    asyncpg's query logger."""
 
     def __init__(self, store: Store) -> None:
-        self.engine = store._live().sync_engine
+        self.engine = store._live()
         self.sent: list[str] = []
 
-    def _seen(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        self.sent.append(statement.split(None, 1)[0].upper())
+    def _seen(self, statement: str) -> None:
+        self.sent.append(statement.split(None, 1)[0].rstrip(";").upper())
 
-    def _commit(self, _conn: Any) -> None:
-        self.sent.append("COMMIT")
+    def _connected(self, dbapi_connection: Any, _record: Any) -> None:
+        async def watch(driver: Any) -> None:
+            if self.engine.dialect.name == "sqlite":
+                await driver.set_trace_callback(self._seen)
+            else:
+                driver.add_query_logger(lambda logged: self._seen(logged.query))
 
-    def __enter__(self) -> _Statements:
-        event.listen(self.engine, "before_cursor_execute", self._seen)
-        event.listen(self.engine, "commit", self._commit)
+        dbapi_connection.run_async(watch)
+
+    async def __aenter__(self) -> _Statements:
+        await self.engine.dispose()
+        event.listen(self.engine.sync_engine, "connect", self._connected)
         return self
 
-    def __exit__(self, *_exc: object) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._seen)
-        event.remove(self.engine, "commit", self._commit)
+    async def __aexit__(self, *_exc: object) -> None:
+        event.remove(self.engine.sync_engine, "connect", self._connected)
 
 
 @pytest.fixture
-def statements(store: Store) -> Iterator[_Statements]:
-    with _Statements(store) as seen:
+async def statements(store: Store) -> AsyncIterator[_Statements]:
+    async with _Statements(store) as seen:
         yield seen
 
 

@@ -11,6 +11,7 @@ from uuid import uuid4
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from . import direct
 from .engine import READ_ONLY, translate_errors
 from .errors import StoreUnavailable
 
@@ -78,6 +79,23 @@ class StoreBase:
             with translate_errors(self._where):
                 async with engine.begin() as conn:
                     yield conn
+
+    @asynccontextmanager
+    async def _prepared(
+        self, *, through_sqlalchemy: bool = False
+    ) -> AsyncIterator[direct.Executor]:
+        """A write transaction of prepared statements (``direct``): on the driver's connection,
+        or, ``through_sqlalchemy``, in a SQLAlchemy transaction (``.conn``), for writes that
+        need one (``Write.apply``)."""
+        engine = self._live()
+        async with self._write_lock or nullcontext():
+            with translate_errors(self._where):
+                if through_sqlalchemy:
+                    async with engine.begin() as conn:
+                        yield direct.SQLAlchemyExecutor(conn)
+                    return
+                async with engine.connect() as conn, direct.transaction(conn) as tx:
+                    yield tx
 
     async def apply(self, writes: Sequence[Write], now: datetime | None = None) -> None:
         """``writes`` in one transaction of their own."""

@@ -22,9 +22,9 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, RowMapping, and_, delete, func, not_, or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ._base import StoreBase, utc
+from .direct import Executor, Prepared
 from .records import AUDIT_EVENTS, AuditEvent, AuditRecord, RequestRecord
 from .schema import audit_events
 
@@ -34,6 +34,10 @@ _T = audit_events.c
 
 #: one statement for every append, its values bound apart: compiled and cached once
 _INSERT = audit_events.insert()
+#: the same insert, every column but the key given, for a request write's transaction
+_PREPARED = Prepared(
+    audit_events.insert().inline(), columns=[c.key for c in audit_events.c if c.key != "id"]
+)
 
 #: the audit event of a request a write produces, built from the record written (in its
 #: transaction): ``bot.audit.AuditTrail.for_request``
@@ -112,11 +116,13 @@ def _values(record: AuditRecord) -> dict[str, Any]:
     }
 
 
-async def insert_audit(conn: AsyncConnection, records: Sequence[AuditRecord]) -> None:
+async def insert_audit(tx: Executor, records: Sequence[AuditRecord]) -> None:
     """Append ``records`` in the caller's transaction (the write whose change they record)."""
     rows = [_values(r) for r in records]
-    if rows:
-        await conn.execute(_INSERT, rows)
+    if len(rows) == 1:
+        await tx.execute(_PREPARED, rows[0])
+    elif rows:
+        await tx.execute(_PREPARED, rows)
 
 
 class AuditMixin(StoreBase):

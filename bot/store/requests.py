@@ -13,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ._base import StoreBase, Write, new_id, utc
 from .audit import AuditFor, insert_audit
+from .direct import Executor, Prepared, SQLAlchemyExecutor
 from .errors import RecordNotFound
 from .records import REQUEST_KINDS, REQUEST_STATES, RequestKind, RequestRecord, RequestState
 from .schema import request_executions, requests
@@ -38,26 +39,29 @@ _UPDATABLE = frozenset(
 )
 
 
-#: one statement for every insert, its values bound apart: compiled and cached once
-_INSERT = requests.insert()
+#: a new request, every column given
+_INSERT = Prepared(requests.insert(), columns=[c.key for c in requests.c])
 #: each execution's request, once: a second insert of the same execution changes nothing
-_LINK = {
-    "sqlite": sqlite_insert(request_executions).on_conflict_do_nothing(),
-    "postgresql": pg_insert(request_executions).on_conflict_do_nothing(),
-}
+_LINK = Prepared(
+    {
+        "sqlite": sqlite_insert(request_executions).on_conflict_do_nothing(),
+        "postgresql": pg_insert(request_executions).on_conflict_do_nothing(),
+    },
+    columns=["execution_uuid", "request_id", "created_at"],
+)
 
 
 @lru_cache(maxsize=64)
-def _update(columns: tuple[str, ...]) -> Update:
-    """``UPDATE requests SET <columns> WHERE id = :request_id RETURNING *``, built once for each
-    set of columns (the values bound apart), so that SQLAlchemy's compiled cache is hit without
-    building and cache-keying a statement per call."""
-    return (
+def _update(columns: tuple[str, ...]) -> Prepared:
+    """``UPDATE requests SET <columns> WHERE id = :request_id RETURNING *``, prepared once for
+    each set of columns (the values bound apart)."""
+    statement: Update = (
         requests.update()
         .where(requests.c.id == bindparam("request_id_"))
         .values({c: bindparam(f"{c}_", type_=requests.c[c].type) for c in columns})
         .returning(*requests.c)
     )
+    return Prepared(statement)
 
 
 def request_from_row(row: RowMapping | Mapping[str, Any]) -> RequestRecord:
@@ -143,10 +147,10 @@ class RequestsMixin(StoreBase):
         # values at twice the CPU (a statement built per call, then every column decoded).
         record = request_from_row(values)
         event = audit(record) if audit is not None else None
-        async with self._write() as conn:
-            await conn.execute(_INSERT, values)
+        async with self._prepared() as tx:
+            await tx.execute(_INSERT, values)
             if event is not None:
-                await insert_audit(conn, [event])
+                await insert_audit(tx, [event])
         return record
 
     async def update_request(
@@ -183,17 +187,19 @@ class RequestsMixin(StoreBase):
         columns = tuple(sorted(values))
         bound = {f"{c}_": values[c] for c in columns}
         bound["request_id_"] = request_id
-        async with self._write() as conn:
+        async with self._prepared(through_sqlalchemy=bool(also)) as tx:
             if values.get("executions_uuids"):
-                await _link_executions(conn, request_id, values["executions_uuids"], at)
-            row = (await conn.execute(_update(columns), bound)).mappings().one_or_none()
+                await _link_executions(tx, request_id, values["executions_uuids"], at)
+            row = await tx.returning(_update(columns), bound)
             if row is None:  # rolled back: nothing of this step is written
                 raise RecordNotFound(f"no request with id {request_id!r}")
             record = request_from_row(row)
             if audit is not None:
-                await insert_audit(conn, [audit(record)])
-            for write in also:
-                await write.apply(conn, at)
+                await insert_audit(tx, [audit(record)])
+            if also:
+                conn = cast(SQLAlchemyExecutor, tx).conn
+                for write in also:
+                    await write.apply(conn, at)
         return record
 
     async def request_for_execution(self, execution_uuid: str) -> RequestRecord | None:
@@ -250,13 +256,15 @@ class RequestsMixin(StoreBase):
         return [request_from_row(row) for row in rows]
 
 
-async def _link_executions(conn: Any, request_id: str, uuids: Sequence[str], at: datetime) -> None:
+async def _link_executions(
+    tx: Executor, request_id: str, uuids: Sequence[str], at: datetime
+) -> None:
     """Record which request started each execution (once each, lower case; the first request
     keeps it), in the transaction that records the execution ids on the request: one
     ``INSERT … ON CONFLICT DO NOTHING``."""
     wanted = sorted({str(u).lower() for u in uuids if u})
-    if wanted:
-        await conn.execute(
-            _LINK[conn.dialect.name],
-            [{"execution_uuid": u, "request_id": request_id, "created_at": at} for u in wanted],
-        )
+    rows = [{"execution_uuid": u, "request_id": request_id, "created_at": at} for u in wanted]
+    if len(rows) == 1:
+        await tx.execute(_LINK, rows[0])
+    elif rows:
+        await tx.execute(_LINK, rows)
