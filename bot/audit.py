@@ -38,7 +38,7 @@ from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Any, Final, Literal
 
-from bot.logging import Redactor, get_logger, redactor
+from bot.logging import ALREADY_REDACTED, Redactor, get_logger, redactor
 from bot.store import (
     AUDIT_EVENTS,
     AUDIT_FIELDS,
@@ -179,9 +179,12 @@ class AuditTrail:
         )
 
     def logged(self, record: AuditRecord) -> None:
-        """The record's one ``event="audit"`` line (its own event name under ``audit_event``)."""
+        """The one ``event="audit"`` line (its own event name under ``audit_event``) of ``record``
+        as ``entry`` made it (redacted)."""
         line = record.to_json()
         line["audit_event"] = line.pop("event")
+        if self._redactor is None:  # masked by the process-wide redactor already (``entry``)
+            line[ALREADY_REDACTED] = frozenset(line)
         log.info("audit", **line)
 
     def for_request(

@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 
 __all__ = [
+    "ALREADY_REDACTED",
     "REDACTED",
     "Redactor",
     "configure",
@@ -35,6 +36,10 @@ __all__ = [
 ]
 
 REDACTED = "[redacted]"
+#: a line's key naming the other keys whose values the process-wide redactor has already masked
+#: (``bot.audit``: the audit record is redacted once, stored, then logged as it was stored); the
+#: redactor leaves those values as they are and masks the rest of the line (context included)
+ALREADY_REDACTED = "_already_redacted"
 
 _SECRET_KEY = re.compile(
     r"(?i)(^|_|-)(token|secret|password|passwd|authorization|auth|cookie|signature|client_secret"
@@ -111,7 +116,10 @@ class Redactor:
     def __call__(
         self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
+        done = event_dict.pop(ALREADY_REDACTED, None) or ()
         for key in list(event_dict):
+            if key in done:
+                continue
             item = event_dict[key]
             if key not in {"event", "exception"} and _SECRET_KEY.search(key) and item:
                 event_dict[key] = REDACTED
@@ -174,7 +182,8 @@ def configure_structlog() -> None:
         processors=structlog_processors(),
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=False,
+        # the configuration never changes after start: bind each logger once, not on every line
+        cache_logger_on_first_use=True,
     )
 
 
@@ -184,6 +193,10 @@ def configure(
     """Set up structlog and the stdlib root logger; safe to call more than once."""
     stream = stream or sys.stdout
     tty = bool(getattr(stream, "isatty", lambda: False)())
+    # no line shows where it was logged from, nor a thread's or process's name: don't look them
+    # up for every record (the logging HOWTO's "Optimization": a stack walk per line otherwise)
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     if fmt is None:
         fmt = "console" if tty else "json"
     _redactor.add(secrets)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from sqlalchemy import event, text
 
 from bot.audit import AuditTrail
@@ -249,6 +250,26 @@ async def test_the_writer_redacts_the_row_and_the_log_line(store: Store) -> None
     assert set(AUDIT_FIELDS) - {"event"} <= set(line)
     assert SECRET not in json.dumps(line)
     assert "hooks.slack.com" not in json.dumps(line)
+
+
+async def test_with_the_process_wide_redactor_the_line_is_masked_once_and_the_context_too(
+    store: Store,
+) -> None:
+    """The default trail redacts the record once (``entry``); the log line is that record, and
+    what the line gets beside it (the request's log context) still goes through the redactor."""
+    remember(SECRET)
+    redactor().add([SECRET])  # as ``bot.logging.configure`` does with the configured secrets
+    with structlog.contextvars.bound_contextvars(slack_user=f"U1 {SECRET}"):
+        written = await AuditTrail(store).record(
+            "execute_failed", actor="U1", detail=f"went to {RESPONSE_URL} ({SECRET})", now=T0
+        )
+    assert written.detail == f"went to {REDACTED} ({REDACTED})"
+    lines = [json.loads(line) for line in captured_lines() if '"audit"' in line]
+    [line] = [entry for entry in lines if entry.get("event") == "audit"]
+    assert line["detail"] == written.detail
+    assert line["slack_user"] == f"U1 {REDACTED}"
+    assert "_already_redacted" not in line
+    assert SECRET not in json.dumps(line)
 
 
 async def test_the_export_masks_what_a_writer_left(store: Store) -> None:
