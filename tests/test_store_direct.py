@@ -3,6 +3,8 @@ roll back whole, and turn the driver's errors into the store's, on SQLite and Po
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -12,6 +14,7 @@ import asyncpg
 import pytest
 from sqlalchemy import select, text
 
+from bot.audit import AuditTrail
 from bot.store import StoreError, StoreUnavailable
 from bot.store.direct import SQLAlchemyExecutor
 from bot.store.requests import _INSERT, _update
@@ -182,3 +185,26 @@ async def test_sqlalchemy_sees_no_transaction_left_open(store: Store) -> None:
     async with store._live().begin() as conn:  # SQLAlchemy's own BEGIN on the same pool
         assert (await conn.execute(text("SELECT 1"))).scalar() == 1
     assert await _count(store, requests) == 3
+
+
+async def test_cancelled_writes_leave_whole_records_and_clean_connections(store: Store) -> None:
+    """Writes cancelled at every point (before, while and after their call to the database):
+    each request is there with its event or not at all, and the pool's connections carry no
+    transaction into the next write."""
+    trail = AuditTrail(store)
+    for i in range(60):
+        audit = trail.for_request("run_requested", result="pending")
+        task = asyncio.create_task(store.create_request(kind="run", user_id=f"U{i}", audit=audit))
+        for _ in range(i % 6):
+            await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    for i in range(10):  # more writes than the pool has connections: each one is reused
+        await store.create_request(kind="run", user_id=f"after{i}")
+    async with store._live().connect() as conn:
+        ids = set((await conn.execute(select(requests.c.id))).scalars())
+        events = list((await conn.execute(select(audit_events.c.request_id))).scalars())
+    assert sorted(events) == sorted(set(events))  # one event per request written
+    assert set(events) <= ids
+    assert len(ids) - len(events) == 10  # only the "after" ones were written without an event

@@ -245,9 +245,11 @@ class _SQLite:
             rows: list[Any] = await self._driver._execute(
                 _on_sqlite_thread, self._driver._conn, begin, steps, commit
             )
-        except BaseException:
+        except Exception:
             self._done = True  # rolled back on the thread
             raise
+        # cancelled: the call may still be running on the thread, so ``rollback`` queues a
+        # rollback behind it (aiosqlite runs a connection's calls in order)
         return rows
 
     async def execute(self, prepared: Prepared, params: Params | Sequence[Params]) -> None:
