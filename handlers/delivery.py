@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
@@ -51,6 +52,11 @@ __all__ = [
 
 log = get_logger(__name__)
 
+#: what a call to Slack raises when Slack did not answer (in time, or at all): it may or may not
+#: have acted. A report that cannot be delivered is logged and given up; it never stops the work
+#: it reports on (an approved run is still sent, its requester still told).
+_UNANSWERED = (TimeoutError, aiohttp.ClientError, OSError)
+
 #: response-URL posts the follow-up makes before the final one (Slack allows 5 per URL)
 _URL_UPDATES = 3
 
@@ -72,21 +78,29 @@ def _thread_root(record: RequestRecord) -> tuple[str, str] | None:
 async def post_message(
     bot: Services, channel: str, message: dict[str, Any], **extra: Any
 ) -> tuple[str, str] | None:
-    """``chat.postMessage``; (channel, ts), or None when Slack refused (logged)."""
+    """``chat.postMessage``; (channel, ts), or None when Slack refused or did not answer
+    (logged)."""
     try:
         posted = await bot.slack.chat_postMessage(channel=channel, **message, **extra)
     except SlackApiError as exc:
         log.info("post_failed", error=exc.response.get("error"))
         return None
+    except _UNANSWERED as exc:
+        log.warning("post_unanswered", error=type(exc).__name__, channel=channel)
+        return None
     return str(posted.get("channel") or channel), str(posted.get("ts"))
 
 
 async def update_message(bot: Services, where: tuple[str, str], message: dict[str, Any]) -> bool:
-    """``chat.update`` of the message at (channel, ts); whether Slack took it (logged if not)."""
+    """``chat.update`` of the message at (channel, ts); whether Slack took it (logged if not, or
+    if it did not answer)."""
     try:
         await bot.slack.chat_update(channel=where[0], ts=where[1], **message)
     except SlackApiError as exc:
         log.info("update_failed", error=exc.response.get("error"))
+        return False
+    except _UNANSWERED as exc:
+        log.warning("update_unanswered", error=type(exc).__name__, channel=where[0])
         return False
     return True
 

@@ -197,6 +197,25 @@ async def test_an_approver_approves_and_the_request_runs_once(world: World) -> N
     assert len(executes(world)) == 1
 
 
+async def test_an_approval_message_slack_does_not_update_in_time_still_runs_once_and_tells(
+    world: World,
+) -> None:
+    """Slack answering the approval message's "sending" update only after the bot's client gave
+    up (10 s) neither stops the approved run nor leaves it waiting: it is sent once, the
+    approval is settled and the requester is told the outcome."""
+    message = await request(world)
+    world.slack.slow("chat.update", 12)  # the first update, "sending": done, but answered late
+    await click(world, "U0DAVE", message, ids.APPROVAL_APPROVE)
+    (entry,) = world.sandbox.requests("execute_v2") if world.sandbox else ()
+    request_uuid = entry.response["requestUuid"]
+    assert world.bot is not None
+    assert await world.bot.store.pending_approvals() == []
+    (record,) = await world.bot.store.history("U0BOB")
+    assert record.state == "sent"
+    assert request_uuid in told(world.slack, "U0BOB")[-1]
+    assert f"Nexthink request `{request_uuid}`" in shown(message)  # the next update got through
+
+
 async def test_two_approvals_need_two_distinct_approvers(world2: World) -> None:
     """With ``count: 2`` one approver's vote counts once, and the second approver's vote runs it once."""
     world = world2
