@@ -7,7 +7,10 @@ execute's answer, then, in this process, sends ``--calls`` POSTs of a V2 execute
 ``Authorization`` and ``Accept`` headers) for each number of calls in flight, through:
 
 - ``httpx`` with its own transport (httpcore's connection pool on anyio), as the client had;
-- ``httpx`` on ``bot.nexthink.transport.AiohttpTransport``, as the client has now;
+- ``httpx`` on ``bot.nexthink.transport.AiohttpTransport`` through ``client.post``;
+- the client's own ``Sender`` (``bot.nexthink._http``) on that transport, as every call to
+  Nexthink is sent: the request built by the sender (the URL parsed once), sent with
+  ``client.send``, counted and timed in the metrics;
 - ``aiohttp`` alone (one ``ClientSession``), the floor.
 
 Each reads the answer as JSON. The figure is this process's CPU time (``time.process_time``)
@@ -30,10 +33,22 @@ import httpx
 from _support import free_port, machine_lines
 from aiohttp import web
 
+from bot.nexthink._http import Call, RetryPolicy, Sender
 from bot.nexthink.transport import AiohttpTransport
 
+EXECUTE = "/api/v2/workflows/execute"
 BODY = {"workflowId": "restart_teams", "users": [{"upn": "alice@example.com"}], "params": {}}
 HEADERS = {"Authorization": "Bearer bench-token", "Accept": "application/json"}
+
+
+class _Token:
+    """The sender's token cache, holding the bench's one token."""
+
+    async def token(self) -> str:
+        return "bench-token"
+
+    async def refresh(self, stale: str | None) -> str:
+        return "bench-token"
 
 
 def _serve(port: int) -> None:
@@ -56,6 +71,15 @@ async def _round(kind: str, url: str, calls: int, in_flight: int) -> float:
         async def call() -> None:
             async with session.post(url, json=BODY, headers=HEADERS) as response:
                 await response.json()
+
+    elif kind == "the client's Sender":
+        client = httpx.AsyncClient(base_url=url.removesuffix(EXECUTE), transport=AiohttpTransport())
+        closers.append(client.aclose)
+        sender = Sender(client, RetryPolicy(), source="bench")
+        execute = Call("execute_v2", "POST", EXECUTE, "execute", idempotent=False, json=BODY)
+
+        async def call() -> None:
+            (await sender.send(execute, tokens=_Token())).json()
 
     else:
         transport = AiohttpTransport() if kind == "httpx on AiohttpTransport" else None
@@ -82,7 +106,7 @@ async def _round(kind: str, url: str, calls: int, in_flight: int) -> float:
 
 
 async def _run(args: argparse.Namespace, url: str) -> None:
-    kinds = ("httpx (own transport)", "httpx on AiohttpTransport", "aiohttp")
+    kinds = ("httpx (own transport)", "httpx on AiohttpTransport", "the client's Sender", "aiohttp")
     for in_flight in args.in_flight:
         figures: dict[str, list[float]] = {kind: [] for kind in kinds}
         for _ in range(2):

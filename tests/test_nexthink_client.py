@@ -86,6 +86,8 @@ class Seen:
     query: str
     headers: dict[str, str]
     body: Any
+    #: every header as sent, repeats included
+    raw_headers: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _endpoint(method: str, path: str) -> str:
@@ -161,7 +163,15 @@ class FakeNexthink:
             except ValueError:
                 body = raw
         self.seen.append(
-            Seen(endpoint, request.method, request.path, request.query_string, headers, body)
+            Seen(
+                endpoint,
+                request.method,
+                request.path,
+                request.query_string,
+                headers,
+                body,
+                list(request.headers.items()),
+            )
         )
         self._check(endpoint, request, headers, body)
         if self.script[endpoint]:
@@ -726,6 +736,28 @@ async def test_retries_can_be_turned_off(fake: FakeNexthink) -> None:
         with pytest.raises(Throttled):
             await client.list_workflows(WorkflowDependency.USER)
     assert len(fake.requests("list")) == 1
+
+
+async def test_each_request_has_the_clients_headers_once_and_its_cookies(
+    fake: FakeNexthink, client: NexthinkClient
+) -> None:
+    """The client builds each request itself: httpx's defaults (its User-Agent) and one Accept,
+    and a cookie an answer set (a load balancer's) goes back with the next request."""
+    fake.queue(
+        "list", Reply(429, headers={"Retry-After": "0", "Set-Cookie": "AWSALB=sticky-1; Path=/"})
+    )
+    await client.list_workflows(WorkflowDependency.USER)
+    await client.get_workflow("restart_teams")
+    throttled, retried = fake.requests("list")
+    for seen in (throttled, retried, *fake.requests("get")):
+        names = [name.lower() for name, _ in seen.raw_headers]
+        assert names.count("accept") == 1
+        assert names.count("authorization") == 1
+        assert seen.headers["Accept"] == "application/json"
+        assert seen.headers["User-Agent"] == f"python-httpx/{httpx.__version__}"
+    assert "Cookie" not in throttled.headers
+    assert retried.headers["Cookie"] == "AWSALB=sticky-1"
+    assert fake.requests("get")[0].headers["Cookie"] == "AWSALB=sticky-1"
 
 
 async def test_execute_retries_a_refused_connection_and_runs_once(fake: FakeNexthink) -> None:

@@ -220,6 +220,21 @@ class Sender:
         self.http = http
         self.policy = policy
         self.source = source
+        #: the client's default headers (its User-Agent), which ``build_request`` would add
+        #: (``http.send`` adds the client's timeouts itself)
+        self._headers = http.headers
+        self._urls: dict[str, httpx.URL] = {}
+
+    def _url(self, url: str) -> httpx.URL:
+        """``url`` resolved against the client's base URL, as ``build_request`` would, parsed
+        once per distinct URL (the few fixed endpoints and the token URL; the trigger URLs that
+        name an execution are kept only while there are fewer than 256 URLs)."""
+        found = self._urls.get(url)
+        if found is None:
+            found = self.http.build_request("GET", url).url
+            if len(self._urls) < 256:
+                self._urls[url] = found
+        return found
 
     async def send(
         self, call: Call, *, tokens: Tokens | None, auth: httpx.Auth | None = None
@@ -275,22 +290,32 @@ class Sender:
     async def _attempt(
         self, call: Call, token: str | None, auth: httpx.Auth | None
     ) -> httpx.Response:
-        """One HTTP exchange, counted and timed."""
-        headers = {"Accept": "application/json"}
+        """One HTTP exchange, counted and timed.
+
+        The request is built here rather than by ``http.request``: the same URL, headers,
+        cookies and timeouts, without parsing and merging the client's base URL and the call's
+        URL again for every call, about a fifth of the call's CPU (``bench/transport.py``).
+        """
+        headers = httpx.Headers(self._headers)
+        headers["Accept"] = "application/json"
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
             headers["Source"] = self.source
         status = "cancelled"
         started = time.perf_counter()
         try:
-            response = await self.http.request(
+            request = httpx.Request(
                 call.method,
-                call.url,
+                self._url(call.url),
                 params=dict(call.params) if call.params is not None else None,
                 json=call.json,
                 data=dict(call.data) if call.data is not None else None,
                 headers=headers,
-                auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+            if self.http.cookies:  # any a Nexthink load balancer set, sent back as before
+                self.http.cookies.set_cookie_header(request)
+            response = await self.http.send(
+                request, auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT
             )
         except httpx.TransportError as exc:
             status = _kind(exc)[0]
