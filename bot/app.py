@@ -18,6 +18,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 
 from bot import approvals, consent, fleet, reminders, waits
 from bot.audit import AuditTrail
@@ -50,6 +51,21 @@ class StartupError(Exception):
 
 
 log = get_logger(__name__)
+
+
+class _SameToken(logging.Filter):
+    """Drops the warning Bolt logs at every start that "`token` will be unused": Bolt reads
+    ``SLACK_BOT_TOKEN`` from the environment itself, and the Web API client the bot gives it
+    holds that same token (settings refuse ``SLACK_BOT_TOKEN`` beside OAuth), so there is
+    nothing for an operator to act on."""
+
+    text = warning_client_prioritized_and_token_skipped()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self.text
+
+
+_SAME_TOKEN = _SameToken()
 
 
 def slack_client(settings: Settings) -> WorkspaceClient:
@@ -133,6 +149,9 @@ class Bot(Services):
                 nexthink, settings.nexthink_devices_query_id, ttl=settings.devices_cache_seconds
             ),
         )
+        bolt_log = logging.getLogger(f"slack_bolt.{AsyncApp.__name__}")
+        if _SAME_TOKEN not in bolt_log.filters:
+            bolt_log.addFilter(_SAME_TOKEN)
         app = AsyncApp(
             client=slack,
             signing_secret=(

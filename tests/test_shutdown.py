@@ -287,7 +287,9 @@ async def test_work_that_outlasts_the_drain_is_cancelled_and_the_exit_stays_boun
 
 
 async def test_an_idle_bot_stops_at_once_on_sigterm(tmp_path: Path) -> None:
-    """With nothing in flight, SIGTERM closes the bot and it exits 0 (well within 10 s)."""
+    """With nothing in flight, SIGTERM closes the bot and it exits 0 (well within 10 s); a start
+    and stop with nothing wrong logs no warning (Bolt's "`token` will be unused" included: it
+    reads SLACK_BOT_TOKEN itself and is given a client with that same token)."""
     async with serving(tmp_path) as (bot, _sandbox, _slack, _driver):
         assert bot.process is not None
         bot.process.send_signal(signal.SIGTERM)
@@ -296,6 +298,9 @@ async def test_an_idle_bot_stops_at_once_on_sigterm(tmp_path: Path) -> None:
         drained = await bot.event("drained", within=30)
         assert drained == drained | {"finished": 0, "cancelled": 0}
     assert not [line for line in bot.stderr if line.strip()], "\n".join(bot.stderr)
+    assert [e for e in bot.events if e.get("event") == "serving"]
+    warnings = [e for e in bot.events if e.get("level") not in ("debug", "info")]
+    assert warnings == [], bot.output()
 
 
 # -- Socket Mode ----------------------------------------------------------------------------
