@@ -220,15 +220,10 @@ class Sender:
         self.http = http
         self.policy = policy
         self.source = source
-        #: the client's default headers (its User-Agent), which ``build_request`` would add
-        #: (``http.send`` adds the client's timeouts itself)
-        self._headers = http.headers
+        #: URLs resolved as ``build_request`` does, each once (at most 256: trigger URLs vary)
         self._urls: dict[str, httpx.URL] = {}
 
     def _url(self, url: str) -> httpx.URL:
-        """``url`` resolved against the client's base URL, as ``build_request`` would, parsed
-        once per distinct URL (the few fixed endpoints and the token URL; the trigger URLs that
-        name an execution are kept only while there are fewer than 256 URLs)."""
         found = self._urls.get(url)
         if found is None:
             found = self.http.build_request("GET", url).url
@@ -292,11 +287,11 @@ class Sender:
     ) -> httpx.Response:
         """One HTTP exchange, counted and timed.
 
-        The request is built here rather than by ``http.request``: the same URL, headers,
-        cookies and timeouts, without parsing and merging the client's base URL and the call's
-        URL again for every call, about a fifth of the call's CPU (``bench/transport.py``).
+        The request is built here rather than by ``http.request``: the same URL, headers (the
+        client's defaults, its User-Agent), cookies and timeouts (``send`` adds them), without
+        parsing and merging the URLs again for every call, a fifth of its CPU (``transport.py``).
         """
-        headers = httpx.Headers(self._headers)
+        headers = httpx.Headers(self.http.headers)
         headers["Accept"] = "application/json"
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
