@@ -29,8 +29,10 @@ def register_all(bot: Services) -> None:
 
     log_context.register(bot)
     workspace_context.register(bot)
-    installs.register(bot)
+    # Bolt tries the listeners in this order, each match costing a look at the request: the
+    # slash command, the bot's busiest entry, first
     commands.register(bot)
+    installs.register(bot)
     modals.register(bot)
     wait_buttons.register(bot)
     approval_buttons.register(bot)

@@ -13,13 +13,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.middleware.async_middleware import AsyncMiddleware
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 
 from bot import workspaces
 from bot.workspaces import Workspace
 from handlers.payloads import obj, team_id, text
 from handlers.services import Services
 
-__all__ = ["register", "workspace_of"]
+__all__ = ["EnterWorkspace", "register", "workspace_of"]
 
 
 def workspace_of(body: dict[str, Any], context: AsyncBoltContext) -> Workspace:
@@ -39,12 +42,23 @@ def workspace_of(body: dict[str, Any], context: AsyncBoltContext) -> Workspace:
     )
 
 
-def register(bot: Services) -> None:
-    @bot.app.middleware
-    async def enter_workspace(
-        body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Awaitable[Any]]
-    ) -> Any:
-        # Bolt runs the listener after the middleware has returned, in this same context: the
-        # workspace stays set for it (each request sets its own, as log_context does)
-        workspaces.enter(workspace_of(body, context))
+class EnterWorkspace(AsyncMiddleware):
+    """Enters the request's ``Workspace`` (``workspace_of``) for the listeners and their work.
+
+    Bolt runs the listener after the middleware has returned, in this same context: the
+    workspace stays set for it (each request sets its own, as ``log_context`` does). A middleware
+    class rather than a function, as ``log_context.RequestLogContext``."""
+
+    async def async_process(
+        self,
+        *,
+        req: AsyncBoltRequest,
+        resp: BoltResponse,
+        next: Callable[[], Awaitable[BoltResponse]],
+    ) -> BoltResponse | None:
+        workspaces.enter(workspace_of(req.body, req.context))
         return await next()
+
+
+def register(bot: Services) -> None:
+    bot.app.use(EnterWorkspace())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +22,7 @@ from tests.support.e2e import (
     world_at,
 )
 from tests.support.openapi import validate_request
+from tests.support.secret_scan import captured_lines
 
 ENGINEERS = """
 roles:
@@ -436,3 +438,22 @@ async def test_text_typed_by_people_is_escaped_in_every_reply(engineers: World) 
     for reply in replies:
         assert live not in text_of(reply)
         assert "&lt;!channel&gt;" in text_of(reply)
+
+
+async def test_every_line_of_a_commands_work_carries_its_request(world: World) -> None:
+    """The request's log context (``handlers.log_context``): the audit lines of each command's
+    work name its person, workspace and kind, and one person's context never reaches another's."""
+    assert world.driver is not None
+    for user in ("U0ALICE", "U0BOB"):
+        response = await world.driver.command(user, "run restart_teams", channel_id="C0GENERAL")
+        assert response.status == 200
+    await world.settle()
+    lines = [json.loads(line) for line in captured_lines() if '"audit"' in line]
+    audit = [line for line in lines if line.get("event") == "audit"]
+    for user in ("U0ALICE", "U0BOB"):
+        mine = [line for line in audit if line.get("actor") == user]
+        assert {line["audit_event"] for line in mine} >= {"run_requested", "executed"}
+        for line in mine:
+            assert line["slack_user"] == user
+            assert line["slack_kind"] == "/nexthink"
+            assert line["slack_team"] == world.slack.team_id
