@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import multiprocessing
 import os
 import platform
 import secrets
@@ -21,8 +22,10 @@ import sys
 import tempfile
 import time
 import types
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -72,6 +75,33 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
+
+
+@contextmanager
+def served(serve: Callable[[int], None], probe: str, within: float = 30.0) -> Iterator[str]:
+    """``serve(port)`` (a plain HTTP server on 127.0.0.1) in a process of its own; yields its
+    base URL once a POST to ``probe`` (a path) gets an answer; stopped on exit. ``RuntimeError``
+    if it does not answer ``within`` seconds."""
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    server = multiprocessing.Process(target=serve, args=(port,), daemon=True)
+    server.start()
+    try:
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                urllib.request.urlopen(url + probe, data=b"{}", timeout=5).close()  # noqa: S310
+                break
+            except urllib.error.HTTPError:
+                break  # it answered
+            except OSError:
+                if time.monotonic() > deadline or not server.is_alive():
+                    raise RuntimeError(f"the server for {probe} did not start") from None
+                time.sleep(0.05)
+        yield url
+    finally:
+        server.terminate()
+        server.join(5)
 
 
 def percentile(values: Sequence[float], p: float) -> float:

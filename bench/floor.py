@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import multiprocessing
 import statistics
 import sys
 import tempfile
@@ -48,7 +47,7 @@ import aiohttp
 import aiosqlite
 import httpx
 import structlog
-from _support import free_port, machine_lines
+from _support import machine_lines, served
 from aiohttp import web
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -332,25 +331,12 @@ def main() -> int:
     )
     for line in machine_lines():
         print(line)
-    port = free_port()
-    server = multiprocessing.Process(target=_serve, args=(port,), daemon=True)
-    server.start()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.post(f"http://127.0.0.1:{port}{HOOK}", json={})
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    print("bench/floor.py: the server did not start", file=sys.stderr)
-                    return 1
-                time.sleep(0.05)
-        with tempfile.TemporaryDirectory(prefix="floor-") as tmp:
-            asyncio.run(_measure(args, f"http://127.0.0.1:{port}", Path(tmp)))
-    finally:
-        server.terminate()
-        server.join(5)
+        with served(_serve, HOOK) as base, tempfile.TemporaryDirectory(prefix="floor-") as tmp:
+            asyncio.run(_measure(args, base, Path(tmp)))
+    except RuntimeError as exc:
+        print(f"bench/floor.py: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

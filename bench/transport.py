@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import statistics
 import sys
 import time
@@ -30,7 +29,7 @@ from typing import Any
 
 import aiohttp
 import httpx
-from _support import free_port, machine_lines
+from _support import machine_lines, served
 from aiohttp import web
 
 from bot.nexthink._http import Call, RetryPolicy, Sender
@@ -132,24 +131,12 @@ def main() -> int:
     )
     for line in machine_lines():
         print(line)
-    port = free_port()
-    server = multiprocessing.Process(target=_serve, args=(port,), daemon=True)
-    server.start()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.post(f"http://127.0.0.1:{port}/api/v2/workflows/execute", json={})
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    print("bench/transport.py: the server did not start", file=sys.stderr)
-                    return 1
-                time.sleep(0.05)
-        asyncio.run(_run(args, f"http://127.0.0.1:{port}/api/v2/workflows/execute"))
-    finally:
-        server.terminate()
-        server.join(5)
+        with served(_serve, EXECUTE) as base:
+            asyncio.run(_run(args, base + EXECUTE))
+    except RuntimeError as exc:
+        print(f"bench/transport.py: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
